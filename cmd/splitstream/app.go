@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/ops"
+	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/rabbitmq"
+)
+
+const (
+	roleCommand   = "command"
+	roleRelay     = "relay"
+	roleProjector = "projector"
+	roleSaga      = "saga"
+	roleQuery     = "query"
+)
+
+// app builds each dependency once, on first use, and closes them at the end.
+type app struct {
+	cfg Config
+	log *slog.Logger
+	out io.Writer
+	reg *prometheus.Registry
+
+	mu     sync.Mutex
+	pool   *pgxpool.Pool
+	rabbit *rabbitmq.Conn
+	es     *elasticsearch.Client
+}
+
+func newApp(cfg Config, log *slog.Logger, out io.Writer) *app {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &app{cfg: cfg, log: log, out: out, reg: reg}
+}
+
+func (a *app) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rabbit != nil {
+		a.rabbit.Close()
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+}
+
+func (a *app) postgres(ctx context.Context) (*pgxpool.Pool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pool == nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		pool, err := postgres.Open(ctx, a.cfg.DatabaseURL, int32(a.cfg.PGMaxConns))
+		if err != nil {
+			return nil, err
+		}
+		a.pool = pool
+	}
+	return a.pool, nil
+}
+
+func (a *app) rabbitmq(ctx context.Context) (*rabbitmq.Conn, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rabbit == nil {
+		conn, err := rabbitmq.Dial(ctx, a.cfg.AMQPURL, "splitstream", a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.rabbit = conn
+	}
+	return a.rabbit, nil
+}
+
+func (a *app) elasticsearch(ctx context.Context) (*elasticsearch.Client, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.es == nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		es, err := elastic.Open(ctx, a.cfg.ElasticsearchURL)
+		if err != nil {
+			return nil, err
+		}
+		a.es = es
+	}
+	return a.es, nil
+}
+
+func (a *app) pgCheck(pool *pgxpool.Pool) ops.Check {
+	return ops.Check{Name: "postgres", Fn: func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			cfg := pool.Config().ConnConfig
+			return postgres.Unreachable(cfg.Host, cfg.Port, err)
+		}
+		return nil
+	}}
+}
+
+func (a *app) rabbitCheck(c *rabbitmq.Conn) ops.Check {
+	return ops.Check{Name: "rabbitmq", Fn: c.Check}
+}
+
+func (a *app) esCheck(es *elasticsearch.Client) ops.Check {
+	return ops.Check{Name: "elasticsearch", Fn: func(ctx context.Context) error { return elastic.Check(ctx, es) }}
+}
+
+// role is what one role contributes to a process: an optional API listener,
+// readiness checks and background workers.
+type role struct {
+	name    string
+	addr    string // own API listener, or "" for roles served on the admin port
+	routes  func(mux *http.ServeMux)
+	checks  []ops.Check
+	workers []func(ctx context.Context) error
+}
+
+func (a *app) build(ctx context.Context, name string) (role, error) {
+	switch name {
+	case roleCommand:
+		return a.commandRole(ctx)
+	case roleRelay:
+		return a.relayRole(ctx)
+	case roleProjector:
+		return a.projectorRole(ctx)
+	case roleSaga:
+		return a.sagaRole(ctx)
+	case roleQuery:
+		return a.queryRole(ctx)
+	}
+	return role{}, fmt.Errorf("unknown role %q", name)
+}
+
+// runRoles builds the named roles, serves their listeners (the admin port
+// once, for every role without its own) and runs until ctx ends or one fails.
+func (a *app) runRoles(ctx context.Context, names ...string) error {
+	var (
+		roles      []role
+		adminCheck []ops.Check
+		needAdmin  bool
+	)
+	for _, n := range names {
+		r, err := a.build(ctx, n)
+		if err != nil {
+			return err
+		}
+		roles = append(roles, r)
+		if r.addr == "" {
+			needAdmin = true
+			adminCheck = append(adminCheck, r.checks...)
+		}
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, r := range roles {
+		if r.addr != "" {
+			mux := ops.Mux(r.checks, a.reg)
+			r.routes(mux)
+			g.Go(func() error { return ops.Serve(ctx, a.log, r.name, r.addr, mux, 10*time.Second) })
+		}
+		for _, w := range r.workers {
+			g.Go(func() error { return w(ctx) })
+		}
+	}
+	if needAdmin {
+		mux := ops.Mux(dedupe(adminCheck), a.reg)
+		g.Go(func() error { return ops.Serve(ctx, a.log, "admin", a.cfg.AdminAddr, mux, 5*time.Second) })
+	}
+	a.log.Info("splitstream started", "roles", names, "version", version)
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func dedupe(checks []ops.Check) []ops.Check {
+	seen := map[string]bool{}
+	var out []ops.Check
+	for _, c := range checks {
+		if !seen[c.Name] {
+			seen[c.Name] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (a *app) migrate(ctx context.Context) error {
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		return err
+	}
+	if err := postgres.Migrate(ctx, pool, a.log); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.out, "migrations: up to date")
+	return nil
+}

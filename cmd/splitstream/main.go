@@ -1,0 +1,124 @@
+// Command splitstream is the one binary of Splitstream: every role (command,
+// relay, projector, saga, query) and every tool (migrate, rebuild, seed,
+// bench). main reads the configuration, builds each dependency once and runs
+// the roles asked for.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type subcommand struct {
+	name, summary string
+	// flags adds the subcommand's own flags; run does the work.
+	flags func(fs *flag.FlagSet) func(ctx context.Context, a *app) error
+}
+
+func subcommands() []subcommand {
+	roles := func(names ...string) func(*flag.FlagSet) func(context.Context, *app) error {
+		return func(*flag.FlagSet) func(context.Context, *app) error {
+			return func(ctx context.Context, a *app) error { return a.runRoles(ctx, names...) }
+		}
+	}
+	return []subcommand{
+		{"all", "every role in one process (command, relay, projector, saga, query)", roles(roleCommand, roleRelay, roleProjector, roleSaga, roleQuery)},
+		{"command", "the command service: write schema on " + ":8080", roles(roleCommand)},
+		{"relay", "publish committed events to RabbitMQ", roles(roleRelay)},
+		{"projector", "project events into Elasticsearch", roles(roleProjector)},
+		{"saga", "run the order fulfilment process manager", roles(roleSaga)},
+		{"query", "the query service: read schema and subscriptions on :8090", roles(roleQuery)},
+		{"migrate", "bring the Postgres schema up to date and exit", func(*flag.FlagSet) func(context.Context, *app) error {
+			return func(ctx context.Context, a *app) error { return a.migrate(ctx) }
+		}},
+		{"rebuild", "rebuild read models from the event store into new indices, then swap aliases", rebuildFlags},
+		{"seed", "create demo data through the command layer", seedFlags},
+		{"bench", "measure the running stack beside each component's raw ceiling", benchFlags},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "splitstream %s — CQRS + GraphQL storefront backend\n\nUsage: splitstream <command> [flags]\n\nCommands:\n", version)
+	for _, s := range subcommands() {
+		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintf(w, "  %-10s %s\n\nRun 'splitstream <command> --help' for every setting.\n", "version", "print the version")
+}
+
+func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintf(stdout, "splitstream %s\n", version)
+		return 0
+	}
+	var sub *subcommand
+	for _, s := range subcommands() {
+		if s.name == args[0] {
+			sub = &s
+			break
+		}
+	}
+	if sub == nil {
+		fmt.Fprintf(stderr, "splitstream: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	fs := flag.NewFlagSet("splitstream "+sub.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: splitstream %s [flags]\n\n%s.\n\nEvery flag defaults to its environment variable, then to the built-in default.\n\n", sub.name, sub.summary)
+		fs.PrintDefaults()
+	}
+	config := bindConfig(fs, env)
+	do := sub.flags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := config()
+	if err != nil {
+		fmt.Fprintf(stderr, "splitstream: configuration: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := newApp(cfg, log, stdout)
+	defer a.close()
+	if err := do(ctx, a); err != nil {
+		// One line a person can act on; details are already in the log.
+		fmt.Fprintf(stderr, "splitstream %s: %v\n", sub.name, err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/graph"
+	"github.com/splitstream/splitstream/graph/read"
+	"github.com/splitstream/splitstream/ops"
+	"github.com/splitstream/splitstream/query"
+)
+
+// queryRole serves the read schema from Elasticsearch alone. It learns what
+// changed, and how far the projector got, from the projector's notices.
+func (a *app) queryRole(ctx context.Context) (role, error) {
+	es, err := a.elasticsearch(ctx)
+	if err != nil {
+		return role{}, err
+	}
+	conn, err := a.rabbitmq(ctx)
+	if err != nil {
+		return role{}, err
+	}
+	if err := elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval).Ensure(ctx); err != nil {
+		return role{}, err
+	}
+	searcher := elastic.NewSearcher(es, a.cfg.IndexPrefix)
+	tracker := query.NewTracker(searcher.Checkpoint, 50*time.Millisecond)
+	reads, err := query.NewService(searcher, tracker, a.cfg.ConsistencyTimeout)
+	if err != nil {
+		return role{}, err
+	}
+	hub := query.NewHub(searcher, a.log, a.reg, 64, 50_000)
+	ws, capSubs := graph.WebSocket(graph.WebSocketOptions{
+		InitTimeout:      10 * time.Second,
+		KeepAlive:        15 * time.Second,
+		MaxSubscriptions: 100,
+		Origins:          strings.Split(a.cfg.AllowedOrigins, ","),
+	})
+	schema := read.NewExecutableSchema(read.Config{Resolvers: &read.Resolver{Reads: reads, Changes: hub}})
+	srv := graph.NewServer(schema, graph.Options{
+		Log:              a.log,
+		ComplexityLimit:  a.cfg.ComplexityLimit,
+		Introspection:    a.cfg.Introspection,
+		Transports:       []graphql.Transport{ws, transport.SSE{}},
+		AroundOperations: capSubs,
+		AroundResponses:  freshness(tracker),
+	})
+	metrics := ops.NewHTTPMetrics(a.reg, roleQuery)
+	notices := a.noticeWorker(conn, tracker, hub)
+	return role{
+		name:    roleQuery,
+		addr:    a.cfg.QueryAddr,
+		checks:  []ops.Check{a.esCheck(es), a.rabbitCheck(conn)},
+		workers: []func(context.Context) error{notices},
+		routes: func(mux *http.ServeMux) {
+			mux.Handle("/graphql", metrics.Wrap("/graphql", graph.Middleware(a.cfg.MaxBodyBytes, srv)))
+			playground := graph.Playground(graph.PlaygroundConfig{Title: "Splitstream queries", Endpoint: "/graphql", Subscriptions: true, Tabs: graph.QueryTabs()})
+			mux.Handle("GET /{$}", playground)
+			mux.Handle("GET /playground/", playground)
+		},
+	}, nil
+}
+
+// freshness tells every answer how far the read side had applied the log.
+func freshness(t *query.Tracker) graphql.ResponseMiddleware {
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		res := next(ctx)
+		if res == nil {
+			return res
+		}
+		mark, at := t.Mark()
+		ext := map[string]any{"appliedPosition": mark.Position}
+		if !at.IsZero() {
+			ext["appliedAgoMs"] = time.Since(at).Milliseconds()
+		}
+		if res.Extensions == nil {
+			res.Extensions = map[string]any{}
+		}
+		res.Extensions["freshness"] = ext
+		return res
+	}
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+
+	"github.com/splitstream/splitstream/ops"
+	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/rabbitmq"
+	"github.com/splitstream/splitstream/relay"
+)
+
+// relayName is the relay's checkpoint and leadership name: every relay
+// process shares it, so one publishes and the others stand by.
+const relayName = "default"
+
+func (a *app) relayRole(ctx context.Context) (role, error) {
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		return role{}, err
+	}
+	conn, err := a.rabbitmq(ctx)
+	if err != nil {
+		return role{}, err
+	}
+	pub, err := rabbitmq.NewPublisher(conn)
+	if err != nil {
+		return role{}, err
+	}
+	r, err := relay.New(postgres.NewRelaySource(pool), pub, relay.Config{Name: relayName}, a.log, a.reg)
+	if err != nil {
+		return role{}, err
+	}
+	return role{
+		name:   roleRelay,
+		checks: []ops.Check{a.pgCheck(pool), a.rabbitCheck(conn)},
+		workers: []func(ctx context.Context) error{func(ctx context.Context) error {
+			defer pub.Close()
+			return r.Run(ctx)
+		}},
+	}, nil
+}

@@ -1,0 +1,294 @@
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+)
+
+// The read models, each an alias "<prefix>-<model>" over a versioned index
+// "<prefix>-<model>-<version>", so a rebuild can fill a new index and swap
+// the alias atomically.
+const (
+	Products = "products"
+	Reviews  = "reviews"
+	Orders   = "orders"
+	Events   = "events"
+	// Checkpoints holds the projector's applied watermark; it is not rebuilt.
+	Checkpoints = "checkpoints"
+	// CheckpointID is the projector's checkpoint document in Checkpoints.
+	CheckpointID = "projector"
+)
+
+// Models lists the rebuildable read models.
+var Models = []string{Products, Reviews, Orders, Events}
+
+// Alias is the name queries and the projector use for model.
+func Alias(prefix, model string) string { return prefix + "-" + model }
+
+const keywordText = `{"type":"text","fields":{"keyword":{"type":"keyword","ignore_above":256}}}`
+
+var mappings = map[string]string{
+	Products: `{
+	  "dynamic": "strict",
+	  "properties": {
+	    "id": {"type":"keyword"},
+	    "name": ` + keywordText + `,
+	    "description": {"type":"text"},
+	    "category": {"type":"keyword"},
+	    "priceCents": {"type":"long"},
+	    "currency": {"type":"keyword"},
+	    "stock": {"type":"integer"},
+	    "inStock": {"type":"boolean"},
+	    "status": {"type":"keyword"},
+	    "reviewCount": {"type":"integer"},
+	    "ratingSum": {"type":"integer"},
+	    "averageRating": {"type":"float"},
+	    "ratingHistogram": {"type":"integer"},
+	    "latestReviews": {"type":"object","enabled":false},
+	    "reviews": {"type":"object","enabled":false},
+	    "version": {"type":"integer"},
+	    "position": {"type":"long"},
+	    "createdAt": {"type":"date"},
+	    "updatedAt": {"type":"date"}
+	  }
+	}`,
+	Reviews: `{
+	  "dynamic": "strict",
+	  "properties": {
+	    "id": {"type":"keyword"},
+	    "productId": {"type":"keyword"},
+	    "productName": ` + keywordText + `,
+	    "productVersion": {"type":"integer"},
+	    "author": ` + keywordText + `,
+	    "rating": {"type":"integer"},
+	    "comment": {"type":"text"},
+	    "removed": {"type":"boolean"},
+	    "version": {"type":"integer"},
+	    "position": {"type":"long"},
+	    "createdAt": {"type":"date"}
+	  }
+	}`,
+	Orders: `{
+	  "dynamic": "strict",
+	  "properties": {
+	    "id": {"type":"keyword"},
+	    "customerId": {"type":"keyword"},
+	    "status": {"type":"keyword"},
+	    "lines": {"properties": {
+	      "productId": {"type":"keyword"},
+	      "productName": ` + keywordText + `,
+	      "quantity": {"type":"integer"},
+	      "unitPriceCents": {"type":"long"}
+	    }},
+	    "totalCents": {"type":"long"},
+	    "currency": {"type":"keyword"},
+	    "rejectionReason": {"type":"text"},
+	    "cancelReason": {"type":"text"},
+	    "version": {"type":"integer"},
+	    "position": {"type":"long"},
+	    "createdAt": {"type":"date"},
+	    "updatedAt": {"type":"date"}
+	  }
+	}`,
+	Events: `{
+	  "dynamic": "strict",
+	  "properties": {
+	    "id": {"type":"keyword"},
+	    "streamId": {"type":"keyword"},
+	    "streamType": {"type":"keyword"},
+	    "productId": {"type":"keyword"},
+	    "version": {"type":"integer"},
+	    "type": {"type":"keyword"},
+	    "schemaVersion": {"type":"integer"},
+	    "position": {"type":"long"},
+	    "tx": {"type":"long"},
+	    "occurredAt": {"type":"date"},
+	    "data": {"type":"object","enabled":false},
+	    "metadata": {"properties": {
+	      "commandId": {"type":"keyword"},
+	      "correlationId": {"type":"keyword"},
+	      "causationId": {"type":"keyword"},
+	      "actor": {"type":"keyword"}
+	    }}
+	  }
+	}`,
+	Checkpoints: `{
+	  "dynamic": "strict",
+	  "properties": {
+	    "tx": {"type":"long"},
+	    "position": {"type":"long"},
+	    "updatedAt": {"type":"date"}
+	  }
+	}`,
+}
+
+// Indices creates and swaps the versioned indices behind the aliases.
+type Indices struct {
+	es      *elasticsearch.Client
+	prefix  string
+	refresh time.Duration
+	now     func() time.Time
+}
+
+// NewIndices manages the indices under prefix; refresh is the index refresh
+// interval, which bounds how soon a write is visible to search.
+func NewIndices(es *elasticsearch.Client, prefix string, refresh time.Duration) *Indices {
+	return &Indices{es: es, prefix: prefix, refresh: refresh, now: time.Now}
+}
+
+// Prefix is the index prefix.
+func (x *Indices) Prefix() string { return x.prefix }
+
+// Ensure creates every model's first index and alias where the alias is missing.
+func (x *Indices) Ensure(ctx context.Context) error {
+	for _, m := range append(append([]string{}, Models...), Checkpoints) {
+		exists, err := x.aliasExists(ctx, Alias(x.prefix, m))
+		if err != nil {
+			return err
+		}
+		if exists {
+			continue
+		}
+		index, err := x.Create(ctx, m)
+		if err != nil {
+			return err
+		}
+		err = x.do(ctx, http.MethodPost, "/_aliases", fmt.Sprintf(`{"actions":[{"add":{"index":%q,"alias":%q,"is_write_index":true}}]}`, index, Alias(x.prefix, m)), nil)
+		if err != nil && !strings.Contains(err.Error(), "resource_already_exists") {
+			return fmt.Errorf("alias %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// Create makes a new, empty, versioned index for model and returns its name.
+func (x *Indices) Create(ctx context.Context, model string) (string, error) {
+	mapping, ok := mappings[model]
+	if !ok {
+		return "", fmt.Errorf("unknown read model %q", model)
+	}
+	name := fmt.Sprintf("%s-%s-%s", x.prefix, model, x.now().UTC().Format("20060102150405.000000000"))
+	name = strings.ReplaceAll(name, ".", "")
+	body := fmt.Sprintf(`{"settings":{"number_of_shards":1,"number_of_replicas":0,"refresh_interval":%q},"mappings":%s}`,
+		fmt.Sprintf("%dms", x.refresh.Milliseconds()), mapping)
+	if err := x.do(ctx, http.MethodPut, "/"+name, body, nil); err != nil {
+		return "", fmt.Errorf("create index %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// Current returns the index the model's alias points at.
+func (x *Indices) Current(ctx context.Context, model string) (string, error) {
+	var got map[string]any
+	if err := x.do(ctx, http.MethodGet, "/_alias/"+Alias(x.prefix, model), "", &got); err != nil {
+		return "", fmt.Errorf("alias %s: %w", model, err)
+	}
+	names := make([]string, 0, len(got))
+	for n := range got {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return "", fmt.Errorf("alias %s points nowhere", Alias(x.prefix, model))
+	}
+	return names[len(names)-1], nil
+}
+
+// Swap points model's alias at index in one atomic action and returns the
+// indices it pointed at before.
+func (x *Indices) Swap(ctx context.Context, model, index string) ([]string, error) {
+	alias := Alias(x.prefix, model)
+	var got map[string]any
+	_ = x.do(ctx, http.MethodGet, "/_alias/"+alias, "", &got)
+	actions := []map[string]any{}
+	var old []string
+	for n := range got {
+		if n != index {
+			old = append(old, n)
+			actions = append(actions, map[string]any{"remove": map[string]any{"index": n, "alias": alias}})
+		}
+	}
+	actions = append(actions, map[string]any{"add": map[string]any{"index": index, "alias": alias, "is_write_index": true}})
+	body, _ := json.Marshal(map[string]any{"actions": actions})
+	if err := x.do(ctx, http.MethodPost, "/_aliases", string(body), nil); err != nil {
+		return nil, fmt.Errorf("swap %s to %s: %w", alias, index, err)
+	}
+	return old, nil
+}
+
+// Delete removes indices.
+func (x *Indices) Delete(ctx context.Context, indices ...string) error {
+	if len(indices) == 0 {
+		return nil
+	}
+	return x.do(ctx, http.MethodDelete, "/"+strings.Join(indices, ","), "", nil)
+}
+
+// Refresh makes every write to model visible to search now.
+func (x *Indices) Refresh(ctx context.Context, model string) error {
+	return x.do(ctx, http.MethodPost, "/"+Alias(x.prefix, model)+"/_refresh", "", nil)
+}
+
+func (x *Indices) aliasExists(ctx context.Context, alias string) (bool, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, "/_alias/"+alias, nil)
+	res, err := x.es.Perform(req)
+	if err != nil {
+		return false, fmt.Errorf("alias %s: %w", alias, err)
+	}
+	defer res.Body.Close()
+	return res.StatusCode == http.StatusOK, nil
+}
+
+// do sends a raw request and decodes a JSON answer into out (if not nil).
+func (x *Indices) do(ctx context.Context, method, path, body string, out any) error {
+	return Do(ctx, x.es, method, path, body, out)
+}
+
+// Do sends a raw JSON request to Elasticsearch; a non-2xx answer is an
+// *ResponseError with the status and the start of the body.
+func Do(ctx context.Context, es *elasticsearch.Client, method, path, body string, out any) error {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, path, r)
+	if err != nil {
+		return err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := es.Perform(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 300 {
+		return &ResponseError{Status: res.StatusCode, Body: string(bytes.TrimSpace(data[:min(len(data), 1024)]))}
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// ResponseError is a non-2xx answer from Elasticsearch.
+type ResponseError struct {
+	Status int
+	Body   string
+}
+
+func (e *ResponseError) Error() string { return fmt.Sprintf("elasticsearch %d: %s", e.Status, e.Body) }

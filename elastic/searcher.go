@@ -1,0 +1,381 @@
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/splitstream/splitstream"
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/query"
+)
+
+// Searcher answers the read side's gets and searches.
+type Searcher struct {
+	es      *elasticsearch.Client
+	prefix  string
+	refresh coalesce
+}
+
+var _ query.Index = (*Searcher)(nil)
+
+// NewSearcher reads the indices under prefix.
+func NewSearcher(es *elasticsearch.Client, prefix string) *Searcher {
+	return &Searcher{es: es, prefix: prefix}
+}
+
+// GetProduct is a real-time get through the alias.
+func (s *Searcher) GetProduct(ctx context.Context, id string) (*query.Product, error) {
+	var p query.Product
+	ok, err := s.get(ctx, Products, id, &p)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// GetOrder is a real-time get through the alias.
+func (s *Searcher) GetOrder(ctx context.Context, id string) (*query.Order, error) {
+	var o query.Order
+	ok, err := s.get(ctx, Orders, id, &o)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+func (s *Searcher) get(ctx context.Context, model, id string, out any) (bool, error) {
+	var res struct {
+		Found  bool            `json:"found"`
+		Source json.RawMessage `json:"_source"`
+	}
+	err := Do(ctx, s.es, http.MethodGet, "/"+Alias(s.prefix, model)+"/_doc/"+url.PathEscape(id)+"?realtime=true", "", &res)
+	var re *ResponseError
+	if errors.As(err, &re) && re.Status == http.StatusNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %s %s: %w", model, id, err)
+	}
+	if !res.Found {
+		return false, nil
+	}
+	if err := json.Unmarshal(res.Source, out); err != nil {
+		return false, fmt.Errorf("decode %s %s: %w", model, id, err)
+	}
+	return true, nil
+}
+
+type hit struct {
+	Source json.RawMessage `json:"_source"`
+	Sort   []any           `json:"sort"`
+}
+
+type searchResult struct {
+	Hits struct {
+		Total struct {
+			Value int `json:"value"`
+		} `json:"total"`
+		Hits []hit `json:"hits"`
+	} `json:"hits"`
+	Aggregations json.RawMessage `json:"aggregations"`
+}
+
+// search runs body on model and decodes first hits into T, fetching one
+// extra hit to know whether there is a next page.
+func search[T any](ctx context.Context, s *Searcher, model string, body map[string]any, first int) (query.Page[T], json.RawMessage, error) {
+	body["size"] = first + 1
+	body["track_total_hits"] = true
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return query.Page[T]{}, nil, err
+	}
+	var res searchResult
+	if err := Do(ctx, s.es, http.MethodPost, "/"+Alias(s.prefix, model)+"/_search", string(raw), &res); err != nil {
+		return query.Page[T]{}, nil, fmt.Errorf("search %s: %w", model, err)
+	}
+	page := query.Page[T]{TotalCount: res.Hits.Total.Value}
+	hits := res.Hits.Hits
+	if len(hits) > first {
+		page.HasNextPage = true
+		hits = hits[:first]
+	}
+	for _, h := range hits {
+		var item T
+		if err := json.Unmarshal(h.Source, &item); err != nil {
+			return query.Page[T]{}, nil, fmt.Errorf("decode %s hit: %w", model, err)
+		}
+		cursor, err := json.Marshal(h.Sort)
+		if err != nil {
+			return query.Page[T]{}, nil, err
+		}
+		page.Items = append(page.Items, item)
+		page.Cursors = append(page.Cursors, base64.RawURLEncoding.EncodeToString(cursor))
+	}
+	return page, res.Aggregations, nil
+}
+
+// searchAfter decodes an opaque cursor into the sort values to continue from.
+func searchAfter(body map[string]any, after string, sortLen int) error {
+	if after == "" {
+		return nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(after)
+	var values []any
+	if err == nil {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		err = d.Decode(&values)
+	}
+	if err != nil || len(values) != sortLen {
+		return splitstream.Invalid("after", "not a cursor from this query")
+	}
+	body["search_after"] = values
+	return nil
+}
+
+func term(field string, v any) map[string]any {
+	return map[string]any{"term": map[string]any{field: v}}
+}
+
+// SearchProducts runs a product search with filters, sort and facets.
+func (s *Searcher) SearchProducts(ctx context.Context, q query.ProductQuery) (query.ProductPage, error) {
+	filters := []any{map[string]any{"range": map[string]any{"version": map[string]any{"gte": 1}}}}
+	f := q.Filter
+	if f.Category != nil {
+		filters = append(filters, term("category", *f.Category))
+	}
+	if f.MinPriceCents != nil || f.MaxPriceCents != nil {
+		r := map[string]any{}
+		if f.MinPriceCents != nil {
+			r["gte"] = *f.MinPriceCents
+		}
+		if f.MaxPriceCents != nil {
+			r["lte"] = *f.MaxPriceCents
+		}
+		filters = append(filters, map[string]any{"range": map[string]any{"priceCents": r}})
+	}
+	if f.MinRating != nil {
+		filters = append(filters, map[string]any{"range": map[string]any{"averageRating": map[string]any{"gte": *f.MinRating}}})
+	}
+	if f.InStock != nil {
+		filters = append(filters, term("inStock", *f.InStock))
+	}
+	if f.Status != nil {
+		filters = append(filters, term("status", *f.Status))
+	}
+	boolQuery := map[string]any{"filter": filters}
+	if q.Search != "" {
+		boolQuery["must"] = []any{map[string]any{"multi_match": map[string]any{
+			"query": q.Search, "fields": []string{"name^3", "description"}, "operator": "and", "fuzziness": "AUTO",
+		}}}
+	}
+	var sorts []any
+	switch q.Sort {
+	case query.SortPriceAsc:
+		sorts = []any{map[string]any{"priceCents": "asc"}}
+	case query.SortPriceDesc:
+		sorts = []any{map[string]any{"priceCents": "desc"}}
+	case query.SortRatingDesc:
+		sorts = []any{map[string]any{"averageRating": "desc"}, map[string]any{"reviewCount": "desc"}}
+	case query.SortNewest:
+		sorts = []any{map[string]any{"createdAt": "desc"}}
+	default:
+		if q.Search != "" {
+			sorts = []any{map[string]any{"_score": "desc"}}
+		} else {
+			sorts = []any{map[string]any{"createdAt": "desc"}}
+		}
+	}
+	sorts = append(sorts, map[string]any{"id": "asc"}) // stable tie-breaker
+	body := map[string]any{
+		"query":   map[string]any{"bool": boolQuery},
+		"sort":    sorts,
+		"_source": map[string]any{"excludes": []string{"reviews"}},
+		"aggs": map[string]any{
+			"categories": map[string]any{"terms": map[string]any{"field": "category", "size": 50}},
+			// No scripts: the integ-test distribution has no Painless.
+			"ratings": map[string]any{"histogram": map[string]any{"field": "averageRating",
+				"interval": 1, "min_doc_count": 0, "extended_bounds": map[string]any{"min": 0, "max": 5}}},
+			"prices": map[string]any{"range": map[string]any{"field": "priceCents", "ranges": []any{
+				map[string]any{"to": 1000}, map[string]any{"from": 1000, "to": 5000}, map[string]any{"from": 5000, "to": 10000},
+				map[string]any{"from": 10000, "to": 50000}, map[string]any{"from": 50000},
+			}}},
+		},
+	}
+	if err := searchAfter(body, q.After, len(sorts)); err != nil {
+		return query.ProductPage{}, err
+	}
+	page, aggs, err := search[query.Product](ctx, s, Products, body, q.First)
+	if err != nil {
+		return query.ProductPage{}, err
+	}
+	facets, err := decodeFacets(aggs)
+	if err != nil {
+		return query.ProductPage{}, err
+	}
+	return query.ProductPage{Page: page, Facets: facets}, nil
+}
+
+func decodeFacets(raw json.RawMessage) (query.Facets, error) {
+	var aggs struct {
+		Categories struct {
+			Buckets []struct {
+				Key   string `json:"key"`
+				Count int    `json:"doc_count"`
+			} `json:"buckets"`
+		} `json:"categories"`
+		Ratings struct {
+			Buckets []struct {
+				Key   float64 `json:"key"`
+				Count int     `json:"doc_count"`
+			} `json:"buckets"`
+		} `json:"ratings"`
+		Prices struct {
+			Buckets []struct {
+				From  *float64 `json:"from"`
+				To    *float64 `json:"to"`
+				Count int      `json:"doc_count"`
+			} `json:"buckets"`
+		} `json:"prices"`
+	}
+	var f query.Facets
+	if len(raw) == 0 {
+		return f, nil
+	}
+	if err := json.Unmarshal(raw, &aggs); err != nil {
+		return f, fmt.Errorf("decode facets: %w", err)
+	}
+	for _, b := range aggs.Categories.Buckets {
+		f.Categories = append(f.Categories, query.Count{Key: b.Key, Count: b.Count})
+	}
+	for _, b := range aggs.Ratings.Buckets {
+		f.Ratings = append(f.Ratings, query.Count{Key: strconv.Itoa(int(b.Key)), Count: b.Count})
+	}
+	for _, b := range aggs.Prices.Buckets {
+		pr := query.PriceRange{Count: b.Count}
+		if b.From != nil {
+			v := int64(*b.From)
+			pr.From = &v
+		}
+		if b.To != nil {
+			v := int64(*b.To)
+			pr.To = &v
+		}
+		f.PriceRanges = append(f.PriceRanges, pr)
+	}
+	return f, nil
+}
+
+// SearchReviews pages through a product's current reviews, newest first.
+func (s *Searcher) SearchReviews(ctx context.Context, q query.ReviewQuery) (query.Page[query.Review], error) {
+	sorts := []any{map[string]any{"createdAt": "desc"}, map[string]any{"id": "asc"}}
+	body := map[string]any{
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			term("productId", q.ProductID), term("removed", false), map[string]any{"range": map[string]any{"version": map[string]any{"gte": 1}}},
+		}}},
+		"sort": sorts,
+	}
+	if err := searchAfter(body, q.After, len(sorts)); err != nil {
+		return query.Page[query.Review]{}, err
+	}
+	page, _, err := search[query.Review](ctx, s, Reviews, body, q.First)
+	return page, err
+}
+
+// SearchOrders pages through orders, newest first.
+func (s *Searcher) SearchOrders(ctx context.Context, q query.OrderQuery) (query.Page[query.Order], error) {
+	filters := []any{map[string]any{"range": map[string]any{"version": map[string]any{"gte": 1}}}}
+	if q.CustomerID != nil {
+		filters = append(filters, term("customerId", *q.CustomerID))
+	}
+	if q.Status != nil {
+		filters = append(filters, term("status", *q.Status))
+	}
+	sorts := []any{map[string]any{"createdAt": "desc"}, map[string]any{"id": "asc"}}
+	body := map[string]any{"query": map[string]any{"bool": map[string]any{"filter": filters}}, "sort": sorts}
+	if err := searchAfter(body, q.After, len(sorts)); err != nil {
+		return query.Page[query.Order]{}, err
+	}
+	page, _, err := search[query.Order](ctx, s, Orders, body, q.First)
+	return page, err
+}
+
+// ProductEvents reads a product's events (and its reviews') in position order.
+func (s *Searcher) ProductEvents(ctx context.Context, id string, reviews bool, until *time.Time) ([]query.Event, error) {
+	var filters []any
+	if reviews {
+		filters = append(filters, term("productId", id))
+	} else {
+		filters = append(filters, term("streamId", id))
+	}
+	if until != nil {
+		filters = append(filters, map[string]any{"range": map[string]any{"occurredAt": map[string]any{"lte": until.UTC().Format(time.RFC3339Nano)}}})
+	}
+	var out []query.Event
+	var after string
+	for {
+		sorts := []any{map[string]any{"position": "asc"}}
+		body := map[string]any{"query": map[string]any{"bool": map[string]any{"filter": filters}}, "sort": sorts}
+		if err := searchAfter(body, after, 1); err != nil {
+			return nil, err
+		}
+		page, _, err := search[query.Event](ctx, s, Events, body, 1000)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+		if !page.HasNextPage || len(out) >= 100_000 {
+			return out, nil
+		}
+		after = page.Cursors[len(page.Cursors)-1]
+	}
+}
+
+// MakeVisible refreshes the read indices so a search sees every write the
+// watermark reports as applied. Concurrent callers share one refresh that
+// started after they asked.
+func (s *Searcher) MakeVisible(ctx context.Context) error {
+	return s.refresh.Do(ctx, func(ctx context.Context) error {
+		indices := ""
+		for i, m := range Models {
+			if i > 0 {
+				indices += ","
+			}
+			indices += Alias(s.prefix, m)
+		}
+		return Do(ctx, s.es, http.MethodPost, "/"+indices+"/_refresh", "", nil)
+	})
+}
+
+// Checkpoint reads the projector's applied watermark.
+func (s *Searcher) Checkpoint(ctx context.Context) (event.Cursor, error) {
+	var doc struct {
+		Tx       uint64 `json:"tx"`
+		Position int64  `json:"position"`
+	}
+	ok, err := s.get(ctx, Checkpoints, CheckpointID, &doc)
+	if err != nil || !ok {
+		return event.Cursor{}, err
+	}
+	return event.Cursor{Tx: doc.Tx, Position: doc.Position}, nil
+}
+
+// GetReview is a real-time get through the alias.
+func (s *Searcher) GetReview(ctx context.Context, id string) (*query.Review, error) {
+	var r query.Review
+	ok, err := s.get(ctx, Reviews, id, &r)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -1,0 +1,172 @@
+// Package event owns the wire contract of the write side: the envelope that
+// carries a stored event through Postgres, RabbitMQ and Elasticsearch, the
+// payload of every event type, and the codec that reads old schema versions.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Stream types, one per aggregate.
+const (
+	StreamProduct = "product"
+	StreamReview  = "review"
+	StreamOrder   = "order"
+)
+
+// Metadata says why an event happened; it never affects state.
+type Metadata struct {
+	CommandID     string `json:"commandId,omitempty"`
+	CorrelationID string `json:"correlationId,omitempty"`
+	CausationID   string `json:"causationId,omitempty"`
+	Actor         string `json:"actor,omitempty"`
+}
+
+// Envelope is one stored event as it travels: Postgres row, AMQP body,
+// Elasticsearch doc.
+type Envelope struct {
+	ID            string          `json:"id"`       // UUID
+	Position      int64           `json:"position"` // global position; 0 before append
+	StreamID      string          `json:"streamId"`
+	StreamType    string          `json:"streamType"` // StreamProduct, StreamReview or StreamOrder
+	Version       int             `json:"version"`    // aggregate version, first event = 1
+	Type          string          `json:"type"`       // e.g. "ProductCreated"
+	SchemaVersion int             `json:"schemaVersion"`
+	Data          json.RawMessage `json:"data"`
+	Metadata      Metadata        `json:"metadata"`
+	OccurredAt    time.Time       `json:"occurredAt"`
+}
+
+// Payload is the data of one event. Decode returns payloads as values
+// (ProductCreated, not *ProductCreated), so consumers switch on value types.
+type Payload interface{ EventType() string }
+
+// Sentinel errors of Decode and Encode; check them with errors.Is.
+var (
+	// ErrUnknownType: the event type, or its schema version, is not known to
+	// this build. A consumer should not ack such an event as handled: a newer
+	// writer may have produced it.
+	ErrUnknownType = errors.New("unknown event type")
+	// ErrMalformed: the data does not parse as the declared type and version.
+	ErrMalformed = errors.New("malformed event data")
+)
+
+// Payload decodes the envelope's data.
+func (e Envelope) Payload() (Payload, error) {
+	return Decode(e.Type, e.SchemaVersion, e.Data)
+}
+
+// StreamTypeOf returns the stream type that p belongs to, or "" when p is
+// not a known event.
+func StreamTypeOf(p Payload) string {
+	if p == nil {
+		return ""
+	}
+	return schemas[p.EventType()].stream
+}
+
+// Encode returns what an envelope stores for p: its type, the current
+// schema version of that type, and its JSON.
+func Encode(p Payload) (eventType string, schemaVersion int, data []byte, err error) {
+	return schemas.encode(p)
+}
+
+// Decode reads data written as schemaVersion of eventType, upcasting older
+// versions to the current payload type.
+func Decode(eventType string, schemaVersion int, data []byte) (Payload, error) {
+	return schemas.decode(eventType, schemaVersion, data)
+}
+
+// upcaster rewrites the JSON of one schema version into the next.
+type upcaster func(data []byte) ([]byte, error)
+
+// schema is what the codec knows about one event type.
+type schema struct {
+	stream string
+	decode func(data []byte) (Payload, error)
+	// upcast[i] lifts version i+1 to i+2, so the current version is
+	// len(upcast)+1. Changing a payload incompatibly means appending an
+	// upcaster here, never rewriting stored events.
+	upcast []upcaster
+}
+
+func (s schema) current() int { return len(s.upcast) + 1 }
+
+// codec maps an event type to its schema. Kept as a value, not a registry,
+// so tests can decode with a table of their own.
+type codec map[string]schema
+
+// schemas is never written after initialisation.
+var schemas = codec{
+	ProductCreated{}.EventType():            {stream: StreamProduct, decode: decodeAs[ProductCreated]},
+	ProductRenamed{}.EventType():            {stream: StreamProduct, decode: decodeAs[ProductRenamed]},
+	ProductDescriptionChanged{}.EventType(): {stream: StreamProduct, decode: decodeAs[ProductDescriptionChanged]},
+	ProductPriceChanged{}.EventType():       {stream: StreamProduct, decode: decodeAs[ProductPriceChanged]},
+	ProductRestocked{}.EventType():          {stream: StreamProduct, decode: decodeAs[ProductRestocked]},
+	ProductDiscontinued{}.EventType():       {stream: StreamProduct, decode: decodeAs[ProductDiscontinued]},
+	StockReserved{}.EventType():             {stream: StreamProduct, decode: decodeAs[StockReserved]},
+	StockReleased{}.EventType():             {stream: StreamProduct, decode: decodeAs[StockReleased]},
+
+	ReviewAdded{}.EventType():   {stream: StreamReview, decode: decodeAs[ReviewAdded]},
+	ReviewRemoved{}.EventType(): {stream: StreamReview, decode: decodeAs[ReviewRemoved]},
+
+	OrderPlaced{}.EventType():    {stream: StreamOrder, decode: decodeAs[OrderPlaced]},
+	OrderConfirmed{}.EventType(): {stream: StreamOrder, decode: decodeAs[OrderConfirmed]},
+	OrderRejected{}.EventType():  {stream: StreamOrder, decode: decodeAs[OrderRejected]},
+	OrderCancelled{}.EventType(): {stream: StreamOrder, decode: decodeAs[OrderCancelled]},
+}
+
+func (c codec) encode(p Payload) (string, int, []byte, error) {
+	if p == nil {
+		return "", 0, nil, fmt.Errorf("encode nil payload: %w", ErrUnknownType)
+	}
+	t := p.EventType()
+	s, ok := c[t]
+	if !ok {
+		return "", 0, nil, fmt.Errorf("encode %q: %w", t, ErrUnknownType)
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return t, s.current(), data, nil
+}
+
+func (c codec) decode(eventType string, version int, data []byte) (Payload, error) {
+	s, ok := c[eventType]
+	if !ok {
+		return nil, fmt.Errorf("decode %q: %w", eventType, ErrUnknownType)
+	}
+	if version < 1 || version > s.current() {
+		return nil, fmt.Errorf("decode %s: schema version %d, this build knows 1 to %d: %w",
+			eventType, version, s.current(), ErrUnknownType)
+	}
+	for v := version; v < s.current(); v++ {
+		up, err := s.upcast[v-1](data)
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: upcast version %d to %d: %w: %w", eventType, v, v+1, ErrMalformed, err)
+		}
+		data = up
+	}
+	p, err := s.decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s version %d: %w: %w", eventType, version, ErrMalformed, err)
+	}
+	return p, nil
+}
+
+func decodeAs[T Payload](data []byte) (Payload, error) {
+	// Unmarshal accepts null as a zero struct; a stored event is always an object.
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		return nil, errors.New("data is null, want an object")
+	}
+	var p T
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}

@@ -1,0 +1,547 @@
+package graph
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// The GraphiQL bundle, built from web/ by `make playground` (web/web.mk:
+// `cd web && npm ci && node build.mjs`) and committed, so a Go-only build
+// serves it. Nothing on the page comes from another host.
+//
+//go:embed playground
+var playgroundFiles embed.FS
+
+// PlaygroundTab is one editor tab the playground opens with (when the browser
+// has no tabs of its own saved for this origin yet).
+type PlaygroundTab struct {
+	// Name, if set, is shown as a comment on the query's first line.
+	Name string `json:"name,omitempty"`
+	// Query is the GraphQL document of the tab.
+	Query string `json:"query"`
+	// Variables is the JSON of the tab's variables editor.
+	Variables string `json:"variables,omitempty"`
+}
+
+// PlaygroundConfig configures Playground.
+type PlaygroundConfig struct {
+	// Title of the page and of GraphiQL's logo; "GraphiQL" if empty.
+	Title string
+	// Endpoint is the path of the GraphQL endpoint on the page's own origin;
+	// "/graphql" if empty. It must be a path: the playground only talks to
+	// the service that served it.
+	Endpoint string
+	// Subscriptions: run subscriptions over a WebSocket on Endpoint, with the
+	// graphql-transport-ws protocol (the graphql-ws client), on ws: or wss:
+	// as the page is http: or https:.
+	Subscriptions bool
+	// Tabs the playground opens with.
+	Tabs []PlaygroundTab
+}
+
+// playgroundCSP allows the page nothing but its own origin: scripts and
+// styles from /playground/, GraphiQL's fonts and icons as data: URLs, and
+// requests to this origin. 'unsafe-inline' for styles only: GraphiQL's
+// dialogs and menus (Radix) insert <style> elements at run time. Without
+// subscriptions connect-src is 'self' alone.
+const (
+	playgroundCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+		"img-src 'self' data:; font-src 'self' data:; connect-src 'self'%s; " +
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	playgroundAssetPrefix = "/playground/"
+)
+
+// Playground serves GraphiQL, self-hosted: the page and its assets come from
+// this binary (go:embed), and the page talks only to its own origin.
+//
+// One handler serves both; mount it on both patterns:
+//
+//	h := graph.Playground(graph.PlaygroundConfig{Title: "…", Endpoint: "/graphql", Tabs: graph.CommandTabs()})
+//	mux.Handle("GET /{$}", h)         // the page
+//	mux.Handle("GET /playground/", h) // its assets: graphiql.js, graphiql.css, graphiql.js.LEGAL.txt
+//
+// A request path under /playground/ gets an asset (404 if there is no such
+// asset); any other path gets the page. The page embeds its configuration as
+// JSON in a <script type="application/json"> element and refers to the
+// assets as playground/<name>?v=<content hash>: a request with the current
+// hash is cached for a year (immutable), any other gets "no-cache" and is
+// revalidated by ETag. Assets are sent gzip-compressed to clients that accept
+// it. Every response carries a Content-Security-Policy that allows only this
+// origin (see playgroundCSP). Only GET and HEAD are answered.
+//
+// Playground panics if Endpoint is not a path on this origin.
+func Playground(p PlaygroundConfig) http.Handler {
+	if p.Title == "" {
+		p.Title = "GraphiQL"
+	}
+	if p.Endpoint == "" {
+		p.Endpoint = "/graphql"
+	}
+	if !strings.HasPrefix(p.Endpoint, "/") || strings.HasPrefix(p.Endpoint, "//") || strings.ContainsAny(p.Endpoint, "\\ \t\r\n") {
+		panic(fmt.Sprintf("graph.Playground: endpoint %q is not a path on this origin", p.Endpoint))
+	}
+	assets := loadPlaygroundAssets()
+	csp := fmt.Sprintf(playgroundCSP, "")
+	if p.Subscriptions {
+		csp = fmt.Sprintf(playgroundCSP, " ws: wss:")
+	}
+	page := playgroundPage(p, assets)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			h.Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if name, ok := strings.CutPrefix(r.URL.Path, playgroundAssetPrefix); ok {
+			a, found := assets.byName[name]
+			if !found {
+				http.NotFound(w, r)
+				return
+			}
+			a.serve(w, r)
+			return
+		}
+		page.serve(w, r)
+	})
+}
+
+// playgroundAsset is one file served by Playground, with its gzip variant.
+type playgroundAsset struct {
+	name        string
+	contentType string
+	body        []byte
+	gz          []byte // nil when gzip does not make it smaller
+	hash        string // hex, a prefix of the SHA-256 of body
+	versioned   bool   // ?v=hash URLs are cached for a year
+}
+
+type playgroundAssets struct {
+	byName map[string]*playgroundAsset
+	names  []string
+}
+
+var (
+	playgroundOnce   sync.Once
+	playgroundLoaded *playgroundAssets
+)
+
+func loadPlaygroundAssets() *playgroundAssets {
+	playgroundOnce.Do(func() {
+		pa := &playgroundAssets{byName: map[string]*playgroundAsset{}}
+		err := fs.WalkDir(playgroundFiles, "playground", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			body, err := playgroundFiles.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			name := strings.TrimPrefix(p, "playground/")
+			a := newPlaygroundAsset(name, body)
+			a.versioned = true
+			pa.byName[name] = a
+			pa.names = append(pa.names, name)
+			return nil
+		})
+		if err != nil {
+			panic("graph: reading the embedded playground: " + err.Error())
+		}
+		sort.Strings(pa.names)
+		playgroundLoaded = pa
+	})
+	return playgroundLoaded
+}
+
+func newPlaygroundAsset(name string, body []byte) *playgroundAsset {
+	sum := sha256.Sum256(body)
+	a := &playgroundAsset{name: name, contentType: playgroundContentType(name), body: body, hash: hex.EncodeToString(sum[:8])}
+	if len(body) >= 1024 {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		if buf.Len() < len(body) {
+			a.gz = buf.Bytes()
+		}
+	}
+	return a
+}
+
+func playgroundContentType(name string) string {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".js", ".mjs":
+		return "text/javascript; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".txt":
+		return "text/plain; charset=utf-8"
+	case ".json", ".map":
+		return "application/json"
+	case ".svg":
+		return "image/svg+xml"
+	case ".woff2":
+		return "font/woff2"
+	case ".woff":
+		return "font/woff"
+	}
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// url is the asset's address relative to the page, with its content hash.
+func (a *playgroundAsset) url() string {
+	return "playground/" + a.name + "?v=" + a.hash
+}
+
+func (a *playgroundAsset) serve(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", a.contentType)
+	if a.versioned && r.URL.Query().Get("v") == a.hash {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "no-cache")
+	}
+	body, etag := a.body, `"`+a.hash+`"`
+	if a.gz != nil {
+		h.Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			body, etag = a.gz, `"`+a.hash+`-gz"`
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
+	h.Set("ETag", etag)
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		h.Del("Content-Type")
+		h.Del("Content-Encoding")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip
+// (listed without q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			coding = strings.ToLower(strings.TrimSpace(coding))
+			if coding != "gzip" && coding != "*" {
+				continue
+			}
+			q := strings.ReplaceAll(strings.ToLower(params), " ", "")
+			if q == "q=0" || q == "q=0.0" || q == "q=0.00" || q == "q=0.000" {
+				return false
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func etagMatches(ifNoneMatch, etag string) bool {
+	for _, t := range strings.Split(ifNoneMatch, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// playgroundPageConfig is the JSON the page's script reads (web/src/main.jsx).
+type playgroundPageConfig struct {
+	Title                string          `json:"title"`
+	Endpoint             string          `json:"endpoint"`
+	SubscriptionEndpoint string          `json:"subscriptionEndpoint"`
+	Tabs                 []PlaygroundTab `json:"tabs"`
+}
+
+// playgroundPage renders the HTML page once; it is served as an unversioned
+// asset (revalidated by ETag).
+func playgroundPage(p PlaygroundConfig, assets *playgroundAssets) *playgroundAsset {
+	cfg := playgroundPageConfig{Title: p.Title, Endpoint: p.Endpoint, Tabs: p.Tabs}
+	if cfg.Tabs == nil {
+		cfg.Tabs = []PlaygroundTab{}
+	}
+	if p.Subscriptions {
+		cfg.SubscriptionEndpoint = p.Endpoint
+	}
+	// encoding/json escapes <, > and & (and U+2028, U+2029) as \u00XX, so
+	// nothing in the config can close the script element or open a comment.
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		panic("graph: encoding the playground config: " + err.Error())
+	}
+	var b strings.Builder
+	b.WriteString("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+	b.WriteString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
+	b.WriteString("<meta name=\"referrer\" content=\"no-referrer\">\n")
+	fmt.Fprintf(&b, "<title>%s</title>\n", html.EscapeString(p.Title))
+	b.WriteString("<link rel=\"icon\" href=\"data:,\">\n")
+	for _, name := range assets.names {
+		if strings.HasSuffix(name, ".css") {
+			fmt.Fprintf(&b, "<link rel=\"stylesheet\" href=\"%s\">\n", html.EscapeString(assets.byName[name].url()))
+		}
+	}
+	fmt.Fprintf(&b, "<script type=\"application/json\" id=\"playground-config\">%s</script>\n", js)
+	for _, name := range assets.names {
+		if strings.HasSuffix(name, ".js") {
+			fmt.Fprintf(&b, "<script defer src=\"%s\"></script>\n", html.EscapeString(assets.byName[name].url()))
+		}
+	}
+	b.WriteString("</head>\n<body>\n<div id=\"graphiql\"><noscript>GraphiQL needs JavaScript.</noscript></div>\n</body>\n</html>\n")
+	return newPlaygroundAsset("index.html", []byte(b.String()))
+}
+
+// CommandTabs are example mutations for the command service's playground:
+// create a product, rename it (with expectedVersion), review it, order it.
+func CommandTabs() []PlaygroundTab {
+	return []PlaygroundTab{
+		{
+			Name: "Create a product",
+			Query: `# Creates a product. Copy the returned id into the
+# other tabs; pass the token as consistentWith on
+# the query service to read this write. Add a
+# "commandId" to the input to make retries safe.
+mutation CreateProduct($input: CreateProductInput!) {
+  createProduct(input: $input) {
+    id
+    version
+    token
+  }
+}
+`,
+			Variables: `{
+  "input": {
+    "name": "Trail running shoes",
+    "description": "Light, grippy and quick to dry.",
+    "category": "shoes",
+    "priceCents": 8999,
+    "currency": "EUR",
+    "stock": 25
+  }
+}
+`,
+		},
+		{
+			Name: "Rename a product",
+			Query: `# expectedVersion is the version you last saw; if
+# the product changed since, the answer is a
+# CONFLICT error with the current version.
+mutation RenameProduct($input: RenameProductInput!) {
+  renameProduct(input: $input) {
+    id
+    version
+    token
+  }
+}
+`,
+			Variables: `{
+  "input": {
+    "id": "PASTE-THE-PRODUCT-ID",
+    "name": "Trail running shoes, second edition",
+    "expectedVersion": 1
+  }
+}
+`,
+		},
+		{
+			Name: "Review a product",
+			Query: `# A rating is 1 to 5. The review updates the
+# product's rating in the read model.
+mutation AddReview($input: AddReviewInput!) {
+  addReview(input: $input) {
+    id
+    version
+    token
+  }
+}
+`,
+			Variables: `{
+  "input": {
+    "productId": "PASTE-THE-PRODUCT-ID",
+    "author": "ada",
+    "rating": 5,
+    "comment": "Comfortable from the first kilometre."
+  }
+}
+`,
+		},
+		{
+			Name: "Place an order",
+			Query: `# Starts a saga that reserves stock for every
+# line; the order ends CONFIRMED or REJECTED
+# (see order(id) on the query service).
+mutation PlaceOrder($input: PlaceOrderInput!) {
+  placeOrder(input: $input) {
+    id
+    version
+    token
+  }
+}
+`,
+			Variables: `{
+  "input": {
+    "customerId": "customer-42",
+    "lines": [
+      { "productId": "PASTE-THE-PRODUCT-ID", "quantity": 2 }
+    ]
+  }
+}
+`,
+		},
+	}
+}
+
+// QueryTabs are example queries and a subscription for the query service's
+// playground: a search with filters, sort, pagination and facets, one product
+// read with consistentWith, and a productChanged subscription. They follow
+// graph/read/schema.graphqls; a test validates them against it.
+func QueryTabs() []PlaygroundTab {
+	return []PlaygroundTab{
+		{
+			Name: "Search products",
+			Query: `# Full text over name and description, filters,
+# a sort (RELEVANCE, PRICE_ASC, PRICE_DESC,
+# RATING_DESC, NEWEST), facets, and pages: pass
+# pageInfo.endCursor as "after" for the next one.
+query SearchProducts(
+  $search: String
+  $filter: ProductFilter
+  $sort: ProductSort
+  $first: Int
+  $after: String
+) {
+  products(
+    search: $search
+    filter: $filter
+    sort: $sort
+    first: $first
+    after: $after
+  ) {
+    totalCount
+    edges {
+      cursor
+      node {
+        id
+        name
+        category
+        priceCents
+        currency
+        stock
+        status
+        reviewCount
+        averageRating
+        version
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+    facets {
+      categories {
+        category
+        count
+      }
+      ratings {
+        rating
+        count
+      }
+      priceRanges {
+        fromCents
+        toCents
+        count
+      }
+    }
+  }
+}
+`,
+			Variables: `{
+  "search": "shoes",
+  "filter": {
+    "minPriceCents": 1000,
+    "maxPriceCents": 20000,
+    "minRating": 3,
+    "inStock": true
+  },
+  "sort": "RELEVANCE",
+  "first": 10
+}
+`,
+		},
+		{
+			Name: "One product, read-your-writes",
+			Query: `# token: what a mutation returned. The answer then
+# reflects at least that write, or fails with
+# STALE_READ after a bounded wait. null reads the
+# index as it is now.
+query Product($id: ID!, $token: String) {
+  product(id: $id, consistentWith: $token) {
+    id
+    name
+    description
+    category
+    priceCents
+    currency
+    stock
+    status
+    reviewCount
+    averageRating
+    version
+  }
+}
+`,
+			Variables: `{
+  "id": "PASTE-THE-PRODUCT-ID",
+  "token": null
+}
+`,
+		},
+		{
+			Name: "Watch a product",
+			Query: `# Runs over a WebSocket (graphql-transport-ws).
+# Rename the product in the command playground
+# and the new name appears here.
+subscription ProductChanged($id: ID!) {
+  productChanged(id: $id) {
+    id
+    name
+    version
+  }
+}
+`,
+			Variables: `{
+  "id": "PASTE-THE-PRODUCT-ID"
+}
+`,
+		},
+	}
+}

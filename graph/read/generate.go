@@ -1,0 +1,3 @@
+package read
+
+//go:generate go tool gqlgen generate --config gqlgen.yml

@@ -1,0 +1,181 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/splitstream/splitstream"
+)
+
+// Options configures a GraphQL endpoint.
+type Options struct {
+	Log *slog.Logger
+	// MaxBodyBytes: larger request bodies get 413 before any parsing.
+	MaxBodyBytes int64
+	// ComplexityLimit caps a query's cost (each field 1, lists times their page size).
+	ComplexityLimit int
+	Introspection   bool
+	// Transports added after POST and GET (for example WebSocket).
+	Transports []graphql.Transport
+	// AroundResponses, if set, may add to each response (for example freshness extensions).
+	AroundResponses graphql.ResponseMiddleware
+	// AroundOperations, if set, wraps each operation (for example a cap on subscriptions).
+	AroundOperations graphql.OperationMiddleware
+}
+
+// NewServer builds the gqlgen server for schema with our limits and error
+// mapping. Wrap it with Middleware for body limits and request ids.
+func NewServer(schema graphql.ExecutableSchema, o Options) *handler.Server {
+	srv := handler.New(schema)
+	for _, t := range o.Transports {
+		srv.AddTransport(t)
+	}
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if o.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	if o.ComplexityLimit > 0 {
+		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
+	}
+	if o.AroundOperations != nil {
+		srv.AroundOperations(o.AroundOperations)
+	}
+	if o.AroundResponses != nil {
+		srv.AroundResponses(o.AroundResponses)
+	}
+	srv.SetErrorPresenter(presenter(o.Log))
+	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
+		o.Log.ErrorContext(ctx, "panic in resolver", "panic", v, "request_id", RequestID(ctx))
+		return errors.New("panic in resolver")
+	})
+	return srv
+}
+
+// presenter is the one place where errors become what a client sees.
+func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		var app *splitstream.Error
+		if errors.As(err, &app) {
+			gerr := graphql.DefaultErrorPresenter(ctx, err)
+			gerr.Message = app.Message
+			ext := map[string]any{"code": app.Code}
+			if app.Field != "" {
+				ext["field"] = app.Field
+			}
+			if app.CurrentVersion >= 0 && app.Code == splitstream.EConflict {
+				ext["currentVersion"] = app.CurrentVersion
+			}
+			gerr.Extensions = ext
+			return gerr
+		}
+		var gerr *gqlerror.Error
+		if errors.As(err, &gerr) && gerr.Err == nil {
+			// gqlgen's own parse, validation and coercion errors: safe to show.
+			if gerr.Extensions == nil || gerr.Extensions["code"] == nil {
+				if gerr.Extensions == nil {
+					gerr.Extensions = map[string]any{}
+				}
+				gerr.Extensions["code"] = splitstream.EInvalid
+			}
+			return gerr
+		}
+		id := RequestID(ctx)
+		log.ErrorContext(ctx, "internal error", "err", err, "request_id", id)
+		out := graphql.DefaultErrorPresenter(ctx, err)
+		out.Message = fmt.Sprintf("internal error (request id %s)", id)
+		out.Extensions = map[string]any{"code": splitstream.EInternal, "requestId": id}
+		out.Err = nil
+		return out
+	}
+}
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	actorKey
+)
+
+// RequestID returns the request's id, set by Middleware.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// Actor returns who the request says it acts for (X-Actor), if anyone.
+func Actor(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey).(string)
+	return a
+}
+
+var safeHeader = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
+
+// Middleware gives each request an id (kept from X-Request-Id when sane) and
+// refuses bodies over maxBody with 413 before anything parses them.
+func Middleware(maxBody int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !safeHeader.MatchString(id) {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		if a := r.Header.Get("X-Actor"); safeHeader.MatchString(a) {
+			ctx = context.WithValue(ctx, actorKey, a)
+		}
+		r = r.WithContext(ctx)
+		if r.Method == http.MethodPost && maxBody > 0 {
+			if r.ContentLength > maxBody {
+				tooLarge(w, maxBody)
+				return
+			}
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				tooLarge(w, maxBody)
+				return
+			}
+			if err != nil {
+				http.Error(w, "cannot read request body", http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(w http.ResponseWriter, max int64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	fmt.Fprintf(w, `{"errors":[{"message":"request body larger than %d bytes","extensions":{"code":"BAD_USER_INPUT"}}]}`, max)
+}
+
+// Timeout bounds how long a request may run.
+func Timeout(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

@@ -1,0 +1,185 @@
+// Package ops owns what every listener serves besides its API: liveness,
+// readiness with the name and reason of a failing dependency, Prometheus
+// metrics, and graceful shutdown.
+package ops
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one dependency a role needs to do its work.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Mux returns a mux with /healthz, /readyz and /metrics; add the role's own
+// routes to it.
+func Mux(checks []Check, gatherer prometheus.Gatherer) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		results := Ready(ctx, checks)
+		status, code := "ok", http.StatusOK
+		for _, v := range results {
+			if v != "ok" {
+				status, code = "unavailable", http.StatusServiceUnavailable
+			}
+		}
+		writeJSON(w, code, map[string]any{"status": status, "checks": results})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Ready runs every check at once and returns "ok" or the failure per name.
+func Ready(ctx context.Context, checks []Check) map[string]string {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out = make(map[string]string, len(checks))
+	)
+	for _, c := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := "ok"
+			if err := c.Fn(ctx); err != nil {
+				res = err.Error()
+			}
+			mu.Lock()
+			out[c.Name] = res
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// FirstFailure names the first failing check, for logs; "" when all pass.
+func FirstFailure(results map[string]string) string {
+	names := make([]string, 0, len(results))
+	for n := range results {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if results[n] != "ok" {
+			return fmt.Sprintf("%s: %s", n, results[n])
+		}
+	}
+	return ""
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Serve listens on addr and serves h until ctx ends, then drains for up to
+// grace before returning.
+func Serve(ctx context.Context, log *slog.Logger, name, addr string, h http.Handler, grace time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: listen on %s: %w", name, addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	log.Info("listening", "listener", name, "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("%s: %w", name, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: shutdown: %w", name, err)
+	}
+	log.Info("stopped", "listener", name)
+	return nil
+}
+
+// HTTPMetrics counts requests and their latency by route.
+type HTTPMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewHTTPMetrics registers HTTP metrics for one listener on reg.
+func NewHTTPMetrics(reg prometheus.Registerer, listener string) *HTTPMetrics {
+	m := &HTTPMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "splitstream_http_requests_total", Help: "HTTP requests by listener, route and status.",
+			ConstLabels: prometheus.Labels{"listener": listener},
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "splitstream_http_request_seconds", Help: "HTTP request latency by listener and route.",
+			ConstLabels: prometheus.Labels{"listener": listener}, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+// Wrap instruments h under route.
+func (m *HTTPMetrics) Wrap(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rw, r)
+		m.requests.WithLabelValues(route, fmt.Sprint(rw.code)).Inc()
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
+
+// Unwrap lets http.ResponseController reach the real writer (WebSocket hijack, flush).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Hijack lets WebSocket upgrades through the instrumentation.
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := s.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("response writer cannot hijack")
+	}
+	s.code = http.StatusSwitchingProtocols
+	return h.Hijack()
+}
+
+// Flush lets streaming responses through the instrumentation.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

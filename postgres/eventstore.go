@@ -1,0 +1,207 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/splitstream/splitstream"
+	"github.com/splitstream/splitstream/command"
+	"github.com/splitstream/splitstream/event"
+)
+
+// EventStore appends and loads events, with optimistic concurrency and
+// exactly-once commands.
+type EventStore struct {
+	pool *pgxpool.Pool
+}
+
+var _ command.EventStore = (*EventStore)(nil)
+
+// NewEventStore returns a store on pool.
+func NewEventStore(pool *pgxpool.Pool) *EventStore {
+	return &EventStore{pool: pool}
+}
+
+const loadSQL = `SELECT position, tx_id::text::bigint, event_id::text, stream_id, stream_type, version,
+	event_type, schema_version, data, metadata, occurred_at
+	FROM events WHERE stream_id = $1 ORDER BY version`
+
+// Load returns the stream's events, oldest first.
+func (s *EventStore) Load(ctx context.Context, streamID string) ([]event.Envelope, error) {
+	evs, _, err := load(ctx, s.pool, streamID)
+	return evs, err
+}
+
+// load also returns the relay cursor of the stream's last event.
+func load(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, streamID string) ([]event.Envelope, event.Cursor, error) {
+	rows, err := q.Query(ctx, loadSQL, streamID)
+	if err != nil {
+		return nil, event.Cursor{}, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	var (
+		evs  []event.Envelope
+		last event.Cursor
+	)
+	for rows.Next() {
+		e, tx, err := scanEnvelope(rows)
+		if err != nil {
+			return nil, event.Cursor{}, fmt.Errorf("load %s: %w", streamID, err)
+		}
+		evs = append(evs, e)
+		last = event.Cursor{Tx: tx, Position: e.Position}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, event.Cursor{}, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	return evs, last, nil
+}
+
+func scanEnvelope(rows pgx.Rows) (event.Envelope, uint64, error) {
+	var (
+		e        event.Envelope
+		tx       int64
+		data     []byte
+		metadata []byte
+	)
+	if err := rows.Scan(&e.Position, &tx, &e.ID, &e.StreamID, &e.StreamType, &e.Version,
+		&e.Type, &e.SchemaVersion, &data, &metadata, &e.OccurredAt); err != nil {
+		return e, 0, err
+	}
+	e.Data = json.RawMessage(data)
+	if err := json.Unmarshal(metadata, &e.Metadata); err != nil {
+		return e, 0, fmt.Errorf("metadata of %s: %w", e.ID, err)
+	}
+	return e, uint64(tx), nil
+}
+
+// Change runs one command against one stream in a single transaction.
+//
+// The stream's advisory lock is taken before the transaction writes
+// anything, so its transaction id is assigned while it holds the lock: for
+// one stream, transaction-id order equals version order, and the relay, which
+// publishes in (tx_id, position) order, keeps per-aggregate order.
+func (s *EventStore) Change(ctx context.Context, c command.Change) (command.Result, error) {
+	for {
+		res, err := s.change(ctx, c)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "commands_pkey" {
+			// A concurrent request with the same command id won: replay it.
+			stored, found, err := s.storedResult(ctx, c)
+			if err != nil || found {
+				return stored, err
+			}
+			continue
+		}
+		return res, err
+	}
+}
+
+func (s *EventStore) change(ctx context.Context, c command.Change) (command.Result, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return command.Result{}, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.Stream.ID); err != nil {
+		return command.Result{}, fmt.Errorf("lock %s: %w", c.Stream.ID, err)
+	}
+	if stored, found, err := lookupCommand(ctx, tx, c); err != nil || found {
+		return stored, err
+	}
+	history, last, err := load(ctx, tx, c.Stream.ID)
+	if err != nil {
+		return command.Result{}, err
+	}
+	if len(history) > 0 && history[0].StreamType != c.Stream.Type {
+		return command.Result{}, splitstream.NotFound("%s %s not found", c.Stream.Type, c.Stream.ID)
+	}
+	current := len(history)
+	if c.ExpectedVersion != nil && *c.ExpectedVersion != current {
+		return command.Result{}, splitstream.Conflict(current, "%s %s is at version %d, not %d", c.Stream.Type, c.Stream.ID, current, *c.ExpectedVersion)
+	}
+	payloads, err := c.Decide(history)
+	if err != nil {
+		return command.Result{}, err
+	}
+	metadata, err := json.Marshal(c.Metadata)
+	if err != nil {
+		return command.Result{}, fmt.Errorf("metadata: %w", err)
+	}
+	batch := &pgx.Batch{}
+	for i, p := range payloads {
+		typ, schema, data, err := event.Encode(p)
+		if err != nil {
+			return command.Result{}, fmt.Errorf("encode %T: %w", p, err)
+		}
+		batch.Queue(`INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
+			RETURNING position, tx_id::text::bigint`,
+			uuid.New(), c.Stream.ID, c.Stream.Type, current+i+1, typ, schema, data, metadata)
+	}
+	results := tx.SendBatch(ctx, batch)
+	for range payloads {
+		var txid int64
+		if err := results.QueryRow().Scan(&last.Position, &txid); err != nil {
+			results.Close()
+			return command.Result{}, fmt.Errorf("append to %s: %w", c.Stream.ID, err)
+		}
+		last.Tx = uint64(txid)
+	}
+	if err := results.Close(); err != nil {
+		return command.Result{}, fmt.Errorf("append to %s: %w", c.Stream.ID, err)
+	}
+	res := command.Result{ID: c.Stream.ID, Version: current + len(payloads), Token: last.Token()}
+	stored, err := json.Marshal(res)
+	if err != nil {
+		return command.Result{}, fmt.Errorf("result: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO commands (command_id, mutation, input_hash, result) VALUES ($1, $2, $3, $4)`,
+		c.CommandID, c.Mutation, c.InputHash, stored); err != nil {
+		return command.Result{}, fmt.Errorf("record command %s: %w", c.CommandID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return command.Result{}, fmt.Errorf("commit %s: %w", c.Stream.ID, err)
+	}
+	return res, nil
+}
+
+func (s *EventStore) storedResult(ctx context.Context, c command.Change) (command.Result, bool, error) {
+	return lookupCommand(ctx, s.pool, c)
+}
+
+func lookupCommand(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, c command.Change) (command.Result, bool, error) {
+	var (
+		mutation string
+		hash     []byte
+		stored   []byte
+	)
+	err := q.QueryRow(ctx, `SELECT mutation, input_hash, result FROM commands WHERE command_id = $1`, c.CommandID).
+		Scan(&mutation, &hash, &stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return command.Result{}, false, nil
+	}
+	if err != nil {
+		return command.Result{}, false, fmt.Errorf("look up command %s: %w", c.CommandID, err)
+	}
+	if mutation != c.Mutation || !bytes.Equal(hash, c.InputHash) {
+		return command.Result{}, true, splitstream.Conflict(-1, "commandId %s was already used for a different command", c.CommandID)
+	}
+	var res command.Result
+	if err := json.Unmarshal(stored, &res); err != nil {
+		return command.Result{}, true, fmt.Errorf("stored result of %s: %w", c.CommandID, err)
+	}
+	return res, true, nil
+}

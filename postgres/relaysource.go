@@ -1,0 +1,216 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/relay"
+)
+
+// RelaySource is the events table read as the relay's outbox.
+//
+// Relay order is (tx_id, position), and Next returns only rows whose
+// transaction id is below the xmin of the statement's own snapshot. Every
+// transaction below xmin has ended, and a transaction that starts later gets
+// a larger id, so that part of the log is final: nothing can ever appear
+// behind the cursor (no skipped event when transactions commit out of
+// position order), and a rolled-back transaction just is not there (no
+// stall). The price: a transaction left open anywhere on the cluster holds
+// the relay back until it ends; it never makes it skip.
+//
+// Polling, not LISTEN/NOTIFY: NOTIFY serialises every committing writer on
+// one global queue lock, which costs the write path more than a 25 ms poll
+// of one index probe costs the database; and xmin can move forward when a
+// transaction that wrote no event ends, which no trigger on events would
+// announce.
+type RelaySource struct {
+	pool      *pgxpool.Pool
+	leadRetry time.Duration // between attempts while another process leads
+	pingEvery time.Duration // how often the leader's lock connection is checked
+}
+
+var _ relay.Source = (*RelaySource)(nil)
+
+// NewRelaySource returns a source on pool.
+func NewRelaySource(pool *pgxpool.Pool) *RelaySource {
+	return &RelaySource{pool: pool, leadRetry: time.Second, pingEvery: time.Second}
+}
+
+// relayLockClass keys the relays' session advisory locks. The two-key form
+// of pg_advisory_lock lives in another key space than the one-bigint form
+// the event store locks streams with, so the two can never collide.
+const relayLockClass = 0x5e1a7 // "relay"
+
+// Lead takes the session advisory lock named after the relay, retrying
+// every second while another session holds it. The lock's connection is
+// taken out of the pool for the lease and closed on release, so the lock
+// dies with it and a pooled connection never carries it to another user.
+// The returned context ends when a periodic ping of that connection fails.
+func (s *RelaySource) Lead(ctx context.Context, name string) (context.Context, func(), error) {
+	for {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("lead relay %s: %w", name, err)
+		}
+		var won bool
+		err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, relayLockClass, name).Scan(&won)
+		if err != nil {
+			// The lock may have been taken even so: close the session.
+			closeConn(conn.Hijack())
+			return nil, nil, fmt.Errorf("lead relay %s: %w", name, err)
+		}
+		if won {
+			leading, release := s.lease(ctx, conn.Hijack())
+			return leading, release, nil
+		}
+		conn.Release()
+		t := time.NewTimer(s.leadRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// errReleased is the cause of a lease's context after a normal release.
+var errReleased = errors.New("relay leadership released")
+
+func (s *RelaySource) lease(parent context.Context, conn *pgx.Conn) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.pingEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, stop := context.WithTimeout(ctx, 5*time.Second)
+			err := conn.Ping(pctx)
+			stop()
+			if err != nil {
+				cancel(fmt.Errorf("relay lock connection lost: %w", err))
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			cancel(errReleased)
+			<-done
+			closeConn(conn)
+		})
+	}
+}
+
+func closeConn(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+}
+
+// Checkpoint returns the saved cursor of the relay called name.
+func (s *RelaySource) Checkpoint(ctx context.Context, name string) (event.Cursor, error) {
+	var c event.Cursor
+	var tx int64
+	err := s.pool.QueryRow(ctx, `SELECT tx_id::text::bigint, position FROM relay_checkpoints WHERE name = $1`, name).
+		Scan(&tx, &c.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return event.Cursor{}, nil
+	}
+	if err != nil {
+		return event.Cursor{}, fmt.Errorf("relay checkpoint %s: %w", name, err)
+	}
+	c.Tx = uint64(tx)
+	return c, nil
+}
+
+// Save moves the checkpoint of the relay called name forward to c; a cursor
+// at or before the saved one changes nothing, so a deposed leader that saves
+// late cannot move it back.
+func (s *RelaySource) Save(ctx context.Context, name string, c event.Cursor) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, tx_id, position) VALUES ($1, $2::text::xid8, $3)
+		ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, position = EXCLUDED.position, updated_at = now()
+		WHERE (relay_checkpoints.tx_id, relay_checkpoints.position) < (EXCLUDED.tx_id, EXCLUDED.position)`,
+		name, strconv.FormatUint(c.Tx, 10), c.Position)
+	if err != nil {
+		return fmt.Errorf("save relay checkpoint %s: %w", name, err)
+	}
+	return nil
+}
+
+// nextSQL reads the final part of the log after a cursor. The xmin of
+// pg_current_snapshot() is that of the statement's own snapshot, so every
+// row below it that committed is visible to this very query. It runs as an
+// index range scan of events_relay_order.
+const nextSQL = `SELECT position, tx_id::text::bigint, event_id::text, stream_id, stream_type, version,
+	event_type, schema_version, data, metadata, occurred_at
+	FROM events
+	WHERE (tx_id, position) > ($1::text::xid8, $2)
+	  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+	ORDER BY tx_id, position
+	LIMIT $3`
+
+// Next returns up to limit events after the cursor, in relay order, from
+// transactions that have all ended.
+func (s *RelaySource) Next(ctx context.Context, after event.Cursor, limit int) ([]event.Record, error) {
+	rows, err := s.pool.Query(ctx, nextSQL, strconv.FormatUint(after.Tx, 10), after.Position, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d/%d: %w", after.Tx, after.Position, err)
+	}
+	defer rows.Close()
+	var recs []event.Record
+	prev := after
+	for rows.Next() {
+		e, tx, err := scanEnvelope(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read events after %d/%d: %w", after.Tx, after.Position, err)
+		}
+		c := event.Cursor{Tx: tx, Position: e.Position}
+		recs = append(recs, event.Record{Envelope: e, Cursor: c, Prev: prev})
+		prev = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events after %d/%d: %w", after.Tx, after.Position, err)
+	}
+	return recs, nil
+}
+
+// backlogCap bounds the rows Backlog counts, so that a large backlog (after
+// a long broker outage) does not turn a metrics refresh into a scan of the
+// table; the count then reads as "at least backlogCap".
+const backlogCap = 1_000_000
+
+// Backlog counts the committed events after the cursor, including those
+// still above xmin, and the time of the oldest of them.
+func (s *RelaySource) Backlog(ctx context.Context, after event.Cursor) (int64, time.Time, error) {
+	var (
+		count  int64
+		oldest *time.Time
+	)
+	err := s.pool.QueryRow(ctx, `SELECT count(*), min(occurred_at) FROM (
+		SELECT occurred_at FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)
+		ORDER BY tx_id, position LIMIT $3) backlog`,
+		strconv.FormatUint(after.Tx, 10), after.Position, backlogCap).Scan(&count, &oldest)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("relay backlog: %w", err)
+	}
+	if oldest == nil {
+		return count, time.Time{}, nil
+	}
+	return count, *oldest, nil
+}

@@ -1,0 +1,285 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Kinds of changed documents in a projector notice.
+const (
+	KindProduct = "product"
+	KindReview  = "review"
+	KindOrder   = "order"
+)
+
+// Change says a document now stands at Version in the index.
+type Change struct {
+	Kind     string
+	ID       string
+	Version  int
+	Position int64
+}
+
+// Hub fans changes out to subscribers. For every change some subscriber
+// wants, it reads the document from the index once and offers it to each
+// matching subscriber without ever blocking: a subscriber whose buffer is
+// full is cut off (its channel closes), so one slow client cannot hold up
+// the projector's notices or anyone else.
+type Hub struct {
+	index  Index
+	log    *slog.Logger
+	buffer int
+	limit  int
+
+	mu       sync.Mutex
+	next     int
+	products map[string]map[int]*sub[Product] // by product id
+	filtered map[int]*filteredSub
+	reviews  map[string]map[int]*sub[Review] // by product id
+	orders   map[string]map[int]*sub[Order]  // by order id
+	count    int
+
+	dropped   prometheus.Counter
+	delivered prometheus.Counter
+	active    prometheus.Gauge
+}
+
+type sub[T any] struct {
+	ch   chan *T
+	seen map[string]int
+	once sync.Once
+}
+
+type filteredSub struct {
+	*sub[Product]
+	filter ProductFilter
+}
+
+// ErrTooManySubscribers is returned when the instance holds its limit.
+var ErrTooManySubscribers = errors.New("too many subscriptions on this instance")
+
+// NewHub returns a hub reading documents from index; buffer is each
+// subscriber's queue, limit the most subscriptions the instance holds.
+func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, limit int) *Hub {
+	h := &Hub{
+		index: index, log: log, buffer: buffer, limit: limit,
+		products: map[string]map[int]*sub[Product]{},
+		filtered: map[int]*filteredSub{},
+		reviews:  map[string]map[int]*sub[Review]{},
+		orders:   map[string]map[int]*sub[Order]{},
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "splitstream_subscribers_cut_off_total",
+			Help: "Subscribers disconnected because they did not keep up."}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "splitstream_subscription_messages_total",
+			Help: "Documents offered to subscribers."}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "splitstream_subscriptions",
+			Help: "Open subscriptions on this instance."}),
+	}
+	reg.MustRegister(h.dropped, h.delivered, h.active)
+	return h
+}
+
+func newSub[T any](buffer int) *sub[T] {
+	return &sub[T]{ch: make(chan *T, buffer), seen: map[string]int{}}
+}
+
+func (s *sub[T]) close() { s.once.Do(func() { close(s.ch) }) }
+
+// offer sends doc unless it is not newer than one already sent; it reports
+// false when the subscriber is full. Called with the hub's lock held.
+func (s *sub[T]) offer(id string, version int, doc *T) bool {
+	if version <= s.seen[id] {
+		return true
+	}
+	select {
+	case s.ch <- doc:
+		s.seen[id] = version
+		return true
+	default:
+		return false
+	}
+}
+
+// register adds a subscriber under key in m and removes it when ctx ends.
+func register[T any](ctx context.Context, h *Hub, m map[string]map[int]*sub[T], key string) (<-chan *T, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.count >= h.limit {
+		return nil, ErrTooManySubscribers
+	}
+	s := newSub[T](h.buffer)
+	id := h.next
+	h.next++
+	if m[key] == nil {
+		m[key] = map[int]*sub[T]{}
+	}
+	m[key][id] = s
+	h.count++
+	h.active.Inc()
+	go func() {
+		<-ctx.Done()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, ok := m[key][id]; ok {
+			h.unregister(func() {
+				delete(m[key], id)
+				if len(m[key]) == 0 {
+					delete(m, key)
+				}
+			})
+		}
+		s.close()
+	}()
+	return s.ch, nil
+}
+
+// unregister removes a subscriber; called with the lock held.
+func (h *Hub) unregister(remove func()) {
+	remove()
+	h.count--
+	h.active.Dec()
+}
+
+// ProductChanged streams the product after each change.
+func (h *Hub) ProductChanged(ctx context.Context, id string) (<-chan *Product, error) {
+	return register(ctx, h, h.products, id)
+}
+
+// ReviewAdded streams reviews added to the product.
+func (h *Hub) ReviewAdded(ctx context.Context, productID string) (<-chan *Review, error) {
+	return register(ctx, h, h.reviews, productID)
+}
+
+// OrderChanged streams the order after each change.
+func (h *Hub) OrderChanged(ctx context.Context, id string) (<-chan *Order, error) {
+	return register(ctx, h, h.orders, id)
+}
+
+// ProductsChanged streams every changed product that matches filter.
+func (h *Hub) ProductsChanged(ctx context.Context, filter ProductFilter) (<-chan *Product, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.count >= h.limit {
+		return nil, ErrTooManySubscribers
+	}
+	s := &filteredSub{sub: newSub[Product](h.buffer), filter: filter}
+	id := h.next
+	h.next++
+	h.filtered[id] = s
+	h.count++
+	h.active.Inc()
+	go func() {
+		<-ctx.Done()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, ok := h.filtered[id]; ok {
+			h.unregister(func() { delete(h.filtered, id) })
+		}
+		s.close()
+	}()
+	return s.ch, nil
+}
+
+// Publish reads each changed document someone wants and offers it to them.
+// It never blocks on a subscriber.
+func (h *Hub) Publish(ctx context.Context, changes []Change) {
+	for _, c := range changes {
+		switch c.Kind {
+		case KindProduct:
+			h.mu.Lock()
+			wanted := len(h.products[c.ID]) > 0 || len(h.filtered) > 0
+			h.mu.Unlock()
+			if !wanted {
+				continue
+			}
+			p, err := h.index.GetProduct(ctx, c.ID)
+			if err != nil || p == nil || p.Version == 0 {
+				h.logMiss(c, err)
+				continue
+			}
+			h.mu.Lock()
+			for id, s := range h.products[c.ID] {
+				if !s.offer(p.ID, p.Version, p) {
+					h.cutOff(s.close, func() { delete(h.products[c.ID], id) })
+				}
+			}
+			for id, s := range h.filtered {
+				if s.filter.Matches(p) && !s.offer(p.ID, p.Version, p) {
+					h.cutOff(s.close, func() { delete(h.filtered, id) })
+				}
+			}
+			h.mu.Unlock()
+		case KindReview:
+			// Which product a review belongs to is in the document, so
+			// read it only when anyone watches reviews at all.
+			h.mu.Lock()
+			wanted := len(h.reviews) > 0
+			h.mu.Unlock()
+			if !wanted {
+				continue
+			}
+			r, err := h.index.GetReview(ctx, c.ID)
+			if err != nil || r == nil || r.Removed || r.Version == 0 {
+				h.logMiss(c, err)
+				continue
+			}
+			h.mu.Lock()
+			for id, s := range h.reviews[r.ProductID] {
+				if !s.offer(r.ID, r.Version, r) {
+					h.cutOff(s.close, func() { delete(h.reviews[r.ProductID], id) })
+				}
+			}
+			h.mu.Unlock()
+		case KindOrder:
+			h.mu.Lock()
+			wanted := len(h.orders[c.ID]) > 0
+			h.mu.Unlock()
+			if !wanted {
+				continue
+			}
+			o, err := h.index.GetOrder(ctx, c.ID)
+			if err != nil || o == nil || o.Version == 0 {
+				h.logMiss(c, err)
+				continue
+			}
+			h.mu.Lock()
+			for id, s := range h.orders[c.ID] {
+				if !s.offer(o.ID, o.Version, o) {
+					h.cutOff(s.close, func() { delete(h.orders[c.ID], id) })
+				}
+			}
+			h.mu.Unlock()
+		}
+	}
+}
+
+// cutOff disconnects a subscriber that did not keep up; lock held.
+func (h *Hub) cutOff(closeSub func(), remove func()) {
+	h.unregister(remove)
+	closeSub()
+	h.dropped.Inc()
+	h.log.Warn("subscriber cut off: it did not keep up")
+}
+
+func (h *Hub) logMiss(c Change, err error) {
+	if err != nil {
+		h.log.Warn("subscription: cannot read changed document", "kind", c.Kind, "id", c.ID, "err", err)
+	}
+}
+
+// Matches reports whether p passes the filter.
+func (f ProductFilter) Matches(p *Product) bool {
+	switch {
+	case f.Category != nil && p.Category != *f.Category,
+		f.MinPriceCents != nil && p.PriceCents < *f.MinPriceCents,
+		f.MaxPriceCents != nil && p.PriceCents > *f.MaxPriceCents,
+		f.MinRating != nil && p.AverageRating < *f.MinRating,
+		f.InStock != nil && p.InStock != *f.InStock,
+		f.Status != nil && p.Status != *f.Status:
+		return false
+	}
+	return true
+}

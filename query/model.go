@@ -1,0 +1,147 @@
+// Package query owns the read model: the documents kept in the search index,
+// the pure rules that fold events into them (shared by the projector, the
+// rebuild and time travel), and the read services the GraphQL edge calls.
+// It never touches Postgres and never consumes domain events.
+package query
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/splitstream/splitstream/event"
+)
+
+// Product statuses in the read model.
+const (
+	StatusActive       = "ACTIVE"
+	StatusDiscontinued = "DISCONTINUED"
+)
+
+// LatestReviewsKept is how many recent reviews a product document carries.
+const LatestReviewsKept = 5
+
+// Product is the products index document.
+type Product struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Category    string `json:"category"`
+	PriceCents  int64  `json:"priceCents"`
+	Currency    string `json:"currency"`
+	// Stock is what can still be ordered; reserved units are not in it.
+	Stock           int             `json:"stock"`
+	InStock         bool            `json:"inStock"`
+	Status          string          `json:"status"`
+	ReviewCount     int             `json:"reviewCount"`
+	RatingSum       int             `json:"ratingSum"`
+	AverageRating   float64         `json:"averageRating"`
+	RatingHistogram []int           `json:"ratingHistogram"` // counts of ratings 1..5
+	LatestReviews   []ReviewSummary `json:"latestReviews"`
+	// Reviews remembers the last applied version of every review of this
+	// product, so a redelivered or reordered review event changes the rating
+	// exactly once. Not indexed.
+	Reviews   map[string]ReviewMark `json:"reviews"`
+	Version   int                   `json:"version"`
+	Position  int64                 `json:"position"`
+	CreatedAt time.Time             `json:"createdAt"`
+	UpdatedAt time.Time             `json:"updatedAt"`
+}
+
+// ReviewMark is what a product remembers of one review.
+type ReviewMark struct {
+	Version   int       `json:"v"`
+	Rating    int       `json:"r"`
+	Removed   bool      `json:"x,omitempty"`
+	Author    string    `json:"a,omitempty"`
+	Comment   string    `json:"c,omitempty"`
+	CreatedAt time.Time `json:"t"`
+}
+
+// ReviewSummary is one of a product's latest reviews.
+type ReviewSummary struct {
+	ID        string    `json:"id"`
+	Author    string    `json:"author"`
+	Rating    int       `json:"rating"`
+	Comment   string    `json:"comment"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Review is the reviews index document.
+type Review struct {
+	ID          string `json:"id"`
+	ProductID   string `json:"productId"`
+	ProductName string `json:"productName"`
+	// ProductVersion is the product version ProductName was read at, so a
+	// late rename never overwrites a newer name.
+	ProductVersion int       `json:"productVersion"`
+	Author         string    `json:"author"`
+	Rating         int       `json:"rating"`
+	Comment        string    `json:"comment"`
+	Removed        bool      `json:"removed"`
+	Version        int       `json:"version"`
+	Position       int64     `json:"position"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+// OrderLine is one line of an order, with the name and price at ordering time.
+type OrderLine struct {
+	ProductID      string `json:"productId"`
+	ProductName    string `json:"productName"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceCents int64  `json:"unitPriceCents"`
+}
+
+// Order is the orders index document.
+type Order struct {
+	ID              string      `json:"id"`
+	CustomerID      string      `json:"customerId"`
+	Status          string      `json:"status"`
+	Lines           []OrderLine `json:"lines"`
+	TotalCents      int64       `json:"totalCents"`
+	Currency        string      `json:"currency"`
+	RejectionReason string      `json:"rejectionReason,omitempty"`
+	CancelReason    string      `json:"cancelReason,omitempty"`
+	Version         int         `json:"version"`
+	Position        int64       `json:"position"`
+	CreatedAt       time.Time   `json:"createdAt"`
+	UpdatedAt       time.Time   `json:"updatedAt"`
+}
+
+// Event is the events index document: every event, for history and time travel.
+type Event struct {
+	ID         string `json:"id"`
+	StreamID   string `json:"streamId"`
+	StreamType string `json:"streamType"`
+	// ProductID is the product an event concerns (its own stream, or the
+	// product a review is about), so a product's history includes its reviews.
+	ProductID     string          `json:"productId,omitempty"`
+	Version       int             `json:"version"`
+	Type          string          `json:"type"`
+	SchemaVersion int             `json:"schemaVersion"`
+	Position      int64           `json:"position"`
+	Tx            uint64          `json:"tx"`
+	OccurredAt    time.Time       `json:"occurredAt"`
+	Data          json.RawMessage `json:"data"`
+	Metadata      event.Metadata  `json:"metadata"`
+}
+
+// EventDoc turns a record into its events-index document.
+func EventDoc(r event.Record, p event.Payload) Event {
+	e := r.Envelope
+	doc := Event{
+		ID: e.ID, StreamID: e.StreamID, StreamType: e.StreamType, Version: e.Version, Type: e.Type,
+		SchemaVersion: e.SchemaVersion, Position: e.Position, Tx: r.Cursor.Tx, OccurredAt: e.OccurredAt,
+		Data: e.Data, Metadata: e.Metadata,
+	}
+	switch p := p.(type) {
+	case event.ReviewAdded:
+		doc.ProductID = p.ProductID
+	case event.ReviewRemoved:
+		doc.ProductID = p.ProductID
+	default:
+		if e.StreamType == event.StreamProduct {
+			doc.ProductID = e.StreamID
+		}
+	}
+	return doc
+}

@@ -1,0 +1,303 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/splitstream/splitstream"
+	"github.com/splitstream/splitstream/event"
+)
+
+// Page sizes.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// Sorts of products.
+const (
+	SortRelevance  = "RELEVANCE"
+	SortPriceAsc   = "PRICE_ASC"
+	SortPriceDesc  = "PRICE_DESC"
+	SortRatingDesc = "RATING_DESC"
+	SortNewest     = "NEWEST"
+)
+
+// ProductFilter narrows a product search; nil fields do not filter.
+type ProductFilter struct {
+	Category      *string
+	MinPriceCents *int64
+	MaxPriceCents *int64
+	MinRating     *float64
+	InStock       *bool
+	Status        *string
+}
+
+// ProductQuery is one page of a product search.
+type ProductQuery struct {
+	Search string
+	Filter ProductFilter
+	Sort   string
+	First  int
+	After  string
+}
+
+// Facets are counts over every product the search matches.
+type Facets struct {
+	Categories  []Count
+	Ratings     []Count // Key is the average rating rounded down, "0" to "5"
+	PriceRanges []PriceRange
+}
+
+// Count is one facet bucket.
+type Count struct {
+	Key   string
+	Count int
+}
+
+// PriceRange is one price facet bucket; nil bounds are open.
+type PriceRange struct {
+	From, To *int64
+	Count    int
+}
+
+// Page is one page of results with opaque cursors.
+type Page[T any] struct {
+	Items       []T
+	Cursors     []string
+	HasNextPage bool
+	TotalCount  int
+}
+
+// ProductPage is a page of products with facets.
+type ProductPage struct {
+	Page[Product]
+	Facets Facets
+}
+
+// ReviewQuery is one page of a product's reviews.
+type ReviewQuery struct {
+	ProductID string
+	First     int
+	After     string
+}
+
+// OrderQuery is one page of orders.
+type OrderQuery struct {
+	CustomerID *string
+	Status     *string
+	First      int
+	After      string
+}
+
+// Index is what the read side needs from the search index.
+type Index interface {
+	// GetProduct and GetOrder are real-time gets; nil when absent.
+	GetProduct(ctx context.Context, id string) (*Product, error)
+	GetOrder(ctx context.Context, id string) (*Order, error)
+	GetReview(ctx context.Context, id string) (*Review, error)
+	SearchProducts(ctx context.Context, q ProductQuery) (ProductPage, error)
+	SearchReviews(ctx context.Context, q ReviewQuery) (Page[Review], error)
+	SearchOrders(ctx context.Context, q OrderQuery) (Page[Order], error)
+	// ProductEvents returns the events about a product, in position order:
+	// its own, and with reviews also its reviews'; until, when set, bounds
+	// occurredAt.
+	ProductEvents(ctx context.Context, id string, reviews bool, until *time.Time) ([]Event, error)
+	// MakeVisible makes every applied write visible to searches (gets are
+	// real time already).
+	MakeVisible(ctx context.Context) error
+}
+
+// Watermark tells how far the read side has applied the event log.
+type Watermark interface {
+	// WaitFor returns once everything up to c is applied, or ctx ends.
+	WaitFor(ctx context.Context, c event.Cursor) error
+}
+
+// Service answers reads from the index, waiting for consistency tokens.
+type Service struct {
+	index   Index
+	mark    Watermark
+	timeout time.Duration
+}
+
+// NewService returns a read service; timeout bounds consistentWith waits.
+func NewService(index Index, mark Watermark, timeout time.Duration) (*Service, error) {
+	if index == nil || mark == nil {
+		return nil, errors.New("query: nil index or watermark")
+	}
+	if timeout <= 0 {
+		return nil, errors.New("query: consistency timeout must be positive")
+	}
+	return &Service{index: index, mark: mark, timeout: timeout}, nil
+}
+
+// consistentSearch is Consistent for searches, which also need the index
+// refreshed past the token.
+func (s *Service) consistentSearch(ctx context.Context, token *string) error {
+	if err := s.Consistent(ctx, token); err != nil || token == nil || *token == "" {
+		return err
+	}
+	if err := s.index.MakeVisible(ctx); err != nil {
+		return fmt.Errorf("refresh for consistentWith: %w", err)
+	}
+	return nil
+}
+
+// Consistent waits until the read side reflects every effect of the
+// mutation that returned token. An empty token returns at once.
+func (s *Service) Consistent(ctx context.Context, token *string) error {
+	if token == nil || *token == "" {
+		return nil
+	}
+	c, err := event.ParseToken(*token)
+	if err != nil {
+		return splitstream.Invalid("consistentWith", "not a token returned by a mutation")
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.mark.WaitFor(wctx, c); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &splitstream.Error{Code: splitstream.EStaleRead, CurrentVersion: -1,
+			Message: fmt.Sprintf("the read side did not catch up with this token within %s; retry", s.timeout)}
+	}
+	return nil
+}
+
+// Product returns a product, or nil when there is none.
+func (s *Service) Product(ctx context.Context, id string, token *string) (*Product, error) {
+	if err := s.Consistent(ctx, token); err != nil {
+		return nil, err
+	}
+	p, err := s.index.GetProduct(ctx, id)
+	if err != nil || p == nil || p.Version == 0 {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Products searches products.
+func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (ProductPage, error) {
+	if err := s.consistentSearch(ctx, token); err != nil {
+		return ProductPage{}, err
+	}
+	first, err := pageSize(q.First)
+	if err != nil {
+		return ProductPage{}, err
+	}
+	q.First = first
+	q.Search = strings.TrimSpace(q.Search)
+	if len(q.Search) > 500 {
+		return ProductPage{}, splitstream.Invalid("search", "at most 500 characters")
+	}
+	if q.Sort == "" {
+		q.Sort = SortRelevance
+	}
+	f := q.Filter
+	if f.MinPriceCents != nil && f.MaxPriceCents != nil && *f.MinPriceCents > *f.MaxPriceCents {
+		return ProductPage{}, splitstream.Invalid("filter.minPriceCents", "greater than maxPriceCents")
+	}
+	if f.MinRating != nil && (*f.MinRating < 0 || *f.MinRating > 5) {
+		return ProductPage{}, splitstream.Invalid("filter.minRating", "must be between 0 and 5")
+	}
+	return s.index.SearchProducts(ctx, q)
+}
+
+// Reviews pages through a product's reviews.
+func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Page[Review], error) {
+	if err := s.consistentSearch(ctx, token); err != nil {
+		return Page[Review]{}, err
+	}
+	first, err := pageSize(q.First)
+	if err != nil {
+		return Page[Review]{}, err
+	}
+	q.First = first
+	return s.index.SearchReviews(ctx, q)
+}
+
+// Order returns an order, or nil when there is none.
+func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, error) {
+	if err := s.Consistent(ctx, token); err != nil {
+		return nil, err
+	}
+	o, err := s.index.GetOrder(ctx, id)
+	if err != nil || o == nil || o.Version == 0 {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Orders pages through orders.
+func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page[Order], error) {
+	if err := s.consistentSearch(ctx, token); err != nil {
+		return Page[Order]{}, err
+	}
+	first, err := pageSize(q.First)
+	if err != nil {
+		return Page[Order]{}, err
+	}
+	q.First = first
+	return s.index.SearchOrders(ctx, q)
+}
+
+// ProductHistory returns the product's own events, oldest first.
+func (s *Service) ProductHistory(ctx context.Context, id string, token *string) ([]Event, error) {
+	if err := s.consistentSearch(ctx, token); err != nil {
+		return nil, err
+	}
+	return s.index.ProductEvents(ctx, id, false, nil)
+}
+
+// ProductAt folds the product's events, and its reviews', up to at.
+func (s *Service) ProductAt(ctx context.Context, id string, at time.Time, token *string) (*Product, error) {
+	if err := s.consistentSearch(ctx, token); err != nil {
+		return nil, err
+	}
+	evs, err := s.index.ProductEvents(ctx, id, true, &at)
+	if err != nil {
+		return nil, err
+	}
+	return FoldProductEvents(evs)
+}
+
+// FoldProductEvents folds a product's events and its reviews' events, in
+// position order, into the product as they make it; nil if it was not
+// created by then.
+func FoldProductEvents(evs []Event) (*Product, error) {
+	sort.Slice(evs, func(i, j int) bool { return evs[i].Position < evs[j].Position })
+	var p Product
+	for _, d := range evs {
+		env := event.Envelope{ID: d.ID, Position: d.Position, StreamID: d.StreamID, StreamType: d.StreamType,
+			Version: d.Version, Type: d.Type, SchemaVersion: d.SchemaVersion, Data: d.Data, OccurredAt: d.OccurredAt}
+		pl, err := env.Payload()
+		if err != nil {
+			return nil, fmt.Errorf("fold %s v%d: %w", d.StreamID, d.Version, err)
+		}
+		if d.StreamType == event.StreamReview {
+			ApplyReviewToProduct(&p, env, pl)
+		} else {
+			ApplyProduct(&p, env, pl)
+		}
+	}
+	if p.Version == 0 {
+		return nil, nil
+	}
+	return &p, nil
+}
+
+func pageSize(first int) (int, error) {
+	switch {
+	case first == 0:
+		return DefaultPageSize, nil
+	case first < 0 || first > MaxPageSize:
+		return 0, splitstream.Invalid("first", "must be between 1 and %d", MaxPageSize)
+	}
+	return first, nil
+}

@@ -1,0 +1,187 @@
+// Package rabbitmq owns Splitstream's use of RabbitMQ: a connection that
+// heals itself, the topology (exchanges, queues, dead-lettering), a publisher
+// that waits for confirms, and consumers that ack only after their handler
+// has made the effect durable.
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Exchange and queue names are part of the contract in ARCHITECTURE.md.
+const (
+	EventsExchange    = "splitstream.events"
+	ProjectedExchange = "splitstream.projected"
+	DeadExchange      = "splitstream.dlx"
+)
+
+// Conn keeps one AMQP connection open, redialling with backoff when the
+// broker goes away. Users ask it for channels and watch Changed to redo their
+// setup after a reconnect.
+type Conn struct {
+	url  string
+	log  *slog.Logger
+	name string
+
+	mu      sync.Mutex
+	conn    *amqp.Connection
+	lastErr error
+	changed chan struct{} // closed and replaced on every (re)connect or loss
+	done    chan struct{}
+}
+
+// Dial connects to url and keeps the connection up until Close. The first
+// attempt's failure is returned, in one line a person can act on.
+func Dial(ctx context.Context, rawURL, name string, log *slog.Logger) (*Conn, error) {
+	c := &Conn{url: rawURL, log: log, name: name, changed: make(chan struct{}), done: make(chan struct{})}
+	conn, err := c.dial()
+	if err != nil {
+		return nil, Unreachable(rawURL, err)
+	}
+	c.set(conn, nil)
+	go c.keep(conn)
+	return c, nil
+}
+
+func (c *Conn) dial() (*amqp.Connection, error) {
+	cfg := amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Properties: amqp.Table{"connection_name": c.name},
+		Dial:       amqp.DefaultDial(5 * time.Second),
+	}
+	return amqp.DialConfig(c.url, cfg)
+}
+
+// Unreachable turns a dial failure into the one line a person needs.
+func Unreachable(rawURL string, err error) error {
+	host := rawURL
+	if u, perr := url.Parse(rawURL); perr == nil {
+		host = u.Host
+	}
+	reason := "unreachable"
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "refused"):
+		reason = "connection refused"
+	case strings.Contains(msg, "403") || strings.Contains(msg, "ACCESS_REFUSED"):
+		reason = "access refused"
+	case strings.Contains(msg, "vhost"):
+		reason = "no such vhost"
+	case strings.Contains(msg, "timeout"):
+		reason = "timed out"
+	}
+	return fmt.Errorf("AMQP_URL: cannot connect to %s (%s) — is RabbitMQ running? Try: make services", host, reason)
+}
+
+func (c *Conn) set(conn *amqp.Connection, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn, c.lastErr = conn, err
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// keep waits for the connection to close and redials until Close.
+func (c *Conn) keep(conn *amqp.Connection) {
+	for {
+		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+		select {
+		case <-c.done:
+			_ = conn.Close()
+			return
+		case amqpErr := <-closed:
+			err := errors.New("connection closed")
+			if amqpErr != nil {
+				err = amqpErr
+			}
+			c.log.Warn("rabbitmq connection lost; reconnecting", "conn", c.name, "err", err)
+			c.set(nil, err)
+		}
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval = 200*time.Millisecond, 5*time.Second
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-time.After(b.NextBackOff()):
+			}
+			next, err := c.dial()
+			if err != nil {
+				c.mu.Lock()
+				c.lastErr = err
+				c.mu.Unlock()
+				continue
+			}
+			conn = next
+			c.log.Info("rabbitmq reconnected", "conn", c.name)
+			c.set(conn, nil)
+			break
+		}
+	}
+}
+
+// ErrDisconnected means the broker is not reachable right now.
+var ErrDisconnected = errors.New("rabbitmq: not connected")
+
+// Channel opens a channel on the current connection.
+func (c *Conn) Channel() (*amqp.Channel, error) {
+	c.mu.Lock()
+	conn, lastErr := c.conn, c.lastErr
+	c.mu.Unlock()
+	if conn == nil || conn.IsClosed() {
+		if lastErr != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDisconnected, lastErr)
+		}
+		return nil, ErrDisconnected
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	return ch, nil
+}
+
+// Changed returns a channel closed at the next connect or loss.
+func (c *Conn) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// Check reports whether the connection is up, for readiness.
+func (c *Conn) Check(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil || c.conn.IsClosed() {
+		if c.lastErr != nil {
+			return fmt.Errorf("rabbitmq unreachable: %v", c.lastErr)
+		}
+		return ErrDisconnected
+	}
+	return nil
+}
+
+// Close stops reconnecting and closes the connection.
+func (c *Conn) Close() {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		_ = conn.Close()
+	}
+}

@@ -1,0 +1,131 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/relay"
+)
+
+// Publisher publishes event records to the events exchange on a channel in
+// confirm mode, and returns only once the broker confirmed all of a batch.
+type Publisher struct {
+	conn *Conn
+
+	mu      sync.Mutex // one batch at a time on one channel
+	ch      *amqp.Channel
+	changed <-chan struct{} // the connection's Changed when ch was opened
+}
+
+var _ relay.Publisher = (*Publisher)(nil)
+
+// NewPublisher returns a publisher on conn. It opens its channel on first
+// use, so it can be built while the broker is away.
+func NewPublisher(conn *Conn) (*Publisher, error) {
+	if conn == nil {
+		return nil, errors.New("rabbitmq: nil connection")
+	}
+	return &Publisher{conn: conn}, nil
+}
+
+// Publish sends every record, persistent and not mandatory (queues are the
+// consumers' to declare), then waits for each confirm. After any failure the
+// channel is dropped and the next call opens a fresh one, so a channel that
+// saw a nack, a timeout or a reconnect is never reused.
+func (p *Publisher) Publish(ctx context.Context, records []event.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	msgs := make([]amqp.Publishing, len(records))
+	for i, r := range records {
+		m, err := EncodeRecord(r)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch, err := p.channel()
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	confirms := make([]*amqp.DeferredConfirmation, len(records))
+	for i, r := range records {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, EventsExchange, RoutingKey(r.Envelope), false, false, msgs[i])
+		if err != nil {
+			p.drop()
+			return fmt.Errorf("publish event %s: %w", r.Envelope.ID, err)
+		}
+		confirms[i] = dc
+	}
+	for i, dc := range confirms {
+		acked, err := dc.WaitContext(ctx)
+		if err != nil {
+			p.drop()
+			return fmt.Errorf("confirm of event %s: %w", records[i].Envelope.ID, err)
+		}
+		if !acked {
+			// A nack, or the channel closed before the confirm came (the
+			// library resolves outstanding confirms as nacks then).
+			p.drop()
+			return fmt.Errorf("broker did not confirm event %s (nack or channel closed)", records[i].Envelope.ID)
+		}
+	}
+	return nil
+}
+
+// channel returns the open confirm channel, or opens one: when there is
+// none, when it closed, or when the connection changed since it was opened.
+func (p *Publisher) channel() (*amqp.Channel, error) {
+	if p.ch != nil {
+		select {
+		case <-p.changed:
+			p.drop()
+		default:
+			if !p.ch.IsClosed() {
+				return p.ch, nil
+			}
+			p.drop()
+		}
+	}
+	// Taken before opening: a reconnect in between makes the next call
+	// reopen rather than keep a channel on a dead connection.
+	changed := p.conn.Changed()
+	ch, err := p.conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
+		return nil, fmt.Errorf("confirm mode: %w", err)
+	}
+	if err := DeclareEvents(ch); err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	p.ch, p.changed = ch, changed
+	return ch, nil
+}
+
+func (p *Publisher) drop() {
+	if ch := p.ch; ch != nil {
+		// Closing waits for the broker's close-ok; a hung broker must not
+		// hold the next attempt up.
+		go func() { _ = ch.Close() }()
+	}
+	p.ch, p.changed = nil, nil
+}
+
+// Close closes the publisher's channel; the connection stays open.
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drop()
+}

@@ -1,0 +1,18 @@
+package rabbitmq
+
+import (
+	"fmt"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DeclareEvents declares the durable topic exchange every domain event is
+// published to, routed by "<streamType>.<eventType>". Declaring is
+// idempotent: the relay and every consumer call it before they use the
+// exchange, so no process depends on another having started first.
+func DeclareEvents(ch *amqp.Channel) error {
+	if err := ch.ExchangeDeclare(EventsExchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", EventsExchange, err)
+	}
+	return nil
+}

@@ -1,0 +1,406 @@
+// Package relay owns moving committed events from the event store to the
+// broker: in relay order (writing transaction id, then position), with no
+// event skipped and none published before the broker confirmed the one
+// before it, by exactly one leader at a time, resuming from a checkpoint.
+//
+// It defines the two small interfaces it consumes, Source (postgres) and
+// Publisher (rabbitmq); it imports no driver.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/splitstream/splitstream/event"
+)
+
+// Source is the event log, read in relay order.
+type Source interface {
+	// Lead blocks until this process is the only relay called name. The
+	// returned context ends when that stops being true (for Postgres: the
+	// connection holding the lock died) or when ctx ends; release gives the
+	// leadership up. An error means the source could not be asked.
+	Lead(ctx context.Context, name string) (leading context.Context, release func(), err error)
+	// Checkpoint returns where the relay called name has published up to;
+	// the zero cursor when it never has.
+	Checkpoint(ctx context.Context, name string) (event.Cursor, error)
+	// Next returns up to limit events after the cursor, in relay order, only
+	// from the part of the log that can no longer change (no transaction can
+	// still add an event before the last one returned). Record.Prev chains
+	// from after. None is not an error.
+	Next(ctx context.Context, after event.Cursor, limit int) ([]event.Record, error)
+	// Save records that everything up to c is published. It never moves a
+	// checkpoint backwards.
+	Save(ctx context.Context, name string, c event.Cursor) error
+	// Backlog counts the committed events after the cursor and returns the
+	// time of the oldest of them (zero when there are none).
+	Backlog(ctx context.Context, after event.Cursor) (count int64, oldest time.Time, err error)
+}
+
+// Publisher hands events to the broker.
+type Publisher interface {
+	// Publish returns nil only when the broker has confirmed every record.
+	// On an error any of them may or may not have been delivered.
+	Publish(ctx context.Context, records []event.Record) error
+}
+
+// Config tunes a relay. The zero value of every field means its default.
+type Config struct {
+	// Name identifies the checkpoint and the leadership; "default" unless set.
+	Name string
+	// BatchSize is the most events read and published at once (500).
+	BatchSize int
+	// PollInterval is the wait after finding nothing new (25ms).
+	PollInterval time.Duration
+	// MaxBackoff caps the wait between retries after an error (5s).
+	MaxBackoff time.Duration
+	// PublishTimeout bounds one batch's publish and confirms (30s).
+	PublishTimeout time.Duration
+	// BacklogInterval is how often the backlog gauges are refreshed (2s).
+	BacklogInterval time.Duration
+	// Now is the clock, for the age of the backlog (time.Now).
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Name == "" {
+		c.Name = "default"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	def(&c.PollInterval, 25*time.Millisecond)
+	def(&c.MaxBackoff, 5*time.Second)
+	def(&c.PublishTimeout, 30*time.Second)
+	def(&c.BacklogInterval, 2*time.Second)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	var errs []error
+	if c.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("relay: batch size %d is negative", c.BatchSize))
+	}
+	for name, d := range map[string]time.Duration{"poll interval": c.PollInterval, "max backoff": c.MaxBackoff,
+		"publish timeout": c.PublishTimeout, "backlog interval": c.BacklogInterval} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("relay: %s %s is negative", name, d))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// Relay publishes the event log to the broker. Several may run against one
+// log: one leads, the others wait to take over.
+type Relay struct {
+	src Source
+	pub Publisher
+	cfg Config
+	log *slog.Logger
+	m   metrics
+
+	mu      sync.Mutex // guards the failure state below, for logging on change only
+	failing string     // stage that is failing, "" when healthy
+	since   time.Time
+	errors  int
+}
+
+// New returns a relay; it registers its metrics on reg.
+func New(src Source, pub Publisher, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
+	switch {
+	case src == nil:
+		return nil, errors.New("relay: nil source")
+	case pub == nil:
+		return nil, errors.New("relay: nil publisher")
+	case log == nil:
+		return nil, errors.New("relay: nil logger")
+	case reg == nil:
+		return nil, errors.New("relay: nil metrics registerer")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(reg, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{src: src, pub: pub, cfg: cfg, log: log.With("relay", cfg.Name), m: m}, nil
+}
+
+// Run relays until ctx ends, and then returns ctx's error. Transient
+// failures (Postgres or the broker away, leadership lost) are retried with
+// backoff and logged once per change of state; they never end Run.
+func (r *Relay) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.watchBacklog(ctx)
+	}()
+	defer wg.Wait()
+
+	b := r.backoff()
+	for {
+		leading, release, err := r.src.Lead(ctx, r.cfg.Name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.fail("lead", err)
+			if !r.sleep(ctx, b) {
+				return ctx.Err()
+			}
+			continue
+		}
+		b.Reset()
+		r.m.leader.Set(1)
+		r.log.Info("relay leading")
+		r.lead(leading)
+		release()
+		r.m.leader.Set(0)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.m.errors.WithLabelValues("leadership").Inc()
+		r.log.Warn("relay lost leadership; trying to lead again", "err", context.Cause(leading))
+	}
+}
+
+// lead relays while ctx (the leadership) lasts.
+func (r *Relay) lead(ctx context.Context) {
+	b := r.backoff()
+	var cur event.Cursor
+	for {
+		c, err := r.src.Checkpoint(ctx, r.cfg.Name)
+		if err == nil {
+			cur = c
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		r.fail("checkpoint", err)
+		if !r.sleep(ctx, b) {
+			return
+		}
+	}
+	r.log.Debug("relay resuming", "tx", cur.Tx, "position", cur.Position)
+	saved := cur
+	for ctx.Err() == nil {
+		// A published batch is saved before the next is read: after a crash
+		// at most one batch is published twice. If saving fails, the batch
+		// is not published again; the save is retried.
+		if saved != cur {
+			if err := r.src.Save(ctx, r.cfg.Name, cur); err != nil {
+				if ctx.Err() == nil {
+					r.fail("save", err)
+					r.sleep(ctx, b)
+				}
+				continue
+			}
+			saved = cur
+		}
+		recs, err := r.src.Next(ctx, cur, r.cfg.BatchSize)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.fail("read", err)
+				r.sleep(ctx, b)
+			}
+			continue
+		}
+		if len(recs) == 0 {
+			r.ok()
+			b.Reset()
+			r.wait(ctx, r.cfg.PollInterval)
+			continue
+		}
+		if err := r.publish(ctx, recs); err != nil {
+			if ctx.Err() == nil {
+				r.fail("publish", err)
+				r.sleep(ctx, b)
+			}
+			continue
+		}
+		cur = recs[len(recs)-1].Cursor
+		r.ok()
+		b.Reset()
+	}
+}
+
+func (r *Relay) publish(ctx context.Context, recs []event.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	start := r.cfg.Now()
+	if err := r.pub.Publish(ctx, recs); err != nil {
+		return err
+	}
+	now := r.cfg.Now()
+	r.m.publishSeconds.Observe(now.Sub(start).Seconds())
+	r.m.batches.Inc()
+	r.m.published.Add(float64(len(recs)))
+	for _, rec := range recs {
+		r.m.delaySeconds.Observe(now.Sub(rec.Envelope.OccurredAt).Seconds())
+	}
+	return nil
+}
+
+// watchBacklog refreshes the backlog gauges until ctx ends. Every relay
+// does it, leader or not, from the saved checkpoint, so the gauges are
+// right wherever they are scraped.
+func (r *Relay) watchBacklog(ctx context.Context) {
+	t := time.NewTicker(r.cfg.BacklogInterval)
+	defer t.Stop()
+	for {
+		r.updateBacklog(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Relay) updateBacklog(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.BacklogInterval)
+	defer cancel()
+	cur, err := r.src.Checkpoint(ctx, r.cfg.Name)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.m.errors.WithLabelValues("backlog").Inc()
+		}
+		return
+	}
+	count, oldest, err := r.src.Backlog(ctx, cur)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.m.errors.WithLabelValues("backlog").Inc()
+		}
+		return
+	}
+	r.m.backlog.Set(float64(count))
+	age := 0.0
+	if count > 0 && !oldest.IsZero() {
+		age = max(r.cfg.Now().Sub(oldest).Seconds(), 0)
+	}
+	r.m.backlogAge.Set(age)
+}
+
+func (r *Relay) backoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = min(100*time.Millisecond, r.cfg.MaxBackoff)
+	b.MaxInterval = r.cfg.MaxBackoff
+	return b
+}
+
+// sleep waits for the next backoff interval, capped at MaxBackoff even
+// after randomisation; false when ctx ended first.
+func (r *Relay) sleep(ctx context.Context, b *backoff.ExponentialBackOff) bool {
+	return r.wait(ctx, min(b.NextBackOff(), r.cfg.MaxBackoff))
+}
+
+func (r *Relay) wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// fail counts an error and logs it when the relay was healthy, or failing
+// at another stage: an outage is one line, not one per retry.
+func (r *Relay) fail(stage string, err error) {
+	r.m.errors.WithLabelValues(stage).Inc()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errors++
+	if r.failing == stage {
+		return
+	}
+	if r.failing == "" {
+		r.since = r.cfg.Now()
+	}
+	r.failing = stage
+	r.log.Warn("relay stalled; retrying with backoff", "stage", stage, "err", err)
+}
+
+func (r *Relay) ok() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failing == "" {
+		return
+	}
+	r.log.Info("relay recovered", "after", r.cfg.Now().Sub(r.since).Round(time.Millisecond), "errors", r.errors)
+	r.failing, r.errors = "", 0
+}
+
+type metrics struct {
+	published      prometheus.Counter
+	batches        prometheus.Counter
+	errors         *prometheus.CounterVec
+	publishSeconds prometheus.Histogram
+	delaySeconds   prometheus.Histogram
+	backlog        prometheus.Gauge
+	backlogAge     prometheus.Gauge
+	leader         prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, name string) (metrics, error) {
+	labels := prometheus.Labels{"relay": name}
+	m := metrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "splitstream_relay_published_events_total", ConstLabels: labels,
+			Help: "Events the broker confirmed.",
+		}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "splitstream_relay_batches_total", ConstLabels: labels,
+			Help: "Batches the broker confirmed.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "splitstream_relay_errors_total", ConstLabels: labels,
+			Help: "Failures by stage (lead, checkpoint, read, publish, save, backlog, leadership); each is retried.",
+		}, []string{"stage"}),
+		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "splitstream_relay_publish_duration_seconds", ConstLabels: labels,
+			Help:    "Time to publish one batch until the broker confirmed all of it.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		delaySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "splitstream_relay_event_delay_seconds", ConstLabels: labels,
+			Help:    "Time from an event's append to the broker's confirm of it.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
+		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "splitstream_relay_backlog_events", ConstLabels: labels,
+			Help: "Committed events not yet published (past the saved checkpoint).",
+		}),
+		backlogAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "splitstream_relay_backlog_oldest_age_seconds", ConstLabels: labels,
+			Help: "Age of the oldest unpublished event; 0 when there is none.",
+		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "splitstream_relay_leader", ConstLabels: labels,
+			Help: "1 while this process is the relay that publishes.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.published, m.batches, m.errors, m.publishSeconds, m.delaySeconds, m.backlog, m.backlogAge, m.leader} {
+		if err := reg.Register(c); err != nil {
+			return metrics{}, fmt.Errorf("relay metrics: %w", err)
+		}
+	}
+	return m, nil
+}
