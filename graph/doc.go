@@ -2,4 +2,3 @@
 // gqlgen, and the HTTP handler they share: size and complexity limits, the
 // error presenter that maps *splitstream.Error to extensions.code, request ids.
 package graph
-
