@@ -36,43 +36,49 @@ func NewSearcher(es *elasticsearch.Client, prefix string) *Searcher {
 // GetProduct is a real-time get through the alias.
 func (s *Searcher) GetProduct(ctx context.Context, id string) (*query.Product, error) {
 	var p query.Product
-	ok, err := s.get(ctx, Products, id, &p)
+	ok, rev, err := s.get(ctx, Products, id, &p)
 	if !ok || err != nil {
 		return nil, err
 	}
+	p.Rev = rev
 	return &p, nil
 }
 
 // GetOrder is a real-time get through the alias.
 func (s *Searcher) GetOrder(ctx context.Context, id string) (*query.Order, error) {
 	var o query.Order
-	ok, err := s.get(ctx, Orders, id, &o)
+	ok, rev, err := s.get(ctx, Orders, id, &o)
 	if !ok || err != nil {
 		return nil, err
 	}
+	o.Rev = rev
 	return &o, nil
 }
 
-func (s *Searcher) get(ctx context.Context, model, id string, out any) (bool, error) {
+// get reads one document in real time; rev orders its writes (primary term,
+// then sequence number).
+func (s *Searcher) get(ctx context.Context, model, id string, out any) (bool, int64, error) {
 	var res struct {
-		Found  bool            `json:"found"`
-		Source json.RawMessage `json:"_source"`
+		Found       bool            `json:"found"`
+		SeqNo       int64           `json:"_seq_no"`
+		PrimaryTerm int64           `json:"_primary_term"`
+		Source      json.RawMessage `json:"_source"`
 	}
 	err := Do(ctx, s.es, http.MethodGet, "/"+Alias(s.prefix, model)+"/_doc/"+url.PathEscape(id)+"?realtime=true", "", &res)
 	var re *ResponseError
 	if errors.As(err, &re) && re.Status == http.StatusNotFound {
-		return false, nil
+		return false, 0, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("get %s %s: %w", model, id, err)
+		return false, 0, fmt.Errorf("get %s %s: %w", model, id, err)
 	}
 	if !res.Found {
-		return false, nil
+		return false, 0, nil
 	}
 	if err := json.Unmarshal(res.Source, out); err != nil {
-		return false, fmt.Errorf("decode %s %s: %w", model, id, err)
+		return false, 0, fmt.Errorf("decode %s %s: %w", model, id, err)
 	}
-	return true, nil
+	return true, res.PrimaryTerm<<40 | res.SeqNo, nil
 }
 
 type hit struct {
@@ -363,7 +369,7 @@ func (s *Searcher) Checkpoint(ctx context.Context) (event.Cursor, error) {
 		Tx       uint64 `json:"tx"`
 		Position int64  `json:"position"`
 	}
-	ok, err := s.get(ctx, Checkpoints, CheckpointID, &doc)
+	ok, _, err := s.get(ctx, Checkpoints, CheckpointID, &doc)
 	if err != nil || !ok {
 		return event.Cursor{}, err
 	}
@@ -373,9 +379,10 @@ func (s *Searcher) Checkpoint(ctx context.Context) (event.Cursor, error) {
 // GetReview is a real-time get through the alias.
 func (s *Searcher) GetReview(ctx context.Context, id string) (*query.Review, error) {
 	var r query.Review
-	ok, err := s.get(ctx, Reviews, id, &r)
+	ok, rev, err := s.get(ctx, Reviews, id, &r)
 	if !ok || err != nil {
 		return nil, err
 	}
+	r.Rev = rev
 	return &r, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,12 +17,14 @@ const (
 	KindOrder   = "order"
 )
 
-// Change says a document now stands at Version in the index.
+// Change says a document changed in the index. ProductID is the product a
+// review belongs to.
 type Change struct {
-	Kind     string
-	ID       string
-	Version  int
-	Position int64
+	Kind      string
+	ID        string
+	ProductID string
+	// Types are the event types that made the change.
+	Types []string
 }
 
 // Hub fans changes out to subscribers. For every change some subscriber
@@ -50,7 +53,7 @@ type Hub struct {
 
 type sub[T any] struct {
 	ch   chan *T
-	seen map[string]int
+	seen map[string]int64
 	once sync.Once
 }
 
@@ -83,20 +86,21 @@ func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, li
 }
 
 func newSub[T any](buffer int) *sub[T] {
-	return &sub[T]{ch: make(chan *T, buffer), seen: map[string]int{}}
+	return &sub[T]{ch: make(chan *T, buffer), seen: map[string]int64{}}
 }
 
 func (s *sub[T]) close() { s.once.Do(func() { close(s.ch) }) }
 
-// offer sends doc unless it is not newer than one already sent; it reports
-// false when the subscriber is full. Called with the hub's lock held.
-func (s *sub[T]) offer(id string, version int, doc *T) bool {
-	if version <= s.seen[id] {
+// offer sends doc unless it is not newer (by its index revision) than one
+// already sent; it reports false when the subscriber is full. Called with
+// the hub's lock held.
+func (s *sub[T]) offer(id string, rev int64, doc *T) bool {
+	if rev <= s.seen[id] {
 		return true
 	}
 	select {
 	case s.ch <- doc:
-		s.seen[id] = version
+		s.seen[id] = rev
 		return true
 	default:
 		return false
@@ -202,21 +206,21 @@ func (h *Hub) Publish(ctx context.Context, changes []Change) {
 			}
 			h.mu.Lock()
 			for id, s := range h.products[c.ID] {
-				if !s.offer(p.ID, p.Version, p) {
+				if !s.offer(p.ID, p.Rev, p) {
 					h.cutOff(s.close, func() { delete(h.products[c.ID], id) })
 				}
 			}
 			for id, s := range h.filtered {
-				if s.filter.Matches(p) && !s.offer(p.ID, p.Version, p) {
+				if s.filter.Matches(p) && !s.offer(p.ID, p.Rev, p) {
 					h.cutOff(s.close, func() { delete(h.filtered, id) })
 				}
 			}
 			h.mu.Unlock()
 		case KindReview:
-			// Which product a review belongs to is in the document, so
-			// read it only when anyone watches reviews at all.
+			// Only additions: a rename also rewrites a product's reviews.
 			h.mu.Lock()
-			wanted := len(h.reviews) > 0
+			wanted := slices.Contains(c.Types, "ReviewAdded") &&
+				(len(h.reviews[c.ProductID]) > 0 || (c.ProductID == "" && len(h.reviews) > 0))
 			h.mu.Unlock()
 			if !wanted {
 				continue
@@ -228,7 +232,7 @@ func (h *Hub) Publish(ctx context.Context, changes []Change) {
 			}
 			h.mu.Lock()
 			for id, s := range h.reviews[r.ProductID] {
-				if !s.offer(r.ID, r.Version, r) {
+				if !s.offer(r.ID, r.Rev, r) {
 					h.cutOff(s.close, func() { delete(h.reviews[r.ProductID], id) })
 				}
 			}
@@ -247,7 +251,7 @@ func (h *Hub) Publish(ctx context.Context, changes []Change) {
 			}
 			h.mu.Lock()
 			for id, s := range h.orders[c.ID] {
-				if !s.offer(o.ID, o.Version, o) {
+				if !s.offer(o.ID, o.Rev, o) {
 					h.cutOff(s.close, func() { delete(h.orders[c.ID], id) })
 				}
 			}

@@ -45,6 +45,9 @@ type Product struct {
 	Position  int64                 `json:"position"`
 	CreatedAt time.Time             `json:"createdAt"`
 	UpdatedAt time.Time             `json:"updatedAt"`
+	// Rev orders writes of this document in the index (from its sequence
+	// number); reviews change a product without changing its version.
+	Rev int64 `json:"-"`
 }
 
 // ReviewMark is what a product remembers of one review.
@@ -81,6 +84,7 @@ type Review struct {
 	Version        int       `json:"version"`
 	Position       int64     `json:"position"`
 	CreatedAt      time.Time `json:"createdAt"`
+	Rev            int64     `json:"-"`
 }
 
 // OrderLine is one line of an order, with the name and price at ordering time.
@@ -105,6 +109,7 @@ type Order struct {
 	Position        int64       `json:"position"`
 	CreatedAt       time.Time   `json:"createdAt"`
 	UpdatedAt       time.Time   `json:"updatedAt"`
+	Rev             int64       `json:"-"`
 }
 
 // Event is the events index document: every event, for history and time travel.

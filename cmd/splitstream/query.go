@@ -13,7 +13,9 @@ import (
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/graph/read"
 	"github.com/splitstream/splitstream/ops"
+	"github.com/splitstream/splitstream/projector"
 	"github.com/splitstream/splitstream/query"
+	"github.com/splitstream/splitstream/rabbitmq"
 )
 
 // queryRole serves the read schema from Elasticsearch alone. It learns what
@@ -85,5 +87,20 @@ func freshness(t *query.Tracker) graphql.ResponseMiddleware {
 		}
 		res.Extensions["freshness"] = ext
 		return res
+	}
+}
+
+// noticeWorker feeds the projector's notices to the watermark and to the
+// subscription hub.
+func (a *app) noticeWorker(conn *rabbitmq.Conn, t *query.Tracker, h *query.Hub) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return rabbitmq.ConsumeNotices(ctx, conn, a.log, func(ctx context.Context, n projector.Notice) {
+			t.Advance(n.Watermark)
+			changes := make([]query.Change, len(n.Changes))
+			for i, c := range n.Changes {
+				changes[i] = query.Change{Kind: string(c.Kind), ID: c.ID, ProductID: c.ProductID, Types: c.Types}
+			}
+			h.Publish(ctx, changes)
+		})
 	}
 }

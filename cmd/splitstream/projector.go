@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/ops"
+	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/rabbitmq"
+)
+
+// projectorRole consumes the projector queue into the read models. It reads
+// Postgres only to fill a gap in a stream, so Postgres is not among its
+// readiness checks; a stall it causes shows in the "projector" check.
+func (a *app) projectorRole(ctx context.Context) (role, error) {
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		return role{}, err
+	}
+	conn, err := a.rabbitmq(ctx)
+	if err != nil {
+		return role{}, err
+	}
+	es, err := a.elasticsearch(ctx)
+	if err != nil {
+		return role{}, err
+	}
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval).Ensure(ensureCtx); err != nil {
+		return role{}, fmt.Errorf("projector: create indices: %w", err)
+	}
+	notices, err := rabbitmq.NewNoticePublisher(conn)
+	if err != nil {
+		return role{}, err
+	}
+	log := a.log.With("role", roleProjector)
+	p, err := projector.New(projector.Config{
+		Store:      elastic.NewDocStore(es, a.cfg.IndexPrefix),
+		History:    postgres.NewEventStore(pool),
+		Notices:    notices,
+		Registerer: a.reg,
+		Log:        log,
+	})
+	if err != nil {
+		return role{}, err
+	}
+	consumer, err := rabbitmq.NewProjectorConsumer(conn, p, rabbitmq.ConsumerConfig{Log: log})
+	if err != nil {
+		return role{}, err
+	}
+	return role{
+		name: roleProjector,
+		checks: []ops.Check{a.rabbitCheck(conn), a.esCheck(es), {Name: "projector", Fn: func(context.Context) error {
+			return p.Healthy(projector.DefaultMaxStall)
+		}}},
+		workers: []func(ctx context.Context) error{func(ctx context.Context) error {
+			defer notices.Close()
+			return consumer.Run(ctx)
+		}},
+	}, nil
+}

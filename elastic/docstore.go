@@ -1,0 +1,209 @@
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/splitstream/splitstream/projector"
+)
+
+// DocStore is the projector's document store: multi-get with each
+// document's sequence number and primary term, and bulk writes guarded by
+// them, answered item by item.
+type DocStore struct {
+	es     *elasticsearch.Client
+	prefix string
+}
+
+var _ projector.Store = (*DocStore)(nil)
+
+// NewDocStore returns a store on the models' aliases under prefix.
+func NewDocStore(es *elasticsearch.Client, prefix string) *DocStore {
+	return &DocStore{es: es, prefix: prefix}
+}
+
+func (s *DocStore) alias(k projector.Kind) (string, error) {
+	model := map[projector.Kind]string{
+		projector.KindProduct:    Products,
+		projector.KindReview:     Reviews,
+		projector.KindOrder:      Orders,
+		projector.KindEvent:      Events,
+		projector.KindCheckpoint: Checkpoints,
+	}[k]
+	if model == "" {
+		return "", fmt.Errorf("no index for %q documents", k)
+	}
+	return Alias(s.prefix, model), nil
+}
+
+// UnavailableError is a request Elasticsearch did not answer with success
+// as a whole (unreachable, overloaded, 5xx).
+type UnavailableError struct {
+	Status int // 0 when there was no answer
+	Err    error
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("elasticsearch unavailable: %v", e.Err)
+	}
+	return fmt.Sprintf("elasticsearch answered %d: %v", e.Status, e.Err)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Get reads refs with _mget, which is real-time: it sees every write
+// Elasticsearch has acknowledged, refreshed or not.
+func (s *DocStore) Get(ctx context.Context, refs []projector.Ref) ([]projector.Stored, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	type mgetDoc struct {
+		Index string `json:"_index"`
+		ID    string `json:"_id"`
+	}
+	docs := make([]mgetDoc, len(refs))
+	for i, r := range refs {
+		a, err := s.alias(r.Kind)
+		if err != nil {
+			return nil, err
+		}
+		docs[i] = mgetDoc{Index: a, ID: r.ID}
+	}
+	body, err := json.Marshal(map[string]any{"docs": docs})
+	if err != nil {
+		return nil, err
+	}
+	var res struct {
+		Docs []struct {
+			ID          string          `json:"_id"`
+			Found       bool            `json:"found"`
+			SeqNo       int64           `json:"_seq_no"`
+			PrimaryTerm int64           `json:"_primary_term"`
+			Source      json.RawMessage `json:"_source"`
+			Error       json.RawMessage `json:"error"`
+		} `json:"docs"`
+	}
+	if err := s.send(ctx, "/_mget?realtime=true", "application/json", body, &res); err != nil {
+		return nil, fmt.Errorf("mget %d documents: %w", len(refs), err)
+	}
+	if len(res.Docs) != len(refs) {
+		return nil, fmt.Errorf("mget %d documents: %d answers", len(refs), len(res.Docs))
+	}
+	out := make([]projector.Stored, len(refs))
+	for i, d := range res.Docs {
+		if len(d.Error) > 0 && string(d.Error) != "null" {
+			// A shard that cannot answer now; the whole read is retried.
+			return nil, &UnavailableError{Err: fmt.Errorf("mget %s %s: %s", refs[i].Kind, refs[i].ID, d.Error)}
+		}
+		out[i] = projector.Stored{Ref: refs[i], Found: d.Found, SeqNo: d.SeqNo, PrimaryTerm: d.PrimaryTerm, Source: d.Source}
+	}
+	return out, nil
+}
+
+// Write sends writes in one _bulk request. Acknowledged items are durable
+// (the translog is fsynced before the answer, index.translog.durability
+// "request"), so no refresh is asked for.
+func (s *DocStore) Write(ctx context.Context, writes []projector.Write) ([]projector.WriteResult, error) {
+	if len(writes) == 0 {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	for _, w := range writes {
+		a, err := s.alias(w.Ref.Kind)
+		if err != nil {
+			return nil, err
+		}
+		meta := map[string]any{"_index": a, "_id": w.Ref.ID}
+		action := "index"
+		switch w.Op {
+		case projector.Create:
+			action = "create"
+		case projector.IfMatch:
+			meta["if_seq_no"], meta["if_primary_term"] = w.SeqNo, w.PrimaryTerm
+		}
+		line, err := json.Marshal(map[string]any{action: meta})
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(line)
+		buf.WriteByte('\n')
+		buf.Write(bytes.TrimSpace(w.Doc)) // one line: compact JSON has no newlines
+		buf.WriteByte('\n')
+	}
+	var res struct {
+		Errors bool `json:"errors"`
+		Items  []map[string]struct {
+			Status      int   `json:"status"`
+			SeqNo       int64 `json:"_seq_no"`
+			PrimaryTerm int64 `json:"_primary_term"`
+			Error       *struct {
+				Type   string `json:"type"`
+				Reason string `json:"reason"`
+			} `json:"error"`
+		} `json:"items"`
+	}
+	path := "/_bulk?filter_path=errors,items.*.status,items.*._seq_no,items.*._primary_term,items.*.error.type,items.*.error.reason"
+	if err := s.send(ctx, path, "application/x-ndjson", buf.Bytes(), &res); err != nil {
+		return nil, fmt.Errorf("bulk of %d: %w", len(writes), err)
+	}
+	if len(res.Items) != len(writes) {
+		return nil, fmt.Errorf("bulk of %d: %d answers", len(writes), len(res.Items))
+	}
+	out := make([]projector.WriteResult, len(writes))
+	for i, item := range res.Items {
+		for _, r := range item { // one key: the action
+			out[i] = projector.WriteResult{SeqNo: r.SeqNo, PrimaryTerm: r.PrimaryTerm}
+			if r.Status < 300 {
+				continue
+			}
+			reason := strconv.Itoa(r.Status)
+			if r.Error != nil {
+				reason = fmt.Sprintf("%d %s: %s", r.Status, r.Error.Type, r.Error.Reason)
+			}
+			switch {
+			case r.Status == http.StatusConflict:
+				out[i].Err = fmt.Errorf("%s %s: %w (%s)", writes[i].Ref.Kind, writes[i].Ref.ID, projector.ErrConflict, reason)
+			default:
+				out[i].Err = fmt.Errorf("%s %s: %s", writes[i].Ref.Kind, writes[i].Ref.ID, reason)
+				out[i].Retryable = r.Status == http.StatusTooManyRequests || r.Status >= 500
+			}
+		}
+	}
+	return out, nil
+}
+
+// send posts body and decodes a 2xx answer into out; anything else is an
+// *UnavailableError (429, 5xx, no answer) or a plain error (other 4xx).
+func (s *DocStore) send(ctx context.Context, path, contentType string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	res, err := s.es.Perform(req)
+	if err != nil {
+		return &UnavailableError{Err: err}
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return &UnavailableError{Status: res.StatusCode, Err: err}
+	}
+	if res.StatusCode >= 300 {
+		msg := errors.New(string(bytes.TrimSpace(data[:min(len(data), 512)])))
+		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500 {
+			return &UnavailableError{Status: res.StatusCode, Err: msg}
+		}
+		return fmt.Errorf("elasticsearch answered %d: %w", res.StatusCode, msg)
+	}
+	return json.Unmarshal(data, out)
+}

@@ -1,0 +1,96 @@
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/splitstream/splitstream/event"
+)
+
+// Kind names a document collection in the store.
+type Kind string
+
+// The collections the projector writes.
+const (
+	KindProduct    Kind = "product"
+	KindReview     Kind = "review"
+	KindOrder      Kind = "order"
+	KindEvent      Kind = "event"
+	KindCheckpoint Kind = "checkpoint"
+)
+
+// Ref names one document.
+type Ref struct {
+	Kind Kind
+	ID   string
+}
+
+// Stored is a document as the store holds it, with the concurrency token
+// (sequence number and primary term) a conditional write must match.
+type Stored struct {
+	Ref         Ref
+	Found       bool
+	SeqNo       int64
+	PrimaryTerm int64
+	Source      json.RawMessage
+}
+
+// WriteOp says how a write is guarded.
+type WriteOp int
+
+const (
+	// Create writes only if no document has the id yet.
+	Create WriteOp = iota
+	// IfMatch overwrites only if the document still has SeqNo and PrimaryTerm.
+	IfMatch
+	// Overwrite writes unconditionally (the checkpoint).
+	Overwrite
+)
+
+// Write is one document write of a batch.
+type Write struct {
+	Ref         Ref
+	Op          WriteOp
+	SeqNo       int64
+	PrimaryTerm int64
+	Doc         json.RawMessage
+}
+
+// WriteResult is the store's answer for one write, in the order of the writes.
+type WriteResult struct {
+	// Err is nil when the write was accepted (durably: the store answers
+	// only after its write-ahead log has it). A lost guard wraps ErrConflict.
+	Err error
+	// Retryable marks a failure worth sending again as is (overload, a shard
+	// not available); anything else is a rejection of the document.
+	Retryable   bool
+	SeqNo       int64
+	PrimaryTerm int64
+}
+
+// ErrConflict is a write whose guard failed: the document was created or
+// changed since it was read.
+var ErrConflict = errors.New("version conflict")
+
+// Store is the document store the read models live in.
+type Store interface {
+	// Get returns one Stored per ref, in order; a missing document has
+	// Found false. An error means the store could not answer at all.
+	Get(ctx context.Context, refs []Ref) ([]Stored, error)
+	// Write sends every write in one request and returns one result per
+	// write, in order. An error means the request as a whole failed (any of
+	// the writes may or may not have been applied).
+	Write(ctx context.Context, writes []Write) ([]WriteResult, error)
+}
+
+// History reads one stream from the event store, to fill a gap.
+type History interface {
+	// Load returns the stream's events, oldest first.
+	Load(ctx context.Context, streamID string) ([]event.Envelope, error)
+}
+
+// NoticePublisher announces what a batch changed, once it is durable.
+type NoticePublisher interface {
+	PublishNotice(ctx context.Context, n Notice) error
+}

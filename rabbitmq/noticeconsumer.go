@@ -1,0 +1,75 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/splitstream/splitstream/projector"
+)
+
+// ConsumeNotices binds a fresh exclusive, auto-deleted queue to
+// "splitstream.projected" (so every query instance sees every notice) and
+// calls handle for each notice until ctx ends, binding again after a
+// reconnect. Notices are auto-acked: they are hints, and the watermark they
+// carry is also in the checkpoint document.
+func ConsumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice)) error {
+	for {
+		changed := conn.Changed()
+		err := consumeNotices(ctx, conn, log, handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("projected notices: consumer stopped; will bind again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice)) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := DeclareProjected(ch); err != nil {
+		return err
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, amqp.Table{"x-max-length": 100_000})
+	if err != nil {
+		return fmt.Errorf("declare notice queue: %w", err)
+	}
+	if err := ch.QueueBind(q.Name, "", ProjectedExchange, false, nil); err != nil {
+		return fmt.Errorf("bind notice queue: %w", err)
+	}
+	deliveries, err := ch.ConsumeWithContext(ctx, q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume notices: %w", err)
+	}
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-closed:
+			return fmt.Errorf("notice channel closed: %v", err)
+		case d, ok := <-deliveries:
+			if !ok {
+				return fmt.Errorf("notice deliveries ended")
+			}
+			n, err := projector.DecodeNotice(d.Body)
+			if err != nil {
+				log.Warn("projected notices: skipping an unreadable notice", "err", err)
+				continue
+			}
+			handle(ctx, n)
+		}
+	}
+}
