@@ -49,7 +49,10 @@ func subcommands() []subcommand {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func usage(w io.Writer) {
@@ -60,7 +63,7 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "  %-10s %s\n\nRun 'splitstream <command> --help' for every setting.\n", "version", "print the version")
 }
 
-func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return 0
@@ -101,8 +104,6 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	a := newApp(cfg, log, stdout)
 	defer a.close()
 	if err := do(ctx, a); err != nil {
