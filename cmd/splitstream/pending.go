@@ -5,26 +5,15 @@ import (
 	"errors"
 	"flag"
 
-	"github.com/splitstream/splitstream/ops"
+	"github.com/splitstream/splitstream/internal/bench"
 )
 
 var errNotYet = errors.New("not built yet")
 
-func (a *app) sagaRole(ctx context.Context) (role, error) {
-	pool, err := a.postgres(ctx)
-	if err != nil {
-		return role{}, err
-	}
-	conn, err := a.rabbitmq(ctx)
-	if err != nil {
-		return role{}, err
-	}
-	return role{name: roleSaga, checks: []ops.Check{a.pgCheck(pool), a.rabbitCheck(conn)}}, nil
-}
-
 func rebuildFlags(*flag.FlagSet) func(context.Context, *app) error {
 	return func(context.Context, *app) error { return errNotYet }
 }
-func benchFlags(*flag.FlagSet) func(context.Context, *app) error {
-	return func(context.Context, *app) error { return errNotYet }
+
+func benchProjector(ctx context.Context, a *app, env bench.Env) ([]bench.Result, error) {
+	return nil, errNotYet
 }

@@ -1,0 +1,328 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/query"
+)
+
+// Env is the running stack a bench measures and the raw servers under it.
+type Env struct {
+	Command  GraphQL
+	Query    GraphQL
+	QueryWS  string
+	Pool     *pgxpool.Pool
+	ES       *elasticsearch.Client
+	Prefix   string
+	Refresh  time.Duration
+	Quick    bool
+	Progress io.Writer
+	// EnsureProducts makes at least n products exist in the index.
+	EnsureProducts func(ctx context.Context, n int) error
+}
+
+func (e Env) say(format string, args ...any) {
+	fmt.Fprintf(e.Progress, "bench: "+format+"\n", args...)
+}
+
+func (e Env) duration() time.Duration {
+	if e.Quick {
+		return 4 * time.Second
+	}
+	return 15 * time.Second
+}
+
+const createProduct = `mutation($in: CreateProductInput!) { createProduct(input: $in) { id version token } }`
+
+func productInput(name string) map[string]any {
+	return map[string]any{"in": map[string]any{
+		"name": name, "description": "A benchmark product with a description of ordinary length.",
+		"category": "bench", "priceCents": 1999, "currency": "EUR", "stock": 100,
+	}}
+}
+
+// Write measures createProduct through the command service at 1, 8 and 32
+// clients, beside plain pgx inserts of a ~1 KiB jsonb row per transaction.
+func Write(ctx context.Context, e Env) ([]Result, error) {
+	if _, err := e.Pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_ceiling (id bigserial PRIMARY KEY, data jsonb NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("ceiling table: %w", err)
+	}
+	defer e.Pool.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_ceiling`)
+	row, _ := json.Marshal(map[string]any{"name": strings.Repeat("x", 900), "category": "bench", "priceCents": 1999})
+	var out []Result
+	for _, clients := range []int{1, 8, 32} {
+		e.say("write: raw pgx inserts, %d clients, %s", clients, e.duration())
+		rawRate, rawLat, err := Load(ctx, clients, e.duration(), func(ctx context.Context, _, _ int) error {
+			tx, err := e.Pool.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback(ctx)
+			if _, err := tx.Exec(ctx, `INSERT INTO bench_ceiling (data) VALUES ($1)`, row); err != nil {
+				return err
+			}
+			return tx.Commit(ctx)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("raw inserts: %w", err)
+		}
+		e.say("write: createProduct mutations, %d clients, %s", clients, e.duration())
+		rate, lat, err := Load(ctx, clients, e.duration(), func(ctx context.Context, c, i int) error {
+			return e.Command.Do(ctx, createProduct, productInput(fmt.Sprintf("Bench %d-%d", c, i)), nil)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mutations: %w", err)
+		}
+		e.say("write: %d clients: %.0f mutations/s (raw %.0f/s)", clients, rate, rawRate)
+		p99, rawP99 := Percentile(lat, 99), Percentile(rawLat, 99)
+		out = append(out,
+			Rate(fmt.Sprintf("write.c%d.throughput", clients), rate, rawRate, "ops/s", 0.5),
+			Latency(fmt.Sprintf("write.c%d.p50", clients), Percentile(lat, 50), Percentile(rawLat, 50), "reported beside raw p50", time.Hour),
+			Latency(fmt.Sprintf("write.c%d.p99", clients), p99, rawP99, "≤ 2 × raw p99 + 5 ms", 2*rawP99+5*time.Millisecond),
+		)
+	}
+	return out, nil
+}
+
+// Visible measures mutation → visible through product(id) (a real-time get)
+// and through products(search:), beside Elasticsearch's own index → get and
+// index → search visibility on the same node.
+func Visible(ctx context.Context, e Env) ([]Result, time.Duration, error) {
+	samples := 40
+	if e.Quick {
+		samples = 15
+	}
+	e.say("visible: %d mutations, polling product(id) and products(search:) (refresh interval %s)", samples, e.Refresh)
+	var getLat, searchLat []time.Duration
+	for i := range samples {
+		word := "zq" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+		var res struct {
+			CreateProduct struct{ ID string } `json:"createProduct"`
+		}
+		start := time.Now()
+		if err := e.Command.Do(ctx, createProduct, productInput("Visible "+word), &res); err != nil {
+			return nil, 0, err
+		}
+		gotGet, gotSearch := false, false
+		for !gotGet || !gotSearch {
+			if time.Since(start) > 30*time.Second {
+				return nil, 0, fmt.Errorf("product %s not visible after 30s", res.CreateProduct.ID)
+			}
+			var q struct {
+				Product  *struct{ ID string } `json:"product"`
+				Products struct{ TotalCount int } `json:"products"`
+			}
+			if err := e.Query.Do(ctx, `query($id: ID!, $s: String) { product(id: $id) { id } products(search: $s, first: 1) { totalCount } }`,
+				map[string]any{"id": res.CreateProduct.ID, "s": word}, &q); err != nil {
+				return nil, 0, err
+			}
+			if !gotGet && q.Product != nil {
+				gotGet = true
+				getLat = append(getLat, time.Since(start))
+			}
+			if !gotSearch && q.Products.TotalCount > 0 {
+				gotSearch = true
+				searchLat = append(searchLat, time.Since(start))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if i%5 == 4 {
+			e.say("visible: %d/%d", i+1, samples)
+		}
+	}
+	rawGet, rawSearch, err := rawVisibility(ctx, e, samples)
+	if err != nil {
+		return nil, 0, err
+	}
+	getP99, searchP99 := Percentile(getLat, 99), Percentile(searchLat, 99)
+	bound := e.Refresh + 250*time.Millisecond
+	return []Result{
+		Latency("visible.get.p50", Percentile(getLat, 50), Percentile(rawGet, 50), "reported beside raw index → get", time.Hour),
+		Latency("visible.get.p99", getP99, Percentile(rawGet, 99), "≤ 250 ms", 250*time.Millisecond),
+		Latency("visible.search.p50", Percentile(searchLat, 50), Percentile(rawSearch, 50), "reported beside raw index → search", time.Hour),
+		Latency("visible.search.p99", searchP99, Percentile(rawSearch, 99), fmt.Sprintf("≤ refresh %s + 250 ms", e.Refresh), bound),
+	}, getP99, nil
+}
+
+// rawVisibility indexes documents straight into a scratch index with the
+// same refresh interval and times how soon a get and a search see them.
+func rawVisibility(ctx context.Context, e Env, samples int) ([]time.Duration, []time.Duration, error) {
+	index := e.Prefix + "-bench-raw-" + strings.ToLower(uuid.NewString()[:8])
+	body := fmt.Sprintf(`{"settings":{"number_of_shards":1,"number_of_replicas":0,"refresh_interval":"%dms"},"mappings":{"properties":{"name":{"type":"text"}}}}`, e.Refresh.Milliseconds())
+	if err := elastic.Do(ctx, e.ES, http.MethodPut, "/"+index, body, nil); err != nil {
+		return nil, nil, fmt.Errorf("raw index: %w", err)
+	}
+	defer elastic.Do(context.WithoutCancel(ctx), e.ES, http.MethodDelete, "/"+index, "", nil)
+	var gets, searches []time.Duration
+	for range samples {
+		id, word := uuid.NewString(), "zr"+strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+		start := time.Now()
+		if err := elastic.Do(ctx, e.ES, http.MethodPut, "/"+index+"/_doc/"+id, fmt.Sprintf(`{"name":"raw %s"}`, word), nil); err != nil {
+			return nil, nil, err
+		}
+		gotGet, gotSearch := false, false
+		for !gotGet || !gotSearch {
+			if !gotGet {
+				var g struct{ Found bool }
+				if err := elastic.Do(ctx, e.ES, http.MethodGet, "/"+index+"/_doc/"+id, "", &g); err == nil && g.Found {
+					gotGet = true
+					gets = append(gets, time.Since(start))
+				}
+			}
+			if !gotSearch {
+				var s struct {
+					Hits struct {
+						Total struct{ Value int } `json:"total"`
+					} `json:"hits"`
+				}
+				q := fmt.Sprintf(`{"query":{"match":{"name":%q}},"size":0}`, word)
+				if err := elastic.Do(ctx, e.ES, http.MethodPost, "/"+index+"/_search", q, &s); err == nil && s.Hits.Total.Value > 0 {
+					gotSearch = true
+					searches = append(searches, time.Since(start))
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return gets, searches, nil
+}
+
+// Query measures products with search, filter and facets at 16 clients,
+// beside the same Elasticsearch query sent directly.
+func Query(ctx context.Context, e Env) ([]Result, error) {
+	n := 100_000
+	if e.Quick {
+		n = 5_000
+	}
+	e.say("query: making sure %d products are indexed", n)
+	if err := e.EnsureProducts(ctx, n); err != nil {
+		return nil, err
+	}
+	words := []string{"kettle", "lamp", "tent", "speaker", "scarf", "puzzle", "notebook", "knife"}
+	inStock, minRating := true, 2.0
+	const gql = `query($s: String, $f: ProductFilter) { products(search: $s, filter: $f, first: 20) {
+		totalCount edges { cursor node { id name priceCents averageRating } }
+		facets { categories { category count } ratings { rating count } priceRanges { fromCents toCents count } } } }`
+	searcher := elastic.NewSearcher(e.ES, e.Prefix)
+	e.say("query: direct Elasticsearch, 16 clients, %s", e.duration())
+	rawRate, rawLat, err := Load(ctx, 16, e.duration(), func(ctx context.Context, c, i int) error {
+		_, err := searcher.SearchProducts(ctx, query.ProductQuery{Search: words[(c+i)%len(words)],
+			Filter: query.ProductFilter{InStock: &inStock, MinRating: &minRating}, Sort: query.SortRelevance, First: 20})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("direct search: %w", err)
+	}
+	e.say("query: GraphQL products, 16 clients, %s", e.duration())
+	rate, lat, err := Load(ctx, 16, e.duration(), func(ctx context.Context, c, i int) error {
+		return e.Query.Do(ctx, gql, map[string]any{"s": words[(c+i)%len(words)], "f": map[string]any{"inStock": true, "minRating": 2.0}}, nil)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("graphql search: %w", err)
+	}
+	e.say("query: %.0f queries/s (direct %.0f/s)", rate, rawRate)
+	rawP99 := Percentile(rawLat, 99)
+	return []Result{
+		Rate("query.c16.throughput", rate, rawRate, "q/s", 0.5),
+		Latency("query.c16.p50", Percentile(lat, 50), Percentile(rawLat, 50), "reported beside direct p50", time.Hour),
+		Latency("query.c16.p99", Percentile(lat, 99), rawP99, "≤ 2 × direct p99 + 5 ms", 2*rawP99+5*time.Millisecond),
+	}, nil
+}
+
+// Subscriptions opens many WebSocket subscribers, renames the products they
+// watch and measures mutation → push latency, beside the mutation →
+// visible (real-time get) p99 of this run.
+func Subscriptions(ctx context.Context, e Env, visibleP99 time.Duration) ([]Result, error) {
+	subscribers, products, renames := 1000, 10, 20
+	if e.Quick {
+		renames = 10
+	}
+	ids := make([]string, products)
+	for i := range ids {
+		var res struct {
+			CreateProduct struct{ ID string } `json:"createProduct"`
+		}
+		if err := e.Command.Do(ctx, createProduct, productInput(fmt.Sprintf("Watched %d", i)), &res); err != nil {
+			return nil, err
+		}
+		ids[i] = res.CreateProduct.ID
+	}
+	e.say("subscriptions: opening %d WebSocket subscribers over %d products", subscribers, products)
+	var (
+		mu       sync.Mutex
+		sent     = map[string]time.Time{} // "id/name" -> when the rename was sent
+		lat      []time.Duration
+		received atomic.Int64
+	)
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan error, subscribers)
+	for s := range subscribers {
+		id := ids[s%products]
+		go func() {
+			ready <- subscribe(subCtx, e.QueryWS, id, func(name string) {
+				now := time.Now()
+				mu.Lock()
+				if t, ok := sent[id+"/"+name]; ok {
+					lat = append(lat, now.Sub(t))
+				}
+				mu.Unlock()
+				received.Add(1)
+			})
+		}()
+	}
+	for range subscribers {
+		select {
+		case err := <-ready:
+			if err != nil {
+				return nil, fmt.Errorf("subscriber: %w", err)
+			}
+		case <-time.After(60 * time.Second):
+			return nil, fmt.Errorf("subscribers not ready after 60s")
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let the last subscriptions register
+	e.say("subscriptions: %d subscribers ready; %d renames", subscribers, renames*products)
+	for r := range renames {
+		for _, id := range ids {
+			name := fmt.Sprintf("Watched %s %d", id[:4], r)
+			mu.Lock()
+			sent[id+"/"+name] = time.Now()
+			mu.Unlock()
+			if err := e.Command.Do(ctx, `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { version } }`,
+				map[string]any{"id": id, "n": name}, nil); err != nil {
+				return nil, err
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := int64(renames * subscribers)
+	deadline := time.Now().Add(30 * time.Second)
+	for received.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	e.say("subscriptions: %d of %d pushes received", received.Load(), want)
+	p99 := Percentile(lat, 99)
+	delivered := Rate("subscriptions.delivered", float64(received.Load()), float64(want), "msgs", 1)
+	delivered.Goal = "every subscriber gets every change"
+	return []Result{
+		delivered,
+		Latency("subscriptions.push.p50", Percentile(lat, 50), visibleP99, "reported beside visible p99", time.Hour),
+		Latency("subscriptions.push.p99", p99, visibleP99, "≤ visible p99 + 100 ms", visibleP99+100*time.Millisecond),
+	}, nil
+}
