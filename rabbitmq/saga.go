@@ -1,0 +1,290 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/saga"
+)
+
+// The order saga's queues, part of the contract in ARCHITECTURE.md.
+const (
+	SagaQueue     = "saga.orders"
+	SagaDeadQueue = "saga.orders.dead"
+)
+
+// SagaRoutingKeys are the events the order saga consumes.
+var SagaRoutingKeys = []string{
+	event.StreamOrder + "." + event.OrderPlaced{}.EventType(),
+	event.StreamOrder + "." + event.OrderCancelled{}.EventType(),
+}
+
+// DeclareSaga declares, idempotently, what the order saga consumes from:
+// the events exchange; the durable quorum queue "saga.orders" bound to it
+// with SagaRoutingKeys; and its dead-letter queue "saga.orders.dead" on
+// "splitstream.dlx", bound by the key "saga.orders", for messages that can
+// never be handled (not an event, or an event this build cannot read).
+func DeclareSaga(ch *amqp.Channel) error {
+	if err := DeclareEvents(ch); err != nil {
+		return err
+	}
+	if err := ch.ExchangeDeclare(DeadExchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", DeadExchange, err)
+	}
+	if _, err := ch.QueueDeclare(SagaDeadQueue, true, false, false, false, amqp.Table{
+		amqp.QueueTypeArg: amqp.QueueTypeQuorum,
+	}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", SagaDeadQueue, err)
+	}
+	if err := ch.QueueBind(SagaDeadQueue, SagaQueue, DeadExchange, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s: %w", SagaDeadQueue, err)
+	}
+	if _, err := ch.QueueDeclare(SagaQueue, true, false, false, false, amqp.Table{
+		amqp.QueueTypeArg:           amqp.QueueTypeQuorum,
+		"x-dead-letter-exchange":    DeadExchange,
+		"x-dead-letter-routing-key": SagaQueue,
+	}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", SagaQueue, err)
+	}
+	for _, key := range SagaRoutingKeys {
+		if err := ch.QueueBind(SagaQueue, key, EventsExchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue %s to %s: %w", SagaQueue, key, err)
+		}
+	}
+	return nil
+}
+
+// SagaHandler is what the saga consumer feeds: *saga.Saga.
+type SagaHandler interface {
+	// Handle returns nil when the event is dealt with (the message is
+	// acked), an error wrapping saga.ErrUnprocessable, event.ErrMalformed or
+	// event.ErrUnknownType when it never can be (dead-lettered), and any
+	// other error to have it retried.
+	Handle(ctx context.Context, e event.Envelope) error
+}
+
+// SagaConsumerConfig tunes the saga consumer; zero means the default.
+type SagaConsumerConfig struct {
+	// Prefetch is how many unacked messages the broker sends ahead (32).
+	Prefetch int
+	// Workers is how many orders are handled at once (8). One order's
+	// messages always go to the same worker, so they are handled one at a
+	// time and in delivery order.
+	Workers int
+	// MinBackoff and MaxBackoff bound the wait before a failed message is
+	// handed back to the broker (100ms, 5s); the wait doubles while a
+	// worker keeps failing.
+	MinBackoff, MaxBackoff time.Duration
+	Log                    *slog.Logger
+}
+
+func (c SagaConsumerConfig) withDefaults() SagaConsumerConfig {
+	if c.Prefetch <= 0 {
+		c.Prefetch = 32
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = max(5*time.Second, c.MinBackoff)
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// SagaConsumer consumes "saga.orders" with manual acks: a message is acked
+// once the handler returned nil, handed back after a backoff when the
+// handler failed (Postgres away: never dead-lettered for that), and
+// dead-lettered only when it can never be handled.
+type SagaConsumer struct {
+	conn *Conn
+	h    SagaHandler
+	cfg  SagaConsumerConfig
+}
+
+// NewSagaConsumer returns a consumer of the saga queue on conn.
+func NewSagaConsumer(conn *Conn, h SagaHandler, cfg SagaConsumerConfig) (*SagaConsumer, error) {
+	if conn == nil {
+		return nil, errors.New("rabbitmq: nil connection")
+	}
+	if h == nil {
+		return nil, errors.New("rabbitmq: nil saga handler")
+	}
+	return &SagaConsumer{conn: conn, h: h, cfg: cfg.withDefaults()}, nil
+}
+
+// Run consumes until ctx ends, subscribing again after every loss of the
+// channel or the connection. Messages unacked on a lost channel come back
+// from the broker; the saga handles them again safely.
+func (c *SagaConsumer) Run(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
+	for {
+		changed := c.conn.Changed()
+		began := time.Now()
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(began) > 30*time.Second {
+			bo.Reset()
+		}
+		c.cfg.Log.Warn("saga consumer lost its subscription; subscribing again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed: // reconnected (or lost): try soon, then back off
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(bo.NextBackOff() / 4):
+			}
+		case <-time.After(bo.NextBackOff()):
+		}
+	}
+}
+
+// session subscribes once and consumes until the channel, the connection
+// or ctx ends. Workers finish the message in hand; what they had not begun
+// is left unacked for the broker to deliver again.
+func (c *SagaConsumer) session(ctx context.Context) error {
+	changed := c.conn.Changed()
+	ch, err := c.conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer func() { go func() { _ = ch.Close() }() }()
+	if err := DeclareSaga(ch); err != nil {
+		return err
+	}
+	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("qos: %w", err)
+	}
+	deliveries, err := ch.Consume(SagaQueue, "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", SagaQueue, err)
+	}
+	c.cfg.Log.Info("saga consumer subscribed", "queue", SagaQueue, "prefetch", c.cfg.Prefetch, "workers", c.cfg.Workers)
+
+	// Handlers stop with the session: their results could not be acked on
+	// a dead channel anyway.
+	ctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	queues := make([]chan sagaMessage, c.cfg.Workers)
+	for i := range queues {
+		// Never more than Prefetch deliveries are unacked, so a worker's
+		// queue never fills and one slow order never blocks the others.
+		queues[i] = make(chan sagaMessage, c.cfg.Prefetch)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.work(ctx, ch, queues[i])
+		}()
+	}
+	defer func() {
+		stop()
+		for _, q := range queues {
+			close(q)
+		}
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+			return errors.New("connection changed")
+		case d, ok := <-deliveries:
+			if !ok {
+				return errors.New("deliveries closed (channel or connection lost)")
+			}
+			r, err := DecodeRecord(d)
+			if err != nil {
+				c.deadLetter(ch, d, err)
+				continue
+			}
+			queues[shard(r.Envelope.StreamID, len(queues))] <- sagaMessage{d: d, e: r.Envelope}
+		}
+	}
+}
+
+// sagaMessage is a delivery with its decoded event.
+type sagaMessage struct {
+	d amqp.Delivery
+	e event.Envelope
+}
+
+// shard picks the worker for an order.
+func shard(orderID string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(orderID))
+	return int(h.Sum32() % uint32(n))
+}
+
+// work handles one worker's deliveries in order until its queue closes or
+// ctx ends; after ctx ends it only drains, leaving messages unacked.
+func (c *SagaConsumer) work(ctx context.Context, ch *amqp.Channel, queue <-chan sagaMessage) {
+	wait := c.cfg.MinBackoff
+	for m := range queue {
+		if ctx.Err() != nil {
+			continue
+		}
+		d := m.d
+		err := c.h.Handle(ctx, m.e)
+		switch {
+		case err == nil:
+			wait = c.cfg.MinBackoff
+			if err := ch.Ack(d.DeliveryTag, false); err != nil {
+				c.cfg.Log.Debug("saga ack failed; the broker will deliver again", "err", err)
+			}
+		case permanent(err):
+			c.deadLetter(ch, d, err)
+		case ctx.Err() != nil:
+			// Stopping: the channel's close hands the message back.
+		default:
+			c.cfg.Log.Warn("saga handler failed; retrying after a backoff",
+				"routingKey", d.RoutingKey, "order", m.e.StreamID, "backoff", wait, "err", err)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			wait = min(2*wait, c.cfg.MaxBackoff)
+			if err := ch.Nack(d.DeliveryTag, false, true); err != nil {
+				c.cfg.Log.Debug("saga nack failed; the broker will deliver again", "err", err)
+			}
+		}
+	}
+}
+
+// permanent reports whether no retry can ever handle the message.
+func permanent(err error) bool {
+	return errors.Is(err, ErrBadMessage) || errors.Is(err, event.ErrMalformed) ||
+		errors.Is(err, event.ErrUnknownType) || errors.Is(err, saga.ErrUnprocessable)
+}
+
+// deadLetter rejects the message without requeue; the queue's dead-letter
+// exchange moves it to "saga.orders.dead" (the broker adds an x-death
+// header saying where from), and the reason goes to the log.
+func (c *SagaConsumer) deadLetter(ch *amqp.Channel, d amqp.Delivery, reason error) {
+	c.cfg.Log.Error("saga message dead-lettered", "queue", SagaDeadQueue, "routingKey", d.RoutingKey,
+		"messageId", d.MessageId, "reason", reason)
+	if err := ch.Nack(d.DeliveryTag, false, false); err != nil {
+		c.cfg.Log.Debug("saga dead-letter nack failed; the broker will deliver again", "err", err)
+	}
+}
