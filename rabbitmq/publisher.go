@@ -106,7 +106,7 @@ func (p *Publisher) channel() (*amqp.Channel, error) {
 		_ = ch.Close()
 		return nil, fmt.Errorf("confirm mode: %w", err)
 	}
-	if err := DeclareEvents(ch); err != nil {
+	if err := DeclareTopology(ch); err != nil {
 		_ = ch.Close()
 		return nil, err
 	}

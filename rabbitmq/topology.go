@@ -16,3 +16,14 @@ func DeclareEvents(ch *amqp.Channel) error {
 	}
 	return nil
 }
+
+// DeclareTopology declares every exchange and durable queue of the event
+// flow. The relay calls it before it publishes: a message published before
+// its consumer's queue exists would be dropped, so the queues cannot wait
+// for the projector and the saga to start.
+func DeclareTopology(ch *amqp.Channel) error {
+	if err := DeclareProjector(ch); err != nil {
+		return err
+	}
+	return DeclareSaga(ch)
+}

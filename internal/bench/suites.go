@@ -122,7 +122,7 @@ func Visible(ctx context.Context, e Env) ([]Result, time.Duration, error) {
 				return nil, 0, fmt.Errorf("product %s not visible after 30s", res.CreateProduct.ID)
 			}
 			var q struct {
-				Product  *struct{ ID string } `json:"product"`
+				Product  *struct{ ID string }     `json:"product"`
 				Products struct{ TotalCount int } `json:"products"`
 			}
 			if err := e.Query.Do(ctx, `query($id: ID!, $s: String) { product(id: $id) { id } products(search: $s, first: 1) { totalCount } }`,

@@ -56,4 +56,3 @@ func subscribe(ctx context.Context, url, id string, onName func(string)) error {
 	}()
 	return nil
 }
-
