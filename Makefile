@@ -40,8 +40,8 @@ staticcheck:
 test-go: ## go test -race against the real servers
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-test-disruptive: ## tests that stop a server, one package at a time
-	$(GO) test -race -count=1 -timeout 20m -tags disruptive -p 1 -run Disruptive ./...
+test-disruptive: ## tests that stop a server (build tag disruptive, named TestDisruptive*), one package at a time
+	$(GO) test -race -count=1 -timeout 20m -tags disruptive -p 1 -run '^TestDisruptive' ./...
 
 test: services check-generated vet staticcheck test-go test-disruptive test-clients ## every test, with real servers
 	@echo "make test: all passed"

@@ -18,7 +18,7 @@ import (
 //
 // It stops the broker for every test on this machine, so it runs only with
 // -tags disruptive, serially (make test's second pass).
-func TestBrokerDownMutationsSucceedAndArriveLater(t *testing.T) {
+func TestDisruptiveBrokerDownMutationsSucceedAndArriveLater(t *testing.T) {
 	e := setup(t)
 	c := e.consume()
 	r := e.start(relay.Config{BacklogInterval: 200 * time.Millisecond}, nil)
