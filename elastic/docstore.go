@@ -21,6 +21,9 @@ import (
 type DocStore struct {
 	es     *elasticsearch.Client
 	prefix string
+	// indices, when set, names the index of a kind instead of its alias
+	// (a rebuild writes into new indices before they are swapped in).
+	indices map[projector.Kind]string
 }
 
 var _ projector.Store = (*DocStore)(nil)
@@ -30,7 +33,18 @@ func NewDocStore(es *elasticsearch.Client, prefix string) *DocStore {
 	return &DocStore{es: es, prefix: prefix}
 }
 
+// NewDocStoreOn returns a store on the given index of each kind.
+func NewDocStoreOn(es *elasticsearch.Client, indices map[projector.Kind]string) *DocStore {
+	return &DocStore{es: es, indices: indices}
+}
+
 func (s *DocStore) alias(k projector.Kind) (string, error) {
+	if s.indices != nil {
+		if index, ok := s.indices[k]; ok {
+			return index, nil
+		}
+		return "", fmt.Errorf("no index for %q documents", k)
+	}
 	model := map[projector.Kind]string{
 		projector.KindProduct:    Products,
 		projector.KindReview:     Reviews,

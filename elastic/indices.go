@@ -292,3 +292,28 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string { return fmt.Sprintf("elasticsearch %d: %s", e.Status, e.Body) }
+
+// DoNDJSON sends a newline-delimited JSON body (a bulk request).
+func DoNDJSON(ctx context.Context, es *elasticsearch.Client, path, body string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	res, err := es.Perform(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 300 {
+		return &ResponseError{Status: res.StatusCode, Body: string(data[:min(len(data), 1024)])}
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}

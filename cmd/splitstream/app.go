@@ -35,6 +35,7 @@ type app struct {
 	cfg Config
 	log *slog.Logger
 	out io.Writer
+	err io.Writer // progress bars
 	reg *prometheus.Registry
 
 	mu     sync.Mutex
@@ -43,10 +44,10 @@ type app struct {
 	es     *elasticsearch.Client
 }
 
-func newApp(cfg Config, log *slog.Logger, out io.Writer) *app {
+func newApp(cfg Config, log *slog.Logger, out, errOut io.Writer) *app {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &app{cfg: cfg, log: log, out: out, reg: reg}
+	return &app{cfg: cfg, log: log, out: out, err: errOut, reg: reg}
 }
 
 func (a *app) close() {
@@ -212,3 +213,5 @@ func (a *app) migrate(ctx context.Context) error {
 	fmt.Fprintln(a.out, "migrations: up to date")
 	return nil
 }
+
+func (a *app) errOut() io.Writer { return a.err }

@@ -28,6 +28,7 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	commandURL := fs.String("command-url", "http://127.0.0.1:8080/graphql", "the command service's GraphQL endpoint")
 	queryURL := fs.String("query-url", "http://127.0.0.1:8090/graphql", "the query service's GraphQL endpoint")
+	mgmtURL := fs.String("rabbitmq-management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API (the projector suite makes a scratch vhost)")
 	return func(ctx context.Context, a *app) error {
 		suites := fs.Args()
 		if len(suites) == 0 {
@@ -80,7 +81,7 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			case "visible":
 				rs, visibleP99, err = bench.Visible(ctx, env)
 			case "projector":
-				rs, err = benchProjector(ctx, a, env)
+				rs, err = benchProjector(ctx, a, env, *mgmtURL)
 			case "query":
 				rs, err = bench.Query(ctx, env)
 			case "subscriptions":
@@ -141,7 +142,7 @@ func ensureProducts(ctx context.Context, a *app, env bench.Env, n int) error {
 		return err
 	}
 	plan := demo.Make(4242, n, 0, 0)
-	s := &seeder{svc: svc, seed: 4242, workers: 16, ids: make([]string, n)}
+	s := &seeder{progress: a.errOut(), svc: svc, seed: 4242, workers: 16, ids: make([]string, n)}
 	env.Progress.Write([]byte(fmt.Sprintf("bench: creating up to %d products (have %d)\n", n, have)))
 	if err := s.run(ctx, "products", n, func(ctx context.Context, i int) (command.Result, error) {
 		p := plan.Products[i]

@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	a := newApp(cfg, log, stdout)
+	a := newApp(cfg, log, stdout, stderr)
 	defer a.close()
 	if err := do(ctx, a); err != nil {
 		// One line a person can act on; details are already in the log.

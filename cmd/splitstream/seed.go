@@ -5,7 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +44,7 @@ func seedFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			return err
 		}
 		plan := demo.Make(*seed, *products, *reviews, *orders)
-		s := &seeder{svc: svc, seed: *seed, workers: *workers, ids: make([]string, len(plan.Products))}
+		s := &seeder{progress: a.errOut(), svc: svc, seed: *seed, workers: *workers, ids: make([]string, len(plan.Products))}
 		start := time.Now()
 		if err := s.run(ctx, "products", len(plan.Products), func(ctx context.Context, i int) (command.Result, error) {
 			p := plan.Products[i]
@@ -89,6 +89,7 @@ func seedFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 }
 
 type seeder struct {
+	progress io.Writer
 	svc      *command.Service
 	seed     uint64
 	workers  int
@@ -109,10 +110,10 @@ func (s *seeder) run(ctx context.Context, what string, n int, do func(context.Co
 	if n == 0 {
 		return nil
 	}
-	bar := progressbar.NewOptions(n, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(fmt.Sprintf("%-8s", what)),
+	bar := progressbar.NewOptions(n, progressbar.OptionSetWriter(s.progress), progressbar.OptionSetDescription(fmt.Sprintf("%-8s", what)),
 		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("cmd"),
 		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }))
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(s.progress) }))
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	next := make(chan int)
