@@ -14,7 +14,7 @@ import (
 
 // SagaStore keeps the order sagas' state and deadlines in the sagas table.
 // Rows are created by a trigger on the events table when an order is placed
-// (migration 00003), so an order has a deadline even if no saga process
+// (migration 00002), so an order has a deadline even if no saga process
 // ever sees its OrderPlaced message; Start creates the row too, for safety.
 type SagaStore struct {
 	pool *pgxpool.Pool
@@ -102,16 +102,18 @@ func (s *SagaStore) Close(ctx context.Context, orderID, outcome string) (bool, t
 // saga processes) from waiting on each other or taking the same rows, and a
 // process that dies after claiming only delays its rows by the lease.
 func (s *SagaStore) ClaimExpired(ctx context.Context, deadline, lease time.Duration, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `UPDATE sagas SET claimed_until = now() + $2::bigint * interval '1 microsecond'
-		WHERE order_id IN (
-			SELECT order_id FROM sagas
-			WHERE status = 'open'
-			  AND placed_at <= now() - $1::bigint * interval '1 microsecond'
-			  AND (claimed_until IS NULL OR claimed_until <= now())
-			ORDER BY placed_at
-			LIMIT $3
-			FOR UPDATE SKIP LOCKED)
-		RETURNING order_id`, deadline.Microseconds(), lease.Microseconds(), limit)
+	rows, err := s.pool.Query(ctx, `WITH claimed AS (
+			UPDATE sagas SET claimed_until = now() + $2::bigint * interval '1 microsecond'
+			WHERE order_id IN (
+				SELECT order_id FROM sagas
+				WHERE status = 'open'
+				  AND placed_at <= now() - $1::bigint * interval '1 microsecond'
+				  AND (claimed_until IS NULL OR claimed_until <= now())
+				ORDER BY placed_at
+				LIMIT $3
+				FOR UPDATE SKIP LOCKED)
+			RETURNING order_id, placed_at)
+		SELECT order_id FROM claimed ORDER BY placed_at`, deadline.Microseconds(), lease.Microseconds(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim expired sagas: %w", err)
 	}

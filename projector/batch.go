@@ -388,11 +388,12 @@ func (b *batch) changes() []Change {
 	return out
 }
 
-// newest is the occurredAt of the newest record applied in the batch.
+// newest is the occurredAt of the newest record applied in the batch
+// (duplicates say nothing about how far behind the projector is).
 func (b *batch) newest() time.Time {
 	var t time.Time
 	for _, it := range b.items {
-		if _, bad := b.poisoned[it.idx]; !bad && it.rec.Envelope.OccurredAt.After(t) {
+		if b.outcomes[it.idx] == outcomeApplied && it.rec.Envelope.OccurredAt.After(t) {
 			t = it.rec.Envelope.OccurredAt
 		}
 	}

@@ -25,6 +25,7 @@ type metrics struct {
 	bulkSeconds prometheus.Histogram
 	retries     *prometheus.CounterVec
 	batchSecs   prometheus.Histogram
+	holesFilled prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
@@ -51,6 +52,10 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 			Name: "splitstream_projector_write_retries_total",
 			Help: "Writes sent again, by reason (conflict, rejected, unavailable).",
 		}, []string{"reason"}),
+		holesFilled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "splitstream_projector_hole_records_total",
+			Help: "Records read from the event log to fill a hole in the watermark that redelivery did not fill.",
+		}),
 		batchSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "splitstream_projector_batch_seconds",
 			Help:    "Time from receiving a batch to having it durable, retries included.",
@@ -60,7 +65,7 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_lag_seconds",
-			Help: "Age of the oldest event waiting to be written, or, when none waits, how old the last applied event was when it was written.",
+			Help: "While a batch is being written, the age of its oldest event; otherwise how old the newest applied event was when it was written, or 0 once the queue has been idle with nothing held back.",
 		}, func() float64 { return p.status().lagSeconds }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_lag_positions",
@@ -97,7 +102,7 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 			return 0
 		}),
 	}
-	for _, c := range append([]prometheus.Collector{m.events, m.dead, m.bulkItems, m.bulkSeconds, m.retries, m.batchSecs}, gauges...) {
+	for _, c := range append([]prometheus.Collector{m.events, m.dead, m.bulkItems, m.bulkSeconds, m.retries, m.batchSecs, m.holesFilled}, gauges...) {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -39,6 +39,12 @@ type Config struct {
 	History History
 	// Notices receives one notice per durable batch; nil publishes none.
 	Notices NoticePublisher
+	// EventLog reads the event log in relay order, to fill a hole in the
+	// watermark that redelivery will not fill; nil never fills holes.
+	EventLog Log
+	// HoleTimeout is how long records may wait behind a hole before the
+	// log is read (10s).
+	HoleTimeout time.Duration
 	// Registerer takes the projector's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -75,6 +81,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.HoleTimeout <= 0 {
+		c.HoleTimeout = 10 * time.Second
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
@@ -158,8 +167,9 @@ type Projector struct {
 	attached     bool // a consumer has reported its state at least once
 	consuming    bool
 	consumingAt  time.Time
-	notice       *Notice // last notice, kept when publishing it failed
-	cpDirty      bool    // the watermark moved but the checkpoint write failed
+	notice       *Notice   // last notice, kept when publishing it failed
+	cpDirty      bool      // the watermark moved but the checkpoint write failed
+	holeSince    time.Time // since when records wait behind a hole, without progress
 }
 
 // New returns a projector; Handle resumes from the stored checkpoint.
@@ -263,6 +273,14 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 		return nil, nil
 	}
 	start := p.cfg.Now()
+	p.mu.Lock()
+	p.pendingSince = start
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.pendingSince, p.pendingAge = time.Time{}, time.Time{}
+		p.mu.Unlock()
+	}()
 	if err := p.resume(ctx); err != nil {
 		return nil, err
 	}
@@ -291,13 +309,8 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 		seen = max(seen, e.Position)
 	}
 	p.mu.Lock()
-	p.pendingSince, p.pendingAge, p.seenPos = start, oldest, max(p.seenPos, seen)
+	p.pendingAge, p.seenPos = oldest, max(p.seenPos, seen)
 	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.pendingSince, p.pendingAge = time.Time{}, time.Time{}
-		p.mu.Unlock()
-	}()
 
 	b, err := p.project(ctx, items)
 	if err != nil {
@@ -316,13 +329,35 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 		p.m.events.WithLabelValues(it.rec.Envelope.Type, outcome).Inc()
 	}
 
+	var done []link
+	for i, m := range msgs {
+		if verdicts[i].Action != Retry && (m.Chained || m.Invalid == nil) {
+			done = append(done, link{m.Record.Cursor, m.Record.Prev})
+		}
+	}
+	p.commit(ctx, b, done)
+	p.m.batchSecs.Observe(p.cfg.Now().Sub(start).Seconds())
+	p.fillHole(ctx)
+	return verdicts, nil
+}
+
+// link is a record's place in relay order.
+type link struct{ cur, prev event.Cursor }
+
+// commit records a durable batch: the watermark passes the records done,
+// the checkpoint follows it, and a notice announces the batch.
+func (p *Projector) commit(ctx context.Context, b *batch, done []link) {
 	now := p.cfg.Now()
 	p.mu.Lock()
 	moved := false
-	for i, m := range msgs {
-		if verdicts[i].Action != Retry && (m.Chained || m.Invalid == nil) {
-			moved = p.wm.done(m.Record.Cursor, m.Record.Prev) || moved
-		}
+	for _, l := range done {
+		moved = p.wm.done(l.cur, l.prev) || moved
+	}
+	switch {
+	case len(p.wm.held) == 0:
+		p.holeSince = time.Time{}
+	case moved || p.holeSince.IsZero():
+		p.holeSince = now
 	}
 	p.lastWrite = now
 	if newest := b.newest(); !newest.IsZero() {
@@ -333,20 +368,92 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 		p.cpDirty = true
 	}
 	p.mu.Unlock()
-	p.m.batchSecs.Observe(now.Sub(start).Seconds())
 
 	p.saveCheckpoint(ctx)
 	n := Notice{Changes: b.changes(), Watermark: wm, At: now}
 	if len(n.Changes) > 0 || moved {
 		p.publish(ctx, n)
 	}
-	return verdicts, nil
+}
+
+// fillHole reads the log from the watermark when records have waited
+// behind a hole for longer than HoleTimeout, and applies what it finds
+// (mostly duplicates): a predecessor that was acked before a restart lost
+// its place in memory, or a message the broker never routed to the queue,
+// would otherwise hold the watermark back for good. It stops before a
+// record it cannot apply; that one is still in the queue, on its way to the
+// dead-letter queue.
+func (p *Projector) fillHole(ctx context.Context) {
+	if p.cfg.EventLog == nil {
+		return
+	}
+	for range 20 { // bounded work per call; the next call goes on
+		p.mu.Lock()
+		if p.wm == nil { // not resumed yet: no batch so far
+			p.mu.Unlock()
+			return
+		}
+		at, held, since := p.wm.at, len(p.wm.held), p.holeSince
+		p.mu.Unlock()
+		if held == 0 || since.IsZero() || p.cfg.Now().Sub(since) < p.cfg.HoleTimeout {
+			return
+		}
+		lctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+		recs, err := p.cfg.EventLog.Next(lctx, at, 500)
+		cancel()
+		if err != nil {
+			p.log.Warn("read the log to fill a hole in the watermark", "after", at, "err", err)
+			return
+		}
+		var items []item
+		for i, r := range recs {
+			pl, err := r.Envelope.Payload()
+			if err != nil || event.StreamTypeOf(pl) != r.Envelope.StreamType {
+				break
+			}
+			items = append(items, item{idx: i, rec: r, pl: pl})
+		}
+		if len(items) == 0 {
+			return
+		}
+		p.log.Info("filling a hole in the watermark from the log", "after", at, "records", len(items), "held", held)
+		b, err := p.project(ctx, items)
+		if err != nil {
+			return
+		}
+		var done []link
+		for _, it := range b.items {
+			if _, bad := b.poisoned[it.idx]; bad {
+				break
+			}
+			done = append(done, link{it.rec.Cursor, it.rec.Prev})
+			outcome := outcomeApplied
+			if b.outcomes[it.idx] == outcomeDuplicate {
+				outcome = outcomeDuplicate
+			}
+			p.m.events.WithLabelValues(it.rec.Envelope.Type, outcome).Inc()
+		}
+		p.m.holesFilled.Add(float64(len(done)))
+		p.commit(ctx, b, done)
+		if len(done) < len(recs) {
+			return
+		}
+	}
 }
 
 // Idle is called by the consumer when no message has come for a while: it
-// retries a checkpoint write or a notice that failed after the last batch.
+// retries a checkpoint write or a notice that failed after the last batch,
+// and fills a hole in the watermark that has lasted too long.
 func (p *Projector) Idle(ctx context.Context) {
+	p.mu.Lock()
+	if p.wm != nil && len(p.wm.held) == 0 {
+		// The queue had nothing for a while and nothing waits behind a
+		// hole: everything published is applied.
+		p.lastLag = 0
+	}
+	p.mu.Unlock()
 	p.saveCheckpoint(ctx)
+	p.fillHole(ctx)
 	p.mu.Lock()
 	n := p.notice
 	p.mu.Unlock()

@@ -90,6 +90,13 @@ type History interface {
 	Load(ctx context.Context, streamID string) ([]event.Envelope, error)
 }
 
+// Log reads the event log in relay order (the relay's source).
+type Log interface {
+	// Next returns up to limit records after the cursor, in relay order,
+	// chained from it, from the part of the log that can no longer change.
+	Next(ctx context.Context, after event.Cursor, limit int) ([]event.Record, error)
+}
+
 // NoticePublisher announces what a batch changed, once it is durable.
 type NoticePublisher interface {
 	PublishNotice(ctx context.Context, n Notice) error

@@ -141,6 +141,7 @@ func NewProjectorConsumer(conn *Conn, h ProjectorHandler, cfg ConsumerConfig) (*
 // channel or the connection. Unacked messages of a lost channel come back
 // from the broker, and the handler treats them as the duplicates they are.
 func (c *ProjectorConsumer) Run(ctx context.Context) error {
+	c.h.Consuming(false) // from now on, not being subscribed for long is unhealthy
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
 	for {
@@ -154,7 +155,12 @@ func (c *ProjectorConsumer) Run(ctx context.Context) error {
 		if time.Since(began) > 30*time.Second {
 			bo.Reset()
 		}
-		c.cfg.Log.Warn("projector consumer lost its subscription; subscribing again", "err", err)
+		if errors.Is(err, ErrDisconnected) {
+			// Conn logs the loss and the reconnect; this would only repeat it.
+			c.cfg.Log.Debug("projector consumer waiting for the broker", "err", err)
+		} else {
+			c.cfg.Log.Warn("projector consumer lost its subscription; subscribing again", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

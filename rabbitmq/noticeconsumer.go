@@ -38,7 +38,23 @@ func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle fu
 	if err != nil {
 		return err
 	}
-	defer ch.Close()
+	var deliveries <-chan amqp.Delivery
+	defer func() {
+		// Drain while closing: a consumer whose deliveries nobody reads
+		// blocks the connection's reader, and Close would wait forever.
+		if deliveries != nil {
+			go func() {
+				for range deliveries {
+				}
+			}()
+		}
+		done := make(chan struct{})
+		go func() { _ = ch.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	}()
 	if err := DeclareProjected(ch); err != nil {
 		return err
 	}
@@ -49,7 +65,7 @@ func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle fu
 	if err := ch.QueueBind(q.Name, "", ProjectedExchange, false, nil); err != nil {
 		return fmt.Errorf("bind notice queue: %w", err)
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, q.Name, "", true, true, false, false, nil)
+	deliveries, err = ch.ConsumeWithContext(ctx, q.Name, "", true, true, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume notices: %w", err)
 	}

@@ -110,6 +110,12 @@ func (c SagaConsumerConfig) withDefaults() SagaConsumerConfig {
 // once the handler returned nil, handed back after a backoff when the
 // handler failed (Postgres away: never dead-lettered for that), and
 // dead-lettered only when it can never be handled.
+//
+// RabbitMQ 3.x sets no delivery limit on quorum queues, so a message handed
+// back is retried for as long as it takes. RabbitMQ 4 defaults to 20
+// deliveries, after which the broker dead-letters it: an OrderPlaced lost
+// so still meets its deadline, but an OrderCancelled would leave its stock
+// reserved, so on 4.x set a delivery-limit policy of -1 on "saga.orders".
 type SagaConsumer struct {
 	conn *Conn
 	h    SagaHandler

@@ -37,7 +37,10 @@
 // confirming, which fails for a REJECTED or CANCELLED order and so leads to
 // releasing every line, or by releasing every line; a run that dies before
 // that leaves its message unacked, and the redelivery, which starts by
-// looking at the order's status, releases.
+// looking at the order's status, releases. Only message-driven runs
+// reserve; the deadline loop only rejects and releases. (A message that is
+// dead-lettered leaves at worst a PENDING order, which its deadline
+// rejects and releases.)
 //
 // Release ids. "saga:O:release:P" is deterministic too, so the saga sends
 // it only after seeing P hold a reservation for O. Since that reservation
@@ -57,7 +60,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -288,17 +293,33 @@ func (s *Saga) reserve(ctx context.Context, o command.Order) (refusal string, er
 // words its refusals for people ("insufficient stock for Kettle: 1 left, 3
 // wanted", "Kettle is discontinued", "product p1 not found").
 func refusalReason(l event.OrderLine, e *splitstream.Error) string {
+	var reason string
 	switch e.Code {
 	case splitstream.ENotFound:
-		return fmt.Sprintf("product %s not found", l.ProductID)
+		reason = fmt.Sprintf("product %s not found", l.ProductID)
 	case splitstream.EInvalid:
 		name := l.ProductName
 		if name == "" {
 			name = l.ProductID
 		}
-		return fmt.Sprintf("cannot reserve %d of %s: %s", l.Quantity, name, e.Message)
+		reason = fmt.Sprintf("cannot reserve %d of %s: %s", l.Quantity, name, e.Message)
+	default:
+		reason = e.Message
 	}
-	return e.Message
+	return clip(reason)
+}
+
+// maxReasonRunes keeps a reason well within what RejectOrder accepts: a
+// product id is the client's text, of any length, and a reason the order
+// refused would leave it PENDING for good.
+const maxReasonRunes = 300
+
+func clip(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= maxReasonRunes {
+		return s
+	}
+	return string([]rune(s)[:maxReasonRunes-1]) + "…"
 }
 
 func (s *Saga) confirm(ctx context.Context, o command.Order) error {

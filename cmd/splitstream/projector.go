@@ -41,6 +41,7 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 	p, err := projector.New(projector.Config{
 		Store:      elastic.NewDocStore(es, a.cfg.IndexPrefix),
 		History:    postgres.NewEventStore(pool),
+		EventLog:   postgres.NewRelaySource(pool),
 		Notices:    notices,
 		Registerer: a.reg,
 		Log:        log,

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/internal/testenv"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// stack runs every role in this process on fresh servers and returns the
+// command and query endpoints.
+func stack(t *testing.T) (env map[string]string, commandURL, queryURL string) {
+	t.Helper()
+	dbURL, _ := testenv.Postgres(t)
+	amqpURL := testenv.RabbitMQ(t)
+	_, prefix := testenv.Elasticsearch(t)
+	env = map[string]string{
+		"DATABASE_URL": dbURL, "AMQP_URL": amqpURL, "SPLITSTREAM_INDEX_PREFIX": prefix,
+		"SPLITSTREAM_COMMAND_ADDR": freeAddr(t), "SPLITSTREAM_QUERY_ADDR": freeAddr(t), "SPLITSTREAM_ADMIN_ADDR": freeAddr(t),
+		"SPLITSTREAM_REFRESH_INTERVAL": "200ms",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"all"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for _, addr := range []string{env["SPLITSTREAM_COMMAND_ADDR"], env["SPLITSTREAM_QUERY_ADDR"], env["SPLITSTREAM_ADMIN_ADDR"]} {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			res, err := http.Get("http://" + addr + "/readyz")
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not ready", addr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return env, "http://" + env["SPLITSTREAM_COMMAND_ADDR"] + "/graphql", "http://" + env["SPLITSTREAM_QUERY_ADDR"] + "/graphql"
+}
+
+func gql(url, query string, vars map[string]any, out any) error {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	res, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var env struct {
+		Data   json.RawMessage
+		Errors []struct{ Message string }
+	}
+	if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
+		return fmt.Errorf("status %s: %w", res.Status, err)
+	}
+	if len(env.Errors) > 0 {
+		return fmt.Errorf("%s", env.Errors[0].Message)
+	}
+	if out != nil {
+		return json.Unmarshal(env.Data, out)
+	}
+	return nil
+}
+
+// A rebuild while commands and queries run: no query fails, and a second
+// rebuild from scratch equals what the live projector and the first
+// rebuild left behind, document for document.
+func TestRebuildUnderLoad(t *testing.T) {
+	env, commandURL, queryURL := stack(t)
+	var ids []string
+	for i := range 60 {
+		var res struct{ CreateProduct struct{ ID string } }
+		if err := gql(commandURL, `mutation($n: String!) { createProduct(input: {name: $n, description: "rebuild test", category: "c", priceCents: 100, currency: "EUR", stock: 5}) { id } }`,
+			map[string]any{"n": fmt.Sprintf("Lamp %d", i)}, &res); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.CreateProduct.ID)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var (
+		wg                sync.WaitGroup
+		queries, failures atomic.Int64
+		mutations         atomic.Int64
+		lastToken         atomic.Value
+		firstFailure      atomic.Value
+	)
+	wg.Add(2)
+	go func() { // writers: renames and reviews
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			id := ids[i%len(ids)]
+			var res struct {
+				AddReview struct{ Token string }
+			}
+			time.Sleep(3 * time.Millisecond)
+			if i%10 == 5 {
+				_ = gql(commandURL, `mutation($id: ID!) { placeOrder(input: {customerId: "c", lines: [{productId: $id, quantity: 1}]}) { id } }`, map[string]any{"id": id}, nil)
+			} else if i%2 == 0 {
+				_ = gql(commandURL, `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { token } }`, map[string]any{"id": id, "n": fmt.Sprintf("Lamp %d v%d", i%len(ids), i)}, nil)
+			} else if err := gql(commandURL, `mutation($id: ID!) { addReview(input: {productId: $id, author: "R", rating: 4}) { token } }`, map[string]any{"id": id}, &res); err == nil {
+				lastToken.Store(res.AddReview.Token)
+			}
+			mutations.Add(1)
+		}
+	}()
+	go func() { // readers
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			err := gql(queryURL, `query($id: ID!) { product(id: $id) { id name reviewCount } products(search: "lamp", first: 5) { totalCount } reviews(productId: $id) { totalCount } }`,
+				map[string]any{"id": ids[i%len(ids)]}, nil)
+			queries.Add(1)
+			if err != nil {
+				failures.Add(1)
+				firstFailure.CompareAndSwap(nil, err.Error())
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	a := testApp(t, env)
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := a.elasticsearch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indices := elastic.NewIndices(es, env["SPLITSTREAM_INDEX_PREFIX"], 200*time.Millisecond)
+	r := rebuilder{pool: pool, es: es, indices: indices, log: testenv.Logger(t), progress: io.Discard, batch: 100}
+	if _, err := r.run(context.Background(), elastic.Models, false); err != nil {
+		t.Fatalf("rebuild under load: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	wg.Wait()
+	t.Logf("during the rebuild: %d queries, %d mutations", queries.Load(), mutations.Load())
+	if failures.Load() > 0 {
+		t.Fatalf("%d of %d queries failed during the rebuild; first: %v", failures.Load(), queries.Load(), firstFailure.Load())
+	}
+	// Let the live projector finish, then rebuild again beside the live indices.
+	if tok, ok := lastToken.Load().(string); ok {
+		if err := gql(queryURL, `query($t: String) { products(consistentWith: $t, first: 1) { totalCount } }`, map[string]any{"t": tok}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitForRelayHead(t, pool, es, env["SPLITSTREAM_INDEX_PREFIX"])
+	live := map[string]string{}
+	for _, m := range elastic.Models {
+		if live[m], err = indices.Current(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.run(context.Background(), elastic.Models, true); err != nil {
+		t.Fatalf("second rebuild: %v", err)
+	}
+	for _, m := range elastic.Models {
+		rebuilt, err := indices.Current(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := allDocs(t, es, live[m]), allDocs(t, es, rebuilt)
+		if len(a) == 0 || len(a) != len(b) { // every model has documents: products, reviews, orders, events
+			t.Fatalf("%s: live has %d documents, rebuilt %d", m, len(a), len(b))
+		}
+		for id, doc := range a {
+			if !reflect.DeepEqual(doc, b[id]) {
+				t.Fatalf("%s %s differs:\nlive    %v\nrebuilt %v", m, id, doc, b[id])
+			}
+		}
+	}
+}
+
+func testApp(t *testing.T, env map[string]string) *app {
+	t.Helper()
+	cfg, err := bindConfig(flagSet(), func(k string) string { return env[k] })()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(cfg, testenv.Logger(t), io.Discard, io.Discard)
+	t.Cleanup(a.close)
+	return a
+}
+
+func flagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+
+// waitForRelayHead waits until the live projector's checkpoint covers the
+// newest event in the store (no writer runs any more).
+func waitForRelayHead(t *testing.T, pool *pgxpool.Pool, es *elasticsearch.Client, prefix string) {
+	t.Helper()
+	var head event.Cursor
+	if err := pool.QueryRow(context.Background(), `SELECT tx_id::text::bigint, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1`).
+		Scan(&head.Tx, &head.Position); err != nil {
+		t.Fatal(err)
+	}
+	searcher := elastic.NewSearcher(es, prefix)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cp, err := searcher.Checkpoint(context.Background())
+		if err == nil && !cp.Less(head) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("projector checkpoint %v never reached the head %v (%v)", cp, head, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// allDocs reads every document of an index by id.
+func allDocs(t *testing.T, es *elasticsearch.Client, index string) map[string]map[string]any {
+	t.Helper()
+	if err := elastic.Do(context.Background(), es, http.MethodPost, "/"+index+"/_refresh", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Hits struct {
+			Hits []struct {
+				ID     string         `json:"_id"`
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := elastic.Do(context.Background(), es, http.MethodPost, "/"+index+"/_search", `{"size":10000}`, &res); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, h := range res.Hits.Hits {
+		out[h.ID] = h.Source
+	}
+	return out
+}
