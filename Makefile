@@ -8,7 +8,7 @@ RUN_DIR   := .cache/run
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: run stop dev build generate check-generated vet staticcheck unit test test-go test-disruptive test-clients e2e bench help
+.PHONY: run stop dev build generate check-generated vet staticcheck test test-go test-disruptive test-clients e2e bench help
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -43,11 +43,22 @@ test-go: ## go test -race against the real servers
 test-disruptive: ## tests that stop a server (build tag disruptive, named TestDisruptive*), one package at a time
 	$(GO) test -race -count=1 -timeout 20m -tags disruptive -p 1 -run '^TestDisruptive' ./...
 
-test: services check-generated vet staticcheck test-go test-disruptive test-clients ## every test, with real servers
+test: services check-generated vet staticcheck test-go test-disruptive test-clients e2e ## every test, with real servers
 	@echo "make test: all passed"
 
 bench: build ## benchmarks against a running stack (make run first)
 	$(BIN) bench --quick
 
-test-clients: ## third-party clients (graphql-ws under Node) against a real stack
-	@if [ -d test/clients ]; then cd test/clients && npm ci --no-audit --no-fund --silent && node --test; else echo "test-clients: none yet"; fi
+# Both run against an isolated stack of their own (scripts/teststack: a fresh database, vhost,
+# index prefix and free ports; a dev stack on 8080/8090/8070 keeps running). `teststack run`
+# starts it, runs the tests with its URLs in the environment, and stops it on any exit (trap).
+test-clients: ## third-party clients (graphql-ws, subscriptions-transport-ws) under Node against an isolated stack
+	cd test/clients && npm ci --no-audit --no-fund --loglevel=error
+	TESTSTACK_DIR=$(CURDIR)/.cache/teststack/clients SPLITSTREAM_WS_INIT_TIMEOUT=3s INIT_TIMEOUT_MS=3000 scripts/teststack run -- \
+		sh -c 'cd test/clients && exec node --test --test-concurrency=1 --test-timeout=300000'
+
+e2e: ## both playgrounds in Debian chromium (playwright-core), outside hosts blocked; screenshots to docs/screenshots
+	test/e2e/ensure-chromium
+	cd test/e2e && npm ci --no-audit --no-fund --loglevel=error
+	TESTSTACK_DIR=$(CURDIR)/.cache/teststack/e2e scripts/teststack run -- \
+		sh -c 'cd test/e2e && exec node --test --test-timeout=300000'

@@ -400,7 +400,7 @@ func TestPlaygroundTabsMatchSchemas(t *testing.T) {
 		}
 		seen := map[ast.Operation]bool{}
 		for _, tab := range c.tabs {
-			doc, errs := gqlparser.LoadQuery(schema, tab.Query)
+			doc, errs := gqlparser.LoadQueryWithRules(schema, tab.Query, nil)
 			if len(errs) > 0 {
 				t.Errorf("%s: tab %q: %v", c.schema, tab.Name, errs)
 				continue

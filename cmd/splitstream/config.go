@@ -27,6 +27,9 @@ type Config struct {
 	RefreshInterval    time.Duration
 	PGMaxConns         int
 	AllowedOrigins     string
+	WSInitTimeout      time.Duration
+	WSKeepAlive        time.Duration
+	WSMaxSubscriptions int
 	LogLevel           string
 	LogFormat          string
 }
@@ -72,6 +75,12 @@ func settings() []setting {
 			func(c *Config, v string) (err error) { c.PGMaxConns, err = strconv.Atoi(v); return }},
 		{"SPLITSTREAM_ALLOWED_ORIGINS", "allowed-origins", "*", "WebSocket origins allowed, comma-separated, or *",
 			str(func(c *Config) *string { return &c.AllowedOrigins })},
+		{"SPLITSTREAM_WS_INIT_TIMEOUT", "ws-init-timeout", "10s", "a WebSocket without connection_init by then is closed (4408)",
+			func(c *Config, v string) (err error) { c.WSInitTimeout, err = time.ParseDuration(v); return }},
+		{"SPLITSTREAM_WS_KEEPALIVE", "ws-keepalive", "15s", "WebSocket keep-alive ping interval",
+			func(c *Config, v string) (err error) { c.WSKeepAlive, err = time.ParseDuration(v); return }},
+		{"SPLITSTREAM_WS_MAX_SUBSCRIPTIONS", "ws-max-subscriptions", "100", "most subscriptions one WebSocket connection may hold",
+			func(c *Config, v string) (err error) { c.WSMaxSubscriptions, err = strconv.Atoi(v); return }},
 		{"SPLITSTREAM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
 			str(func(c *Config) *string { return &c.LogLevel })},
 		{"SPLITSTREAM_LOG_FORMAT", "log-format", "text", "text or json",
@@ -123,6 +132,8 @@ func (c Config) validate() []error {
 	check(c.ConsistencyTimeout > 0 && c.ConsistencyTimeout <= time.Minute, "SPLITSTREAM_CONSISTENCY_TIMEOUT: must be between 0 and 1m")
 	check(c.SagaDeadline > 0, "SPLITSTREAM_SAGA_DEADLINE: must be positive")
 	check(c.RefreshInterval > 0, "SPLITSTREAM_REFRESH_INTERVAL: must be positive")
+	check(c.WSInitTimeout > 0 && c.WSKeepAlive > 0, "SPLITSTREAM_WS_INIT_TIMEOUT and SPLITSTREAM_WS_KEEPALIVE: must be positive")
+	check(c.WSMaxSubscriptions > 0, "SPLITSTREAM_WS_MAX_SUBSCRIPTIONS: must be positive")
 	check(c.PGMaxConns > 0, "SPLITSTREAM_PG_MAX_CONNS: must be positive")
 	check(c.LogLevel == "debug" || c.LogLevel == "info" || c.LogLevel == "warn" || c.LogLevel == "error", "SPLITSTREAM_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
 	check(c.LogFormat == "text" || c.LogFormat == "json", "SPLITSTREAM_LOG_FORMAT: %q is not text or json", c.LogFormat)

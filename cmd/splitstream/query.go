@@ -40,9 +40,9 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 	}
 	hub := query.NewHub(searcher, a.log, a.reg, 64, 50_000)
 	ws, capSubs := graph.WebSocket(graph.WebSocketOptions{
-		InitTimeout:      10 * time.Second,
-		KeepAlive:        15 * time.Second,
-		MaxSubscriptions: 100,
+		InitTimeout:      a.cfg.WSInitTimeout,
+		KeepAlive:        a.cfg.WSKeepAlive,
+		MaxSubscriptions: a.cfg.WSMaxSubscriptions,
 		Origins:          strings.Split(a.cfg.AllowedOrigins, ","),
 	})
 	schema := read.NewExecutableSchema(read.Config{Resolvers: &read.Resolver{Reads: reads, Changes: hub}})

@@ -1,0 +1,187 @@
+// Shared helpers for the client tests: where the test stack is, GraphQL over
+// HTTP, and small waiting utilities. Nothing here speaks a subscription
+// protocol; the tests use the third-party clients for that.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../../..');
+
+/**
+ * The test stack's addresses: $COMMAND_URL, $QUERY_URL and $QUERY_WS_URL when
+ * set, else the env file written by `scripts/teststack start`
+ * ($TESTSTACK_ENV, default .cache/teststack/env).
+ */
+export function stack() {
+  const file = process.env.TESTSTACK_ENV || path.join(root, '.cache/teststack/env');
+  const vars = {};
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+      if (m) vars[m[1]] = m[2];
+    }
+  } catch (err) {
+    if (!process.env.COMMAND_URL) {
+      throw new Error(`no test stack: ${file} is missing (run scripts/teststack start, or make test-clients)`);
+    }
+  }
+  const get = (k) => process.env[k] || vars[k];
+  const s = {
+    commandURL: get('COMMAND_URL'),
+    queryURL: get('QUERY_URL'),
+    queryWsURL: get('QUERY_WS_URL'),
+    log: get('TESTSTACK_LOG'),
+  };
+  for (const [k, v] of Object.entries(s)) {
+    if (!v && k !== 'log') throw new Error(`test stack: ${k} is not set in ${file}`);
+  }
+  return s;
+}
+
+/** POST a GraphQL request; returns the whole response body ({data, errors, extensions}). */
+export async function gql(base, query, variables = {}) {
+  const res = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ query, variables }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(`POST ${base}/graphql: HTTP ${res.status}, not JSON: ${text.slice(0, 500)}`);
+  }
+  return body;
+}
+
+/** Like gql, but fails on any error and returns data. */
+export async function gqlData(base, query, variables = {}) {
+  const body = await gql(base, query, variables);
+  if (body.errors?.length) {
+    throw new Error(`GraphQL errors for ${query.trim().split('\n')[0]} ${JSON.stringify(variables)}: ${JSON.stringify(body.errors)}`);
+  }
+  return body.data;
+}
+
+/** A string unique to this run, for names and categories. */
+export function unique(prefix) {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+const CREATE = `mutation Create($input: CreateProductInput!) { createProduct(input: $input) { id version token } }`;
+const RENAME = `mutation Rename($input: RenameProductInput!) { renameProduct(input: $input) { id version token } }`;
+const REVIEW = `mutation Review($input: AddReviewInput!) { addReview(input: $input) { id version token } }`;
+
+export async function createProduct(s, fields = {}) {
+  const input = {
+    name: unique('Client test product'),
+    description: 'Created by test/clients.',
+    category: 'client-tests',
+    priceCents: 1999,
+    currency: 'EUR',
+    stock: 10,
+    ...fields,
+  };
+  const d = await gqlData(s.commandURL, CREATE, { input });
+  return { ...d.createProduct, input };
+}
+
+export async function renameProduct(s, id, name) {
+  return (await gqlData(s.commandURL, RENAME, { input: { id, name } })).renameProduct;
+}
+
+export async function addReview(s, productId, fields = {}) {
+  const input = { productId, author: 'client-test', rating: 4, comment: 'Works as described.', ...fields };
+  return (await gqlData(s.commandURL, REVIEW, { input })).addReview;
+}
+
+/** Reads the product once the token's write is visible. */
+export async function productAt(s, id, token, selection = 'id name version') {
+  const d = await gqlData(s.queryURL, `query P($id: ID!, $t: String) { product(id: $id, consistentWith: $t) { ${selection} } }`, { id, t: token });
+  return d.product;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Rejects after ms with a message naming what was awaited. */
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+/** The query service's open subscriptions (its splitstream_subscriptions gauge). */
+export async function openSubscriptions(s) {
+  const res = await fetch(`${s.queryURL}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  const m = /^splitstream_subscriptions\s+([0-9.e+]+)\s*$/m.exec(text);
+  if (!m) throw new Error('the query service exports no splitstream_subscriptions gauge');
+  return Number(m[1]);
+}
+
+/**
+ * Waits until the query service holds exactly n subscriptions. A subscribe
+ * message has no acknowledgement in either protocol, so this is how a test
+ * knows the server registered its subscription before it writes (otherwise
+ * the write could race the registration and the test would hang or flake).
+ * The tests run one at a time (--test-concurrency=1) on a stack of their
+ * own, so the gauge counts only the current test's subscriptions.
+ */
+export async function waitForSubscriptions(s, n, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await openSubscriptions(s);
+    if (last === n) return;
+    if (Date.now() > deadline) throw new Error(`the query service holds ${last} subscriptions, want ${n} (after ${ms} ms)`);
+    await sleep(25);
+  }
+}
+
+/**
+ * A queue of messages from a subscription: push from the client's callbacks,
+ * await next() in the test.
+ */
+export class Inbox {
+  constructor(name) {
+    this.name = name;
+    this.items = [];
+    this.waiters = [];
+    this.error = null;
+    this.done = false;
+  }
+  push(v) {
+    const w = this.waiters.shift();
+    if (w) w.resolve(v);
+    else this.items.push(v);
+  }
+  fail(err) {
+    this.error = err instanceof Error ? err : new Error(typeof err === 'string' ? err : JSON.stringify(err));
+    for (const w of this.waiters.splice(0)) w.reject(this.error);
+  }
+  complete() {
+    this.done = true;
+    for (const w of this.waiters.splice(0)) w.reject(new Error(`${this.name}: completed`));
+  }
+  next(ms = 15_000) {
+    if (this.items.length) return Promise.resolve(this.items.shift());
+    if (this.error) return Promise.reject(this.error);
+    if (this.done) return Promise.reject(new Error(`${this.name}: completed`));
+    let waiter;
+    const p = new Promise((resolve, reject) => {
+      waiter = { resolve, reject };
+      this.waiters.push(waiter);
+    });
+    return withTimeout(p, ms, `the next message on ${this.name}`).catch((err) => {
+      // Drop this waiter so a later message is not handed to a test that gave up.
+      this.waiters = this.waiters.filter((w) => w !== waiter);
+      throw err;
+    });
+  }
+}
