@@ -28,7 +28,7 @@ type Options struct {
 	Log *slog.Logger
 	// MaxBodyBytes: larger request bodies get 413 before any parsing.
 	MaxBodyBytes int64
-	// ComplexityLimit caps a query's cost (each field 1, lists times their page size).
+	// ComplexityLimit caps a query's cost (each field 1; a schema may price lists by page size).
 	ComplexityLimit int
 	Introspection   bool
 	// Transports added after POST and GET (for example WebSocket).

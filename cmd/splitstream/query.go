@@ -45,7 +45,7 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		MaxSubscriptions: a.cfg.WSMaxSubscriptions,
 		Origins:          strings.Split(a.cfg.AllowedOrigins, ","),
 	})
-	schema := read.NewExecutableSchema(read.Config{Resolvers: &read.Resolver{Reads: reads, Changes: hub}})
+	schema := read.NewExecutableSchema(read.Config{Resolvers: &read.Resolver{Reads: reads, Changes: hub}, Complexity: read.Complexity()})
 	srv := graph.NewServer(schema, graph.Options{
 		Log:              a.log,
 		ComplexityLimit:  a.cfg.ComplexityLimit,

@@ -1,0 +1,36 @@
+package read
+
+import (
+	"context"
+	"testing"
+
+	"github.com/99designs/gqlgen/complexity"
+	"github.com/vektah/gqlparser/v2"
+)
+
+func cost(t *testing.T, q string) int {
+	t.Helper()
+	es := NewExecutableSchema(Config{Resolvers: &Resolver{}, Complexity: Complexity()})
+	doc, errs := gqlparser.LoadQueryWithRules(es.Schema(), q, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return complexity.Calculate(context.Background(), es, doc.Operations[0], nil)
+}
+
+func TestListsCostTheirPageSize(t *testing.T) {
+	small := cost(t, `{ products(first: 10) { edges { node { id name } } } }`)
+	big := cost(t, `{ products(first: 100) { edges { node { id name } } } }`)
+	if big < 9*small {
+		t.Fatalf("first: 100 costs %d, first: 10 costs %d; a page should cost by its size", big, small)
+	}
+	if d := cost(t, `{ reviews(productId: "p") { edges { node { id } } } }`); d < 20 {
+		t.Fatalf("a default page of reviews costs %d, want at least its 20 items", d)
+	}
+	// Typical playground queries stay well under the default limit of 1000.
+	typical := cost(t, `{ products(search: "k", first: 20) { totalCount edges { cursor node { id name priceCents averageRating } }
+		pageInfo { hasNextPage endCursor } facets { categories { category count } ratings { rating count } priceRanges { fromCents toCents count } } } }`)
+	if typical > 1000 {
+		t.Fatalf("a typical search costs %d, over the default limit", typical)
+	}
+}
