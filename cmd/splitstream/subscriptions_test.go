@@ -80,7 +80,9 @@ func TestTwoQueryInstancesDeliverEveryChange(t *testing.T) {
 	second["SPLITSTREAM_QUERY_ADDR"] = freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"query"}, func(k string) string { return second[k] }, io.Discard, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"query"}, func(k string) string { return second[k] }, io.Discard, io.Discard)
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	queryURL := "http://" + env["SPLITSTREAM_QUERY_ADDR"] + "/graphql"
