@@ -36,18 +36,17 @@ const loadSQL = `SELECT position, tx_id::text::bigint, event_id::text, stream_id
 
 // Load returns the stream's events, oldest first.
 func (s *EventStore) Load(ctx context.Context, streamID string) ([]event.Envelope, error) {
-	evs, _, err := load(ctx, s.pool, streamID)
+	rows, err := s.pool.Query(ctx, loadSQL, streamID)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	evs, _, err := scanStream(rows, streamID)
 	return evs, err
 }
 
-// load also returns the relay cursor of the stream's last event.
-func load(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, streamID string) ([]event.Envelope, event.Cursor, error) {
-	rows, err := q.Query(ctx, loadSQL, streamID)
-	if err != nil {
-		return nil, event.Cursor{}, fmt.Errorf("load %s: %w", streamID, err)
-	}
+// scanStream reads a stream's rows and the relay cursor of its last event.
+func scanStream(rows pgx.Rows, streamID string) ([]event.Envelope, event.Cursor, error) {
+	defer rows.Close()
 	var (
 		evs  []event.Envelope
 		last event.Cursor
@@ -106,23 +105,59 @@ func (s *EventStore) Change(ctx context.Context, c command.Change) (command.Resu
 	}
 }
 
-func (s *EventStore) change(ctx context.Context, c command.Change) (command.Result, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+// change runs one command in two round trips: BEGIN, the stream lock, the
+// command-id lookup and the stream's history in one pipeline; the appends,
+// the command record and COMMIT in a second.
+func (s *EventStore) change(ctx context.Context, c command.Change) (res command.Result, err error) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
+		return command.Result{}, fmt.Errorf("acquire: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// Also ends a transaction a failed pipeline left open; a
+			// connection that cannot roll back is not reused.
+			if _, rbErr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
+				_ = conn.Conn().Close(context.WithoutCancel(ctx))
+			}
+		}
+		conn.Release()
+	}()
+
+	read := &pgx.Batch{}
+	read.Queue(`BEGIN`)
+	read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.Stream.ID)
+	read.Queue(`SELECT mutation, input_hash, result FROM commands WHERE command_id = $1`, c.CommandID)
+	read.Queue(loadSQL, c.Stream.ID)
+	results := conn.SendBatch(ctx, read)
+	if _, err := results.Exec(); err != nil {
+		results.Close()
 		return command.Result{}, fmt.Errorf("begin: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.Stream.ID); err != nil {
+	if _, err := results.Exec(); err != nil {
+		results.Close()
 		return command.Result{}, fmt.Errorf("lock %s: %w", c.Stream.ID, err)
 	}
-	if stored, found, err := lookupCommand(ctx, tx, c); err != nil || found {
+	stored, found, err := scanCommand(results.QueryRow(), c)
+	if err != nil || found {
+		results.Close()
 		return stored, err
 	}
-	history, last, err := load(ctx, tx, c.Stream.ID)
+	rows, err := results.Query()
 	if err != nil {
+		results.Close()
+		return command.Result{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
+	}
+	history, last, err := scanStream(rows, c.Stream.ID)
+	if err != nil {
+		results.Close()
 		return command.Result{}, err
 	}
+	if err := results.Close(); err != nil {
+		return command.Result{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
+	}
+
 	if len(history) > 0 && history[0].StreamType != c.Stream.Type {
 		return command.Result{}, splitstream.NotFound("%s %s not found", c.Stream.Type, c.Stream.ID)
 	}
@@ -138,18 +173,26 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (command.Resu
 	if err != nil {
 		return command.Result{}, fmt.Errorf("metadata: %w", err)
 	}
-	batch := &pgx.Batch{}
+	write := &pgx.Batch{}
 	for i, p := range payloads {
 		typ, schema, data, err := event.Encode(p)
 		if err != nil {
 			return command.Result{}, fmt.Errorf("encode %T: %w", p, err)
 		}
-		batch.Queue(`INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
+		write.Queue(`INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
 			RETURNING position, tx_id::text::bigint`,
 			uuid.New(), c.Stream.ID, c.Stream.Type, current+i+1, typ, schema, data, metadata)
 	}
-	results := tx.SendBatch(ctx, batch)
+	// The result is what the stream's last event says, so the command's
+	// record needs no second round trip for the appended positions.
+	version := current + len(payloads)
+	write.Queue(`INSERT INTO commands (command_id, mutation, input_hash, result)
+		SELECT $1, $2, $3, jsonb_build_object('id', $4::text, 'version', $5::int, 'tx', e.tx_id::text::bigint, 'position', e.position)
+		FROM events e WHERE e.stream_id = $4 AND e.version = $5`,
+		c.CommandID, c.Mutation, c.InputHash, c.Stream.ID, version)
+	write.Queue(`COMMIT`)
+	results = conn.SendBatch(ctx, write)
 	for range payloads {
 		var txid int64
 		if err := results.QueryRow().Scan(&last.Position, &txid); err != nil {
@@ -158,38 +201,34 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (command.Resu
 		}
 		last.Tx = uint64(txid)
 	}
-	if err := results.Close(); err != nil {
-		return command.Result{}, fmt.Errorf("append to %s: %w", c.Stream.ID, err)
-	}
-	res := command.Result{ID: c.Stream.ID, Version: current + len(payloads), Token: last.Token()}
-	stored, err := json.Marshal(res)
-	if err != nil {
-		return command.Result{}, fmt.Errorf("result: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO commands (command_id, mutation, input_hash, result) VALUES ($1, $2, $3, $4)`,
-		c.CommandID, c.Mutation, c.InputHash, stored); err != nil {
+	if _, err := results.Exec(); err != nil {
+		results.Close()
 		return command.Result{}, fmt.Errorf("record command %s: %w", c.CommandID, err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if _, err := results.Exec(); err != nil {
+		results.Close()
 		return command.Result{}, fmt.Errorf("commit %s: %w", c.Stream.ID, err)
 	}
-	return res, nil
+	if err := results.Close(); err != nil {
+		return command.Result{}, fmt.Errorf("commit %s: %w", c.Stream.ID, err)
+	}
+	committed = true
+	return command.Result{ID: c.Stream.ID, Version: version, Token: last.Token()}, nil
 }
 
 func (s *EventStore) storedResult(ctx context.Context, c command.Change) (command.Result, bool, error) {
-	return lookupCommand(ctx, s.pool, c)
+	return scanCommand(s.pool.QueryRow(ctx, `SELECT mutation, input_hash, result FROM commands WHERE command_id = $1`, c.CommandID), c)
 }
 
-func lookupCommand(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, c command.Change) (command.Result, bool, error) {
+// scanCommand reads a command record: not found, the stored result of the
+// same command, or a CONFLICT for a command id reused with another input.
+func scanCommand(row pgx.Row, c command.Change) (command.Result, bool, error) {
 	var (
 		mutation string
 		hash     []byte
 		stored   []byte
 	)
-	err := q.QueryRow(ctx, `SELECT mutation, input_hash, result FROM commands WHERE command_id = $1`, c.CommandID).
-		Scan(&mutation, &hash, &stored)
+	err := row.Scan(&mutation, &hash, &stored)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return command.Result{}, false, nil
 	}
@@ -199,9 +238,14 @@ func lookupCommand(ctx context.Context, q interface {
 	if mutation != c.Mutation || !bytes.Equal(hash, c.InputHash) {
 		return command.Result{}, true, splitstream.Conflict(-1, "commandId %s was already used for a different command", c.CommandID)
 	}
-	var res command.Result
-	if err := json.Unmarshal(stored, &res); err != nil {
+	var rec struct {
+		ID       string `json:"id"`
+		Version  int    `json:"version"`
+		Tx       uint64 `json:"tx"`
+		Position int64  `json:"position"`
+	}
+	if err := json.Unmarshal(stored, &rec); err != nil {
 		return command.Result{}, true, fmt.Errorf("stored result of %s: %w", c.CommandID, err)
 	}
-	return res, true, nil
+	return command.Result{ID: rec.ID, Version: rec.Version, Token: event.Cursor{Tx: rec.Tx, Position: rec.Position}.Token()}, true, nil
 }

@@ -82,10 +82,10 @@ type ProjectorHandler interface {
 
 // ConsumerConfig tunes the projector consumer; zero means the default.
 type ConsumerConfig struct {
-	// Prefetch is how many unacked messages the broker sends ahead (1000):
+	// Prefetch is how many unacked messages the broker sends ahead (2000):
 	// twice the batch size, so the next batch is there when one is done.
 	Prefetch int
-	// BatchSize is the most messages handed over at once (500).
+	// BatchSize is the most messages handed over at once (1000).
 	BatchSize int
 	// Linger is how long a batch waits to fill after its first message (20ms).
 	Linger time.Duration
@@ -96,10 +96,10 @@ type ConsumerConfig struct {
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	if c.Prefetch <= 0 {
-		c.Prefetch = 1000
+		c.Prefetch = 2000
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 500
+		c.BatchSize = 1000
 	}
 	if c.BatchSize > c.Prefetch {
 		c.BatchSize = c.Prefetch
