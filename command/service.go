@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -25,16 +26,23 @@ type Meta struct {
 // Service runs commands: it loads an aggregate, lets it decide, and appends
 // the result through the store. It holds no business rules of its own.
 type Service struct {
-	store EventStore
-	newID func() string
+	store   EventStore
+	newID   func() string
+	metrics *metrics
 }
 
 // NewService returns a service on store.
-func NewService(store EventStore) (*Service, error) {
+func NewService(store EventStore, opts ...Option) (*Service, error) {
 	if store == nil {
 		return nil, errors.New("command: nil event store")
 	}
-	return &Service{store: store, newID: func() string { return uuid.NewString() }}, nil
+	s := &Service{store: store, newID: func() string { return uuid.NewString() }}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // CreateProduct creates a product with a new id.
@@ -157,7 +165,9 @@ func (s *Service) change(ctx context.Context, mutation string, st Stream, m Meta
 	if m.CorrelationID == "" {
 		m.CorrelationID = m.CommandID
 	}
-	return s.store.Change(ctx, Change{
+	start := time.Now()
+	appended := 0
+	res, err := s.store.Change(ctx, Change{
 		Stream:          st,
 		ExpectedVersion: m.ExpectedVersion,
 		Mutation:        mutation,
@@ -169,8 +179,17 @@ func (s *Service) change(ctx context.Context, mutation string, st Stream, m Meta
 			CausationID:   m.CommandID,
 			Actor:         m.Actor,
 		},
-		Decide: decide,
+		Decide: func(h []event.Envelope) ([]event.Payload, error) {
+			evs, err := decide(h)
+			appended = len(evs)
+			return evs, err
+		},
 	})
+	if err != nil {
+		appended = 0
+	}
+	s.metrics.observe(mutation, start, appended, err)
+	return res, err
 }
 
 // inputHash identifies a command's input, so that a reused command id with a

@@ -180,6 +180,7 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 	}
 	if needAdmin {
 		mux := ops.Mux(dedupe(adminCheck), a.reg)
+		ops.Profiling(mux)
 		g.Go(func() error { return ops.Serve(ctx, a.log, "admin", a.cfg.AdminAddr, mux, 5*time.Second) })
 	}
 	a.log.Info("splitstream started", "roles", names, "version", version)

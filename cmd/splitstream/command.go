@@ -18,7 +18,7 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 		return role{}, err
 	}
 	store := postgres.NewEventStore(pool)
-	svc, err := command.NewService(store)
+	svc, err := command.NewService(store, command.WithMetrics(a.reg))
 	if err != nil {
 		return role{}, err
 	}
