@@ -144,7 +144,7 @@ func benchProjector(ctx context.Context, a *app, env bench.Env, mgmt string) ([]
 	defer deleteIndices(a, env, rebPrefix)
 	say("rebuilding every model from Postgres")
 	r := rebuilder{pool: pool, es: env.ES, indices: elastic.NewIndices(env.ES, rebPrefix, a.cfg.RefreshInterval),
-		log: a.log, progress: env.Progress, batch: 2000}
+		log: a.log, progress: env.Progress, batch: 5000}
 	stats, err := r.run(ctx, elastic.Models, false)
 	if err != nil {
 		return nil, err

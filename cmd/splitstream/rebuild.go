@@ -25,7 +25,7 @@ import (
 func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	model := fs.String("model", "all", "read model to rebuild: "+strings.Join(elastic.Models, ", ")+" or all")
 	keepOld := fs.Bool("keep-old", false, "keep the old indices after the swap")
-	batch := fs.Int("batch", 2000, "events per bulk batch")
+	batch := fs.Int("batch", 5000, "events per bulk batch")
 	return func(ctx context.Context, a *app) error {
 		models := elastic.Models
 		if *model != "all" {
@@ -136,29 +136,53 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 		done        int64
 		replayStart = time.Now()
 	)
+	// replay reads ahead of the projector by two batches, so Postgres and
+	// Elasticsearch work at the same time.
 	replay := func() error {
-		for {
-			recs, err := source.Next(ctx, cursor, r.batch)
-			if err != nil {
-				return fmt.Errorf("read events: %w", err)
+		type read struct {
+			recs []event.Record
+			err  error
+		}
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		batches := make(chan read, 2)
+		go func(after event.Cursor) {
+			defer close(batches)
+			for {
+				recs, err := source.Next(rctx, after, r.batch)
+				select {
+				case batches <- read{recs, err}:
+				case <-rctx.Done():
+					return
+				}
+				if err != nil || len(recs) == 0 {
+					return
+				}
+				after = recs[len(recs)-1].Cursor
 			}
-			if len(recs) == 0 {
+		}(cursor)
+		for b := range batches {
+			if b.err != nil {
+				return fmt.Errorf("read events: %w", b.err)
+			}
+			if len(b.recs) == 0 {
 				return nil
 			}
-			msgs := make([]projector.Message, len(recs))
-			for i, rec := range recs {
+			msgs := make([]projector.Message, len(b.recs))
+			for i, rec := range b.recs {
 				msgs[i] = projector.Message{Record: rec, Chained: true}
 			}
 			if err := r.handle(ctx, p, msgs); err != nil {
 				return err
 			}
-			cursor = recs[len(recs)-1].Cursor
-			done += int64(len(recs))
+			cursor = b.recs[len(b.recs)-1].Cursor
+			done += int64(len(b.recs))
 			if done > total {
 				bar.ChangeMax64(done)
 			}
 			_ = bar.Set64(done)
 		}
+		return ctx.Err()
 	}
 	if err := replay(); err != nil {
 		cleanup()
