@@ -279,11 +279,11 @@ func Subscriptions(ctx context.Context, e Env, visibleP99 time.Duration) ([]Resu
 			ready <- subscribe(subCtx, e.QueryWS, id, func(name string) {
 				now := time.Now()
 				mu.Lock()
-				if t, ok := sent[id+"/"+name]; ok {
+				if t, ok := sent[id+"/"+name]; ok { // a rename's push, not the creation's
 					lat = append(lat, now.Sub(t))
+					received.Add(1)
 				}
 				mu.Unlock()
-				received.Add(1)
 			})
 		}()
 	}
