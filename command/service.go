@@ -47,20 +47,20 @@ func NewService(store EventStore, opts ...Option) (*Service, error) {
 
 // CreateProduct creates a product with a new id.
 func (s *Service) CreateProduct(ctx context.Context, m Meta, c CreateProduct) (Result, error) {
-	return s.product(ctx, "createProduct", s.newID(), m, c, c)
+	return s.product(ctx, "createProduct", s.newID(), true, m, c, c)
 }
 
 // ChangeProduct runs any other product command on product id; mutation names
 // the GraphQL mutation, for idempotency.
 func (s *Service) ChangeProduct(ctx context.Context, mutation, id string, m Meta, c ProductCommand) (Result, error) {
-	return s.product(ctx, mutation, id, m, c, struct {
+	return s.product(ctx, mutation, id, false, m, c, struct {
 		ID  string
 		Cmd ProductCommand
 	}{id, c})
 }
 
-func (s *Service) product(ctx context.Context, mutation, id string, m Meta, c ProductCommand, input any) (Result, error) {
-	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamProduct}, m, input, func(h []event.Envelope) ([]event.Payload, error) {
+func (s *Service) product(ctx context.Context, mutation, id string, fresh bool, m Meta, c ProductCommand, input any) (Result, error) {
+	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamProduct}, fresh, m, input, func(h []event.Envelope) ([]event.Payload, error) {
 		p, err := foldProduct(id, h)
 		if err != nil {
 			return nil, err
@@ -75,17 +75,17 @@ func (s *Service) AddReview(ctx context.Context, m Meta, c AddReview) (Result, e
 	input.Product = Product{}
 	return s.withProduct(ctx, c.ProductID, func(p Product) (Result, error) {
 		c.Product = p
-		return s.review(ctx, "addReview", s.newID(), m, c, input)
+		return s.review(ctx, "addReview", s.newID(), true, m, c, input)
 	})
 }
 
 // RemoveReview removes review id.
 func (s *Service) RemoveReview(ctx context.Context, id string, m Meta) (Result, error) {
-	return s.review(ctx, "removeReview", id, m, RemoveReview{}, id)
+	return s.review(ctx, "removeReview", id, false, m, RemoveReview{}, id)
 }
 
-func (s *Service) review(ctx context.Context, mutation, id string, m Meta, c ReviewCommand, input any) (Result, error) {
-	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamReview}, m, input, func(h []event.Envelope) ([]event.Payload, error) {
+func (s *Service) review(ctx context.Context, mutation, id string, fresh bool, m Meta, c ReviewCommand, input any) (Result, error) {
+	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamReview}, fresh, m, input, func(h []event.Envelope) ([]event.Payload, error) {
 		r, err := foldReview(id, h)
 		if err != nil {
 			return nil, err
@@ -121,19 +121,19 @@ func (s *Service) PlaceOrder(ctx context.Context, m Meta, c PlaceOrder) (Result,
 		}
 	}
 	c.Lines = lines
-	return s.order(ctx, "placeOrder", s.newID(), m, c, input)
+	return s.order(ctx, "placeOrder", s.newID(), true, m, c, input)
 }
 
 // ChangeOrder runs any other order command on order id.
 func (s *Service) ChangeOrder(ctx context.Context, mutation, id string, m Meta, c OrderCommand) (Result, error) {
-	return s.order(ctx, mutation, id, m, c, struct {
+	return s.order(ctx, mutation, id, false, m, c, struct {
 		ID  string
 		Cmd OrderCommand
 	}{id, c})
 }
 
-func (s *Service) order(ctx context.Context, mutation, id string, m Meta, c OrderCommand, input any) (Result, error) {
-	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamOrder}, m, input, func(h []event.Envelope) ([]event.Payload, error) {
+func (s *Service) order(ctx context.Context, mutation, id string, fresh bool, m Meta, c OrderCommand, input any) (Result, error) {
+	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamOrder}, fresh, m, input, func(h []event.Envelope) ([]event.Payload, error) {
 		o, err := foldOrder(id, h)
 		if err != nil {
 			return nil, err
@@ -154,7 +154,7 @@ func (s *Service) withProduct(ctx context.Context, id string, fn func(Product) (
 	return fn(p)
 }
 
-func (s *Service) change(ctx context.Context, mutation string, st Stream, m Meta, input any, decide func([]event.Envelope) ([]event.Payload, error)) (Result, error) {
+func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh bool, m Meta, input any, decide func([]event.Envelope) ([]event.Payload, error)) (Result, error) {
 	hash, err := inputHash(input, m.ExpectedVersion)
 	if err != nil {
 		return Result{}, err
@@ -169,6 +169,7 @@ func (s *Service) change(ctx context.Context, mutation string, st Stream, m Meta
 	appended := 0
 	res, err := s.store.Change(ctx, Change{
 		Stream:          st,
+		Fresh:           fresh,
 		ExpectedVersion: m.ExpectedVersion,
 		Mutation:        mutation,
 		CommandID:       m.CommandID,

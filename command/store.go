@@ -17,6 +17,10 @@ type Stream struct {
 // the history and appends what it returns, all in one transaction.
 type Change struct {
 	Stream Stream
+	// Fresh says the service just named the stream with a new random id:
+	// it has no history and no other writer, so the store may skip the
+	// stream lock and the read (a create is one round trip).
+	Fresh bool
 	// ExpectedVersion, when set, must equal the stream's version or the
 	// change fails with CONFLICT and the current version.
 	ExpectedVersion *int

@@ -109,6 +109,16 @@ func (s *EventStore) Change(ctx context.Context, c command.Change) (command.Resu
 // command-id lookup and the stream's history in one pipeline; the appends,
 // the command record and COMMIT in a second.
 func (s *EventStore) change(ctx context.Context, c command.Change) (res command.Result, err error) {
+	var payloads []event.Payload
+	if c.Fresh {
+		// Nobody else knows the stream yet: decide first, then BEGIN, the
+		// appends, the command record and COMMIT go in one round trip. A
+		// reused command id fails the record's primary key, which rolls the
+		// appends back; Change then replays the stored result.
+		if payloads, err = c.Decide(nil); err != nil {
+			return command.Result{}, err
+		}
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return command.Result{}, fmt.Errorf("acquire: %w", err)
@@ -125,6 +135,9 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 		conn.Release()
 	}()
 
+	if c.Fresh {
+		return s.appendAndCommit(ctx, conn, &committed, c, 0, event.Cursor{}, payloads, true)
+	}
 	read := &pgx.Batch{}
 	read.Queue(`BEGIN`)
 	read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.Stream.ID)
@@ -165,15 +178,24 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 	if c.ExpectedVersion != nil && *c.ExpectedVersion != current {
 		return command.Result{}, splitstream.Conflict(current, "%s %s is at version %d, not %d", c.Stream.Type, c.Stream.ID, current, *c.ExpectedVersion)
 	}
-	payloads, err := c.Decide(history)
-	if err != nil {
+	if payloads, err = c.Decide(history); err != nil {
 		return command.Result{}, err
 	}
+	return s.appendAndCommit(ctx, conn, &committed, c, current, last, payloads, false)
+}
+
+// appendAndCommit sends the appends, the command record and COMMIT in one
+// pipeline (with BEGIN first when begin is set).
+func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, committed *bool, c command.Change,
+	current int, last event.Cursor, payloads []event.Payload, begin bool) (command.Result, error) {
 	metadata, err := json.Marshal(c.Metadata)
 	if err != nil {
 		return command.Result{}, fmt.Errorf("metadata: %w", err)
 	}
 	write := &pgx.Batch{}
+	if begin {
+		write.Queue(`BEGIN`)
+	}
 	for i, p := range payloads {
 		typ, schema, data, err := event.Encode(p)
 		if err != nil {
@@ -192,7 +214,13 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 		FROM events e WHERE e.stream_id = $4 AND e.version = $5`,
 		c.CommandID, c.Mutation, c.InputHash, c.Stream.ID, version)
 	write.Queue(`COMMIT`)
-	results = conn.SendBatch(ctx, write)
+	results := conn.SendBatch(ctx, write)
+	if begin {
+		if _, err := results.Exec(); err != nil {
+			results.Close()
+			return command.Result{}, fmt.Errorf("begin: %w", err)
+		}
+	}
 	for range payloads {
 		var txid int64
 		if err := results.QueryRow().Scan(&last.Position, &txid); err != nil {
@@ -212,7 +240,7 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 	if err := results.Close(); err != nil {
 		return command.Result{}, fmt.Errorf("commit %s: %w", c.Stream.ID, err)
 	}
-	committed = true
+	*committed = true
 	return command.Result{ID: c.Stream.ID, Version: version, Token: last.Token()}, nil
 }
 
