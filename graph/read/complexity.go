@@ -10,7 +10,9 @@ func Complexity() ComplexityRoot {
 		return paged(child, first)
 	}
 	c.Query.Reviews = func(child int, _ string, first *int, _ *string, _ *string) int { return paged(child, first) }
-	c.Query.Orders = func(child int, _ *string, _ *string, first *int, _ *string, _ *string) int { return paged(child, first) }
+	c.Query.Orders = func(child int, _ *string, _ *string, first *int, _ *string, _ *string) int {
+		return paged(child, first)
+	}
 	// A product's history is not paged; price it as a long page.
 	c.Query.ProductHistory = func(child int, _ string, _ *string) int { return 1 + child*query.MaxPageSize/2 }
 	return c
