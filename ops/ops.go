@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sort"
 	"sync"
 	"time"
 
@@ -72,21 +71,6 @@ func Ready(ctx context.Context, checks []Check) map[string]string {
 	}
 	wg.Wait()
 	return out
-}
-
-// FirstFailure names the first failing check, for logs; "" when all pass.
-func FirstFailure(results map[string]string) string {
-	names := make([]string, 0, len(results))
-	for n := range results {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if results[n] != "ok" {
-			return fmt.Sprintf("%s: %s", n, results[n])
-		}
-	}
-	return ""
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
