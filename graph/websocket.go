@@ -22,7 +22,9 @@ type WebSocketOptions struct {
 	KeepAlive time.Duration
 	// MaxSubscriptions caps the subscriptions one connection may hold.
 	MaxSubscriptions int
-	// Origins lists allowed Origin host patterns; "*" allows any.
+	// Origins lists Origin host patterns allowed besides the request's own
+	// host; "*" allows any. A request without an Origin header (not from a
+	// browser) is always allowed.
 	Origins []string
 }
 

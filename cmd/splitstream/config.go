@@ -73,7 +73,7 @@ func settings() []setting {
 			func(c *Config, v string) (err error) { c.RefreshInterval, err = time.ParseDuration(v); return }},
 		{"SPLITSTREAM_PG_MAX_CONNS", "pg-max-conns", "40", "Postgres pool size per process",
 			func(c *Config, v string) (err error) { c.PGMaxConns, err = strconv.Atoi(v); return }},
-		{"SPLITSTREAM_ALLOWED_ORIGINS", "allowed-origins", "*", "WebSocket origins allowed, comma-separated, or *",
+		{"SPLITSTREAM_ALLOWED_ORIGINS", "allowed-origins", "", "WebSocket origins allowed besides the service's own: comma-separated host patterns, or *",
 			str(func(c *Config) *string { return &c.AllowedOrigins })},
 		{"SPLITSTREAM_WS_INIT_TIMEOUT", "ws-init-timeout", "10s", "a WebSocket without connection_init by then is closed (4408)",
 			func(c *Config, v string) (err error) { c.WSInitTimeout, err = time.ParseDuration(v); return }},

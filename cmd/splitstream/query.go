@@ -43,7 +43,7 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		InitTimeout:      a.cfg.WSInitTimeout,
 		KeepAlive:        a.cfg.WSKeepAlive,
 		MaxSubscriptions: a.cfg.WSMaxSubscriptions,
-		Origins:          strings.Split(a.cfg.AllowedOrigins, ","),
+		Origins:          origins(a.cfg.AllowedOrigins),
 	})
 	schema := read.NewExecutableSchema(read.Config{Resolvers: &read.Resolver{Reads: reads, Changes: hub}, Complexity: read.Complexity()})
 	srv := graph.NewServer(schema, graph.Options{
@@ -103,4 +103,15 @@ func (a *app) noticeWorker(conn *rabbitmq.Conn, t *query.Tracker, h *query.Hub) 
 			h.Publish(ctx, changes)
 		})
 	}
+}
+
+// origins splits the allowed-origins setting, dropping empty entries.
+func origins(setting string) []string {
+	var out []string
+	for _, o := range strings.Split(setting, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }
