@@ -185,3 +185,50 @@ func (c *Conn) Close() {
 		_ = conn.Close()
 	}
 }
+
+// cachedChannel keeps one channel across calls and opens a new one when
+// there is none, when it closed, or when the connection changed since it
+// was opened; setup (confirm mode, declarations) runs on every new channel.
+// Its user serializes the calls.
+type cachedChannel struct {
+	conn    *Conn
+	setup   func(*amqp.Channel) error
+	ch      *amqp.Channel
+	changed <-chan struct{} // the connection's Changed when ch was opened
+}
+
+func (c *cachedChannel) get() (*amqp.Channel, error) {
+	if c.ch != nil {
+		select {
+		case <-c.changed:
+			c.drop()
+		default:
+			if !c.ch.IsClosed() {
+				return c.ch, nil
+			}
+			c.drop()
+		}
+	}
+	// Taken before opening: a reconnect in between makes the next call
+	// reopen rather than keep a channel on a dead connection.
+	changed := c.conn.Changed()
+	ch, err := c.conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.setup(ch); err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	c.ch, c.changed = ch, changed
+	return ch, nil
+}
+
+// drop forgets the channel, closing it in the background: Close waits for
+// the broker's close-ok, and a hung broker must not hold the next call up.
+func (c *cachedChannel) drop() {
+	if ch := c.ch; ch != nil {
+		go func() { _ = ch.Close() }()
+	}
+	c.ch, c.changed = nil, nil
+}

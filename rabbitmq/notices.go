@@ -28,9 +28,8 @@ func DeclareProjected(ch *amqp.Channel) error {
 type NoticePublisher struct {
 	conn *Conn
 
-	mu      sync.Mutex
-	ch      *amqp.Channel
-	changed <-chan struct{}
+	mu sync.Mutex
+	ch cachedChannel
 }
 
 var _ projector.NoticePublisher = (*NoticePublisher)(nil)
@@ -41,7 +40,7 @@ func NewNoticePublisher(conn *Conn) (*NoticePublisher, error) {
 	if conn == nil {
 		return nil, errors.New("rabbitmq: nil connection")
 	}
-	return &NoticePublisher{conn: conn}, nil
+	return &NoticePublisher{conn: conn, ch: cachedChannel{conn: conn, setup: DeclareProjected}}, nil
 }
 
 // PublishNotice sends one notice as JSON.
@@ -52,7 +51,7 @@ func (p *NoticePublisher) PublishNotice(ctx context.Context, n projector.Notice)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ch, err := p.channel()
+	ch, err := p.ch.get()
 	if err != nil {
 		return fmt.Errorf("publish notice: %w", err)
 	}
@@ -65,47 +64,15 @@ func (p *NoticePublisher) PublishNotice(ctx context.Context, n projector.Notice)
 		Body:         body,
 	})
 	if err != nil {
-		p.drop()
+		p.ch.drop()
 		return fmt.Errorf("publish notice: %w", err)
 	}
 	return nil
-}
-
-func (p *NoticePublisher) channel() (*amqp.Channel, error) {
-	if p.ch != nil {
-		select {
-		case <-p.changed:
-			p.drop()
-		default:
-			if !p.ch.IsClosed() {
-				return p.ch, nil
-			}
-			p.drop()
-		}
-	}
-	changed := p.conn.Changed()
-	ch, err := p.conn.Channel()
-	if err != nil {
-		return nil, err
-	}
-	if err := DeclareProjected(ch); err != nil {
-		_ = ch.Close()
-		return nil, err
-	}
-	p.ch, p.changed = ch, changed
-	return ch, nil
-}
-
-func (p *NoticePublisher) drop() {
-	if ch := p.ch; ch != nil {
-		go func() { _ = ch.Close() }()
-	}
-	p.ch, p.changed = nil, nil
 }
 
 // Close closes the publisher's channel; the connection stays open.
 func (p *NoticePublisher) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.drop()
+	p.ch.drop()
 }

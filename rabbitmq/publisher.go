@@ -17,9 +17,8 @@ import (
 type Publisher struct {
 	conn *Conn
 
-	mu      sync.Mutex // one batch at a time on one channel
-	ch      *amqp.Channel
-	changed <-chan struct{} // the connection's Changed when ch was opened
+	mu sync.Mutex // one batch at a time on one channel
+	ch cachedChannel
 }
 
 var _ relay.Publisher = (*Publisher)(nil)
@@ -30,7 +29,12 @@ func NewPublisher(conn *Conn) (*Publisher, error) {
 	if conn == nil {
 		return nil, errors.New("rabbitmq: nil connection")
 	}
-	return &Publisher{conn: conn}, nil
+	return &Publisher{conn: conn, ch: cachedChannel{conn: conn, setup: func(ch *amqp.Channel) error {
+		if err := ch.Confirm(false); err != nil {
+			return fmt.Errorf("confirm mode: %w", err)
+		}
+		return DeclareTopology(ch)
+	}}}, nil
 }
 
 // Publish sends every record, persistent and not mandatory (queues are the
@@ -52,7 +56,7 @@ func (p *Publisher) Publish(ctx context.Context, records []event.Record) error {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ch, err := p.channel()
+	ch, err := p.ch.get()
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -60,7 +64,7 @@ func (p *Publisher) Publish(ctx context.Context, records []event.Record) error {
 	for i, r := range records {
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, EventsExchange, RoutingKey(r.Envelope), false, false, msgs[i])
 		if err != nil {
-			p.drop()
+			p.ch.drop()
 			return fmt.Errorf("publish event %s: %w", r.Envelope.ID, err)
 		}
 		confirms[i] = dc
@@ -68,64 +72,22 @@ func (p *Publisher) Publish(ctx context.Context, records []event.Record) error {
 	for i, dc := range confirms {
 		acked, err := dc.WaitContext(ctx)
 		if err != nil {
-			p.drop()
+			p.ch.drop()
 			return fmt.Errorf("confirm of event %s: %w", records[i].Envelope.ID, err)
 		}
 		if !acked {
 			// A nack, or the channel closed before the confirm came (the
 			// library resolves outstanding confirms as nacks then).
-			p.drop()
+			p.ch.drop()
 			return fmt.Errorf("broker did not confirm event %s (nack or channel closed)", records[i].Envelope.ID)
 		}
 	}
 	return nil
 }
 
-// channel returns the open confirm channel, or opens one: when there is
-// none, when it closed, or when the connection changed since it was opened.
-func (p *Publisher) channel() (*amqp.Channel, error) {
-	if p.ch != nil {
-		select {
-		case <-p.changed:
-			p.drop()
-		default:
-			if !p.ch.IsClosed() {
-				return p.ch, nil
-			}
-			p.drop()
-		}
-	}
-	// Taken before opening: a reconnect in between makes the next call
-	// reopen rather than keep a channel on a dead connection.
-	changed := p.conn.Changed()
-	ch, err := p.conn.Channel()
-	if err != nil {
-		return nil, err
-	}
-	if err := ch.Confirm(false); err != nil {
-		_ = ch.Close()
-		return nil, fmt.Errorf("confirm mode: %w", err)
-	}
-	if err := DeclareTopology(ch); err != nil {
-		_ = ch.Close()
-		return nil, err
-	}
-	p.ch, p.changed = ch, changed
-	return ch, nil
-}
-
-func (p *Publisher) drop() {
-	if ch := p.ch; ch != nil {
-		// Closing waits for the broker's close-ok; a hung broker must not
-		// hold the next attempt up.
-		go func() { _ = ch.Close() }()
-	}
-	p.ch, p.changed = nil, nil
-}
-
 // Close closes the publisher's channel; the connection stays open.
 func (p *Publisher) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.drop()
+	p.ch.drop()
 }
