@@ -26,8 +26,6 @@ func DeclareProjected(ch *amqp.Channel) error {
 // "splitstream.projected": transient and unconfirmed, since a notice only
 // shortens a wait and the next one carries a newer watermark.
 type NoticePublisher struct {
-	conn *Conn
-
 	mu sync.Mutex
 	ch cachedChannel
 }
@@ -40,7 +38,7 @@ func NewNoticePublisher(conn *Conn) (*NoticePublisher, error) {
 	if conn == nil {
 		return nil, errors.New("rabbitmq: nil connection")
 	}
-	return &NoticePublisher{conn: conn, ch: cachedChannel{conn: conn, setup: DeclareProjected}}, nil
+	return &NoticePublisher{ch: cachedChannel{conn: conn, setup: DeclareProjected}}, nil
 }
 
 // PublishNotice sends one notice as JSON.

@@ -15,8 +15,6 @@ import (
 // Publisher publishes event records to the events exchange on a channel in
 // confirm mode, and returns only once the broker confirmed all of a batch.
 type Publisher struct {
-	conn *Conn
-
 	mu sync.Mutex // one batch at a time on one channel
 	ch cachedChannel
 }
@@ -29,7 +27,7 @@ func NewPublisher(conn *Conn) (*Publisher, error) {
 	if conn == nil {
 		return nil, errors.New("rabbitmq: nil connection")
 	}
-	return &Publisher{conn: conn, ch: cachedChannel{conn: conn, setup: func(ch *amqp.Channel) error {
+	return &Publisher{ch: cachedChannel{conn: conn, setup: func(ch *amqp.Channel) error {
 		if err := ch.Confirm(false); err != nil {
 			return fmt.Errorf("confirm mode: %w", err)
 		}
