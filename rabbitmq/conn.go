@@ -232,3 +232,46 @@ func (c *cachedChannel) drop() {
 	}
 	c.ch, c.changed = nil, nil
 }
+
+// resubscribe runs session until ctx ends, and again after every loss of
+// its channel or of the connection: at once (then backing off) when the
+// connection changed, after a backoff otherwise. after, if set, runs when a
+// session ends. A session that ran 30 s resets the backoff.
+func (c *Conn) resubscribe(ctx context.Context, log *slog.Logger, what string, session func(context.Context) error, after func()) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
+	for {
+		changed := c.Changed()
+		began := time.Now()
+		err := session(ctx)
+		if after != nil {
+			after()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(began) > 30*time.Second {
+			bo.Reset()
+		}
+		if errors.Is(err, ErrDisconnected) {
+			// The connection logs its loss and its return; this would repeat it.
+			log.Debug(what+" waiting for the broker", "err", err)
+		} else {
+			log.Warn(what+" lost its subscription; subscribing again", "err", err)
+		}
+		wait := bo.NextBackOff()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed: // reconnected (or lost): try soon
+			wait /= 4
+		case <-time.After(wait):
+			wait = 0
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/splitstream/splitstream/event"
@@ -142,37 +141,7 @@ func NewProjectorConsumer(conn *Conn, h ProjectorHandler, cfg ConsumerConfig) (*
 // from the broker, and the handler treats them as the duplicates they are.
 func (c *ProjectorConsumer) Run(ctx context.Context) error {
 	c.h.Consuming(false) // from now on, not being subscribed for long is unhealthy
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
-	for {
-		changed := c.conn.Changed()
-		began := time.Now()
-		err := c.session(ctx)
-		c.h.Consuming(false)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if time.Since(began) > 30*time.Second {
-			bo.Reset()
-		}
-		if errors.Is(err, ErrDisconnected) {
-			// Conn logs the loss and the reconnect; this would only repeat it.
-			c.cfg.Log.Debug("projector consumer waiting for the broker", "err", err)
-		} else {
-			c.cfg.Log.Warn("projector consumer lost its subscription; subscribing again", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed: // reconnected (or lost): try at once, then back off
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(bo.NextBackOff() / 4):
-			}
-		case <-time.After(bo.NextBackOff()):
-		}
-	}
+	return c.conn.resubscribe(ctx, c.cfg.Log, "projector consumer", c.session, func() { c.h.Consuming(false) })
 }
 
 // session subscribes once and consumes until the channel or ctx ends.

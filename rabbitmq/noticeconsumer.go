@@ -17,20 +17,9 @@ import (
 // reconnect. Notices are auto-acked: they are hints, and the watermark they
 // carry is also in the checkpoint document.
 func ConsumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice)) error {
-	for {
-		changed := conn.Changed()
-		err := consumeNotices(ctx, conn, log, handle)
-		if ctx.Err() != nil {
-			return nil
-		}
-		log.Warn("projected notices: consumer stopped; will bind again", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		case <-time.After(time.Second):
-		}
-	}
+	return conn.resubscribe(ctx, log, "projected notices consumer", func(ctx context.Context) error {
+		return consumeNotices(ctx, conn, log, handle)
+	}, nil)
 }
 
 func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice)) error {

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/splitstream/splitstream/event"
@@ -137,31 +136,7 @@ func NewSagaConsumer(conn *Conn, h SagaHandler, cfg SagaConsumerConfig) (*SagaCo
 // channel or the connection. Messages unacked on a lost channel come back
 // from the broker; the saga handles them again safely.
 func (c *SagaConsumer) Run(ctx context.Context) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
-	for {
-		changed := c.conn.Changed()
-		began := time.Now()
-		err := c.session(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if time.Since(began) > 30*time.Second {
-			bo.Reset()
-		}
-		c.cfg.Log.Warn("saga consumer lost its subscription; subscribing again", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed: // reconnected (or lost): try soon, then back off
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(bo.NextBackOff() / 4):
-			}
-		case <-time.After(bo.NextBackOff()):
-		}
-	}
+	return c.conn.resubscribe(ctx, c.cfg.Log, "saga consumer", c.session, nil)
 }
 
 // session subscribes once and consumes until the channel, the connection
