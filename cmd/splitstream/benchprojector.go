@@ -57,12 +57,12 @@ func benchProjector(ctx context.Context, a *app, env bench.Env, mgmt string) ([]
 
 	// A scratch vhost holding the backlog.
 	vhost := "splitstream-bench-" + tag
-	if err := management(ctx, mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
+	if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
 		return nil, fmt.Errorf("create vhost (RabbitMQ management API at RABBITMQ_MANAGEMENT_URL): %w", err)
 	}
-	defer management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
+	defer rabbitmq.Management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
 	amqpURL, _ := url.Parse(a.cfg.AMQPURL)
-	if err := management(ctx, mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+amqpURL.User.Username(),
+	if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+amqpURL.User.Username(),
 		`{"configure":".*","write":".*","read":".*"}`); err != nil {
 		return nil, err
 	}
@@ -254,29 +254,4 @@ func rawBulk(ctx context.Context, env bench.Env, from, to string, a *app) (time.
 
 func deleteIndices(a *app, env bench.Env, prefix string) {
 	_ = elastic.Do(context.Background(), env.ES, http.MethodDelete, "/"+prefix+"-*", "", nil)
-}
-
-func management(ctx context.Context, base, method, path, body string) error {
-	u, err := url.Parse(base)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(u.Scheme+"://"+u.Host, "/")+path, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if u.User != nil {
-		pw, _ := u.User.Password()
-		req.SetBasicAuth(u.User.Username(), pw)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s", method, path, res.Status)
-	}
-	return nil
 }

@@ -6,12 +6,10 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -26,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/rabbitmq"
 )
 
 // Defaults match ARCHITECTURE.md; the environment overrides them.
@@ -130,53 +129,25 @@ func Postgres(t testing.TB) (string, *pgxpool.Pool) {
 func RabbitMQ(t testing.TB) string {
 	t.Helper()
 	vhost := Name("splitstream_test")
-	if err := management(http.MethodPut, "/api/vhosts/"+vhost, nil); err != nil {
+	if err := rabbitmq.Management(context.Background(), ManagementURL(), http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
 		Unavailable(t, "rabbitmq management API", err)
 	}
 	user := "guest"
 	if u, err := url.Parse(AMQPURL()); err == nil && u.User != nil {
 		user = u.User.Username()
 	}
-	perm := []byte(`{"configure":".*","write":".*","read":".*"}`)
-	if err := management(http.MethodPut, "/api/permissions/"+vhost+"/"+user, perm); err != nil {
+	perm := `{"configure":".*","write":".*","read":".*"}`
+	if err := rabbitmq.Management(context.Background(), ManagementURL(), http.MethodPut, "/api/permissions/"+vhost+"/"+user, perm); err != nil {
 		t.Fatalf("grant %s on %s: %v", user, vhost, err)
 	}
 	t.Cleanup(func() {
-		if err := management(http.MethodDelete, "/api/vhosts/"+vhost, nil); err != nil {
+		if err := rabbitmq.Management(context.Background(), ManagementURL(), http.MethodDelete, "/api/vhosts/"+vhost, ""); err != nil {
 			t.Logf("delete vhost %s: %v", vhost, err)
 		}
 	})
 	u, _ := url.Parse(AMQPURL())
 	u.Path = "/" + vhost
 	return u.String()
-}
-
-func management(method, path string, body []byte) error {
-	base, err := url.Parse(ManagementURL())
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest(method, strings.TrimRight(base.String(), "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if base.User != nil {
-		pw, _ := base.User.Password()
-		req.SetBasicAuth(base.User.Username(), pw)
-		req.URL.User = nil
-	}
-	req.Header.Set("Content-Type", "application/json")
-	client := &http.Client{Timeout: 15 * time.Second}
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode >= 300 {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return fmt.Errorf("%s %s: %s %s", method, path, res.Status, msg)
-	}
-	return nil
 }
 
 // Elasticsearch returns a client and a unique index prefix; every index and
