@@ -256,6 +256,15 @@ func (x *Indices) do(ctx context.Context, method, path, body string, out any) er
 // Do sends a raw JSON request to Elasticsearch; a non-2xx answer is an
 // *ResponseError with the status and the start of the body.
 func Do(ctx context.Context, es *elasticsearch.Client, method, path, body string, out any) error {
+	return send(ctx, es, method, path, "application/json", body, out)
+}
+
+// DoNDJSON sends a newline-delimited JSON body (a bulk request).
+func DoNDJSON(ctx context.Context, es *elasticsearch.Client, path, body string, out any) error {
+	return send(ctx, es, http.MethodPost, path, "application/x-ndjson", body, out)
+}
+
+func send(ctx context.Context, es *elasticsearch.Client, method, path, contentType, body string, out any) error {
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -265,7 +274,7 @@ func Do(ctx context.Context, es *elasticsearch.Client, method, path, body string
 		return err
 	}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	res, err := es.Perform(req)
 	if err != nil {
@@ -292,28 +301,3 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string { return fmt.Sprintf("elasticsearch %d: %s", e.Status, e.Body) }
-
-// DoNDJSON sends a newline-delimited JSON body (a bulk request).
-func DoNDJSON(ctx context.Context, es *elasticsearch.Client, path, body string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	res, err := es.Perform(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode >= 300 {
-		return &ResponseError{Status: res.StatusCode, Body: string(data[:min(len(data), 1024)])}
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
-}
