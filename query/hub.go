@@ -205,11 +205,7 @@ func (h *Hub) Publish(ctx context.Context, changes []Change) {
 				continue
 			}
 			h.mu.Lock()
-			for id, s := range h.products[c.ID] {
-				if !s.offer(p.ID, p.Rev, p) {
-					h.cutOff(s.close, func() { delete(h.products[c.ID], id) })
-				}
-			}
+			offerAll(h, h.products[c.ID], p.ID, p.Rev, p)
 			for id, s := range h.filtered {
 				if s.filter.Matches(p) && !s.offer(p.ID, p.Rev, p) {
 					h.cutOff(s.close, func() { delete(h.filtered, id) })
@@ -231,11 +227,7 @@ func (h *Hub) Publish(ctx context.Context, changes []Change) {
 				continue
 			}
 			h.mu.Lock()
-			for id, s := range h.reviews[r.ProductID] {
-				if !s.offer(r.ID, r.Rev, r) {
-					h.cutOff(s.close, func() { delete(h.reviews[r.ProductID], id) })
-				}
-			}
+			offerAll(h, h.reviews[r.ProductID], r.ID, r.Rev, r)
 			h.mu.Unlock()
 		case KindOrder:
 			h.mu.Lock()
@@ -250,12 +242,18 @@ func (h *Hub) Publish(ctx context.Context, changes []Change) {
 				continue
 			}
 			h.mu.Lock()
-			for id, s := range h.orders[c.ID] {
-				if !s.offer(o.ID, o.Rev, o) {
-					h.cutOff(s.close, func() { delete(h.orders[c.ID], id) })
-				}
-			}
+			offerAll(h, h.orders[c.ID], o.ID, o.Rev, o)
 			h.mu.Unlock()
+		}
+	}
+}
+
+// offerAll offers doc to every subscriber in subs and cuts off those that
+// are full; lock held.
+func offerAll[T any](h *Hub, subs map[int]*sub[T], id string, rev int64, doc *T) {
+	for k, s := range subs {
+		if !s.offer(id, rev, doc) {
+			h.cutOff(s.close, func() { delete(subs, k) })
 		}
 	}
 }
