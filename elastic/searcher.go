@@ -23,14 +23,18 @@ import (
 type Searcher struct {
 	es      *elasticsearch.Client
 	prefix  string
-	refresh coalesce
+	refresh map[string]*coalesce // by model
 }
 
 var _ query.Index = (*Searcher)(nil)
 
 // NewSearcher reads the indices under prefix.
 func NewSearcher(es *elasticsearch.Client, prefix string) *Searcher {
-	return &Searcher{es: es, prefix: prefix}
+	refresh := map[string]*coalesce{}
+	for _, m := range Models {
+		refresh[m] = &coalesce{}
+	}
+	return &Searcher{es: es, prefix: prefix, refresh: refresh}
 }
 
 // GetProduct is a real-time get through the alias.
@@ -347,19 +351,17 @@ func (s *Searcher) ProductEvents(ctx context.Context, id string, reviews bool, u
 	}
 }
 
-// MakeVisible refreshes the read indices so a search sees every write the
-// watermark reports as applied. Concurrent callers share one refresh that
-// started after they asked.
-func (s *Searcher) MakeVisible(ctx context.Context) error {
-	return s.refresh.Do(ctx, func(ctx context.Context) error {
-		indices := ""
-		for i, m := range Models {
-			if i > 0 {
-				indices += ","
-			}
-			indices += Alias(s.prefix, m)
-		}
-		return Do(ctx, s.es, http.MethodPost, "/"+indices+"/_refresh", "", nil)
+// MakeVisible refreshes one read index so a search sees every write the
+// watermark reports as applied. Concurrent callers for the same index share
+// one refresh that started after they asked.
+func (s *Searcher) MakeVisible(ctx context.Context, kind string) error {
+	model, ok := map[string]string{query.KindProduct: Products, query.KindReview: Reviews,
+		query.KindOrder: Orders, query.KindEvent: Events}[kind]
+	if !ok {
+		return fmt.Errorf("no index for %q documents", kind)
+	}
+	return s.refresh[model].Do(ctx, func(ctx context.Context) error {
+		return Do(ctx, s.es, http.MethodPost, "/"+Alias(s.prefix, model)+"/_refresh", "", nil)
 	})
 }
 

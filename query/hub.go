@@ -15,6 +15,8 @@ const (
 	KindProduct = "product"
 	KindReview  = "review"
 	KindOrder   = "order"
+	// KindEvent is the event log, for history and time travel.
+	KindEvent = "event"
 )
 
 // Change says a document changed in the index. ProductID is the product a

@@ -107,9 +107,10 @@ type Index interface {
 	// its own, and with reviews also its reviews'; until, when set, bounds
 	// occurredAt.
 	ProductEvents(ctx context.Context, id string, reviews bool, until *time.Time) ([]Event, error)
-	// MakeVisible makes every applied write visible to searches (gets are
-	// real time already).
-	MakeVisible(ctx context.Context) error
+	// MakeVisible makes every applied write to one kind of document
+	// (KindProduct, KindReview, KindOrder or KindEvent) visible to searches;
+	// gets are real time already.
+	MakeVisible(ctx context.Context, kind string) error
 }
 
 // Watermark tells how far the read side has applied the event log.
@@ -138,11 +139,11 @@ func NewService(index Index, mark Watermark, timeout time.Duration) (*Service, e
 
 // consistentSearch is Consistent for searches, which also need the index
 // refreshed past the token.
-func (s *Service) consistentSearch(ctx context.Context, token *string) error {
+func (s *Service) consistentSearch(ctx context.Context, token *string, kind string) error {
 	if err := s.Consistent(ctx, token); err != nil || token == nil || *token == "" {
 		return err
 	}
-	if err := s.index.MakeVisible(ctx); err != nil {
+	if err := s.index.MakeVisible(ctx, kind); err != nil {
 		return fmt.Errorf("refresh for consistentWith: %w", err)
 	}
 	return nil
@@ -184,7 +185,7 @@ func (s *Service) Product(ctx context.Context, id string, token *string) (*Produ
 
 // Products searches products.
 func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (ProductPage, error) {
-	if err := s.consistentSearch(ctx, token); err != nil {
+	if err := s.consistentSearch(ctx, token, KindProduct); err != nil {
 		return ProductPage{}, err
 	}
 	first, err := pageSize(q.First)
@@ -211,7 +212,7 @@ func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (
 
 // Reviews pages through a product's reviews.
 func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Page[Review], error) {
-	if err := s.consistentSearch(ctx, token); err != nil {
+	if err := s.consistentSearch(ctx, token, KindReview); err != nil {
 		return Page[Review]{}, err
 	}
 	first, err := pageSize(q.First)
@@ -236,7 +237,7 @@ func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, 
 
 // Orders pages through orders.
 func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page[Order], error) {
-	if err := s.consistentSearch(ctx, token); err != nil {
+	if err := s.consistentSearch(ctx, token, KindOrder); err != nil {
 		return Page[Order]{}, err
 	}
 	first, err := pageSize(q.First)
@@ -249,7 +250,7 @@ func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page
 
 // ProductHistory returns the product's own events, oldest first.
 func (s *Service) ProductHistory(ctx context.Context, id string, token *string) ([]Event, error) {
-	if err := s.consistentSearch(ctx, token); err != nil {
+	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
 		return nil, err
 	}
 	return s.index.ProductEvents(ctx, id, false, nil)
@@ -257,7 +258,7 @@ func (s *Service) ProductHistory(ctx context.Context, id string, token *string) 
 
 // ProductAt folds the product's events, and its reviews', up to at.
 func (s *Service) ProductAt(ctx context.Context, id string, at time.Time, token *string) (*Product, error) {
-	if err := s.consistentSearch(ctx, token); err != nil {
+	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
 		return nil, err
 	}
 	evs, err := s.index.ProductEvents(ctx, id, true, &at)
