@@ -17,6 +17,7 @@ const (
 	EForbidden       = "FORBIDDEN"
 	EInternal        = "INTERNAL"
 	EStaleRead       = "STALE_READ"
+	ERateLimited     = "RATE_LIMITED"
 )
 
 // Error is an error a client may see. Anything that is not an *Error is

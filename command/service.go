@@ -29,6 +29,8 @@ type Service struct {
 	store   EventStore
 	newID   func() string
 	metrics *metrics
+	guard   Guard
+	tokens  Tokens
 }
 
 // NewService returns a service on store.
@@ -47,12 +49,18 @@ func NewService(store EventStore, opts ...Option) (*Service, error) {
 
 // CreateProduct creates a product with a new id.
 func (s *Service) CreateProduct(ctx context.Context, m Meta, c CreateProduct) (Result, error) {
+	if err := s.admit(ctx, "createProduct", &m); err != nil {
+		return Result{}, err
+	}
 	return s.product(ctx, "createProduct", s.newID(), true, m, c, c)
 }
 
 // ChangeProduct runs any other product command on product id; mutation names
 // the GraphQL mutation, for idempotency.
 func (s *Service) ChangeProduct(ctx context.Context, mutation, id string, m Meta, c ProductCommand) (Result, error) {
+	if err := s.admit(ctx, mutation, &m); err != nil {
+		return Result{}, err
+	}
 	return s.product(ctx, mutation, id, false, m, c, struct {
 		ID  string
 		Cmd ProductCommand
@@ -71,6 +79,9 @@ func (s *Service) product(ctx context.Context, mutation, id string, fresh bool, 
 
 // AddReview adds a review, with a new id, to an existing product.
 func (s *Service) AddReview(ctx context.Context, m Meta, c AddReview) (Result, error) {
+	if err := s.admit(ctx, "addReview", &m); err != nil {
+		return Result{}, err
+	}
 	input := c
 	input.Product = Product{}
 	return s.withProduct(ctx, c.ProductID, func(p Product) (Result, error) {
@@ -81,11 +92,19 @@ func (s *Service) AddReview(ctx context.Context, m Meta, c AddReview) (Result, e
 
 // RemoveReview removes review id.
 func (s *Service) RemoveReview(ctx context.Context, id string, m Meta) (Result, error) {
+	if err := s.admit(ctx, "removeReview", &m); err != nil {
+		return Result{}, err
+	}
 	return s.review(ctx, "removeReview", id, false, m, RemoveReview{}, id)
 }
 
 func (s *Service) review(ctx context.Context, mutation, id string, fresh bool, m Meta, c ReviewCommand, input any) (Result, error) {
 	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamReview}, fresh, m, input, func(h []event.Envelope) ([]event.Payload, error) {
+		if !fresh {
+			if err := s.owns(ctx, mutation, reviewAuthor(h)); err != nil {
+				return nil, err
+			}
+		}
 		r, err := foldReview(id, h)
 		if err != nil {
 			return nil, err
@@ -98,6 +117,12 @@ func (s *Service) review(ctx context.Context, mutation, id string, fresh bool, m
 // name and price as they are now; an unknown product is left for the saga to
 // reject.
 func (s *Service) PlaceOrder(ctx context.Context, m Meta, c PlaceOrder) (Result, error) {
+	if err := s.admit(ctx, "placeOrder", &m); err != nil {
+		return Result{}, err
+	}
+	if err := s.owns(ctx, "placeOrder", c.CustomerID); err != nil {
+		return Result{}, err
+	}
 	input := c
 	lines := make([]event.OrderLine, len(c.Lines))
 	copy(lines, c.Lines)
@@ -126,6 +151,9 @@ func (s *Service) PlaceOrder(ctx context.Context, m Meta, c PlaceOrder) (Result,
 
 // ChangeOrder runs any other order command on order id.
 func (s *Service) ChangeOrder(ctx context.Context, mutation, id string, m Meta, c OrderCommand) (Result, error) {
+	if err := s.admit(ctx, mutation, &m); err != nil {
+		return Result{}, err
+	}
 	return s.order(ctx, mutation, id, false, m, c, struct {
 		ID  string
 		Cmd OrderCommand
@@ -137,6 +165,11 @@ func (s *Service) order(ctx context.Context, mutation, id string, fresh bool, m 
 		o, err := foldOrder(id, h)
 		if err != nil {
 			return nil, err
+		}
+		if !fresh {
+			if err := s.owns(ctx, mutation, o.CustomerID); err != nil {
+				return nil, err
+			}
 		}
 		return DecideOrder(o, c)
 	})
@@ -190,7 +223,10 @@ func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh 
 		appended = 0
 	}
 	s.metrics.observe(mutation, start, appended, err)
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	return s.seal(res)
 }
 
 // inputHash identifies a command's input, so that a reused command id with a

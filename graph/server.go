@@ -111,21 +111,12 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	actorKey
-)
+const requestIDKey ctxKey = iota
 
 // RequestID returns the request's id, set by Middleware.
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
 	return id
-}
-
-// Actor returns who the request says it acts for (X-Actor), if anyone.
-func Actor(ctx context.Context) string {
-	a, _ := ctx.Value(actorKey).(string)
-	return a
 }
 
 var safeHeader = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
@@ -140,9 +131,6 @@ func Middleware(maxBody int64, next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
-		if a := r.Header.Get("X-Actor"); safeHeader.MatchString(a) {
-			ctx = context.WithValue(ctx, actorKey, a)
-		}
 		r = r.WithContext(ctx)
 		if r.Method == http.MethodPost && maxBody > 0 {
 			if r.ContentLength > maxBody {

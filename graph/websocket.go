@@ -26,12 +26,22 @@ type WebSocketOptions struct {
 	// host; "*" allows any. A request without an Origin header (not from a
 	// browser) is always allowed.
 	Origins []string
+	// Authenticate, if set, decides who a connection's caller is from its
+	// connection_init payload and the upgrade request's context, and returns
+	// the context for its operations and when its credentials expire (zero:
+	// never). An error closes the socket with 4403 at once; at the expiry
+	// the server closes it with 4403 (gqlgen alone checks only at init).
+	Authenticate func(ctx context.Context, payload map[string]any) (context.Context, time.Time, error)
 }
+
+// CloseForbidden is the close code for a refused or expired token, as
+// graphql-transport-ws names it.
+const CloseForbidden = 4403
 
 // WebSocket returns the transport for both graphql-transport-ws and the
 // legacy graphql-ws sub-protocols, and the operation middleware that caps
 // subscriptions per connection.
-func WebSocket(o WebSocketOptions) (transport.Websocket, graphql.OperationMiddleware) {
+func WebSocket(o WebSocketOptions) (graphql.Transport, graphql.OperationMiddleware) {
 	accept := coderws.AcceptOptions{OriginPatterns: o.Origins, CompressionMode: coderws.CompressionDisabled}
 	for _, p := range o.Origins {
 		if p == "*" {
@@ -44,9 +54,21 @@ func WebSocket(o WebSocketOptions) (transport.Websocket, graphql.OperationMiddle
 		KeepAlivePingInterval: o.KeepAlive,
 		PingPongInterval:      o.KeepAlive,
 		MissingPongOk:         true,
-		InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			return context.WithValue(ctx, subsKey{}, new(atomic.Int64)), nil, nil
+		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			ctx = context.WithValue(ctx, subsKey{}, new(atomic.Int64))
+			if o.Authenticate == nil {
+				return ctx, nil, nil
+			}
+			ctx, exp, err := o.Authenticate(ctx, payload)
+			if err != nil {
+				return transport.WithWebsocketCloseCode(ctx, CloseForbidden), nil, err
+			}
+			if !exp.IsZero() {
+				ctx = expireAt(ctx, exp)
+			}
+			return ctx, nil, nil
 		},
+		CloseFunc: func(ctx context.Context, _ int) { endExpiry(ctx) },
 	}
 	limit := func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		op := graphql.GetOperationContext(ctx)
@@ -64,7 +86,7 @@ func WebSocket(o WebSocketOptions) (transport.Websocket, graphql.OperationMiddle
 		go func() { <-ctx.Done(); n.Add(-1) }()
 		return next(ctx)
 	}
-	return ws, limit
+	return expiringWebsocket{ws}, limit
 }
 
 type subsKey struct{}
@@ -80,17 +102,22 @@ func (i initTimeoutCode) Accept(w http.ResponseWriter, r *http.Request, o transp
 	if err != nil {
 		return nil, err
 	}
-	return &codeConn{WebsocketConn: conn}, nil
+	exp, _ := r.Context().Value(expiryKey{}).(*expiry)
+	return &codeConn{WebsocketConn: conn, expiry: exp}, nil
 }
 
 type codeConn struct {
 	transport.WebsocketConn
+	expiry *expiry
 }
 
 func (c *codeConn) WriteClose(code int, message string) error {
 	if code == transport.WebsocketCloseProtocolError && message == "connection initialisation timeout" &&
 		c.Subprotocol() == "graphql-transport-ws" {
 		code, message = 4408, "Connection initialisation timeout"
+	}
+	if c.expiry.passed() {
+		code, message = CloseForbidden, "Forbidden: token expired"
 	}
 	return c.WebsocketConn.WriteClose(code, message)
 }

@@ -39,6 +39,7 @@ type Hub struct {
 	log    *slog.Logger
 	buffer int
 	limit  int
+	opts   options
 
 	mu       sync.Mutex
 	next     int
@@ -57,6 +58,9 @@ type sub[T any] struct {
 	ch   chan *T
 	seen map[string]int64
 	once sync.Once
+	// visible, when set, says whether the subscriber may see doc: another
+	// customer's order is never offered.
+	visible func(doc *T) bool
 }
 
 type filteredSub struct {
@@ -69,7 +73,7 @@ var ErrTooManySubscribers = errors.New("too many subscriptions on this instance"
 
 // NewHub returns a hub reading documents from index; buffer is each
 // subscriber's queue, limit the most subscriptions the instance holds.
-func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, limit int) *Hub {
+func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, limit int, opts ...Option) *Hub {
 	h := &Hub{
 		index: index, log: log, buffer: buffer, limit: limit,
 		products: map[string]map[int]*sub[Product]{},
@@ -84,6 +88,9 @@ func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, li
 			Help: "Open subscriptions on this instance."}),
 	}
 	reg.MustRegister(h.dropped, h.delivered, h.active)
+	for _, o := range opts {
+		o(&h.opts)
+	}
 	return h
 }
 
@@ -97,7 +104,7 @@ func (s *sub[T]) close() { s.once.Do(func() { close(s.ch) }) }
 // already sent; it reports false when the subscriber is full. Called with
 // the hub's lock held.
 func (s *sub[T]) offer(id string, rev int64, doc *T) bool {
-	if rev <= s.seen[id] {
+	if rev <= s.seen[id] || s.visible != nil && !s.visible(doc) {
 		return true
 	}
 	select {
@@ -110,13 +117,14 @@ func (s *sub[T]) offer(id string, rev int64, doc *T) bool {
 }
 
 // register adds a subscriber under key in m and removes it when ctx ends.
-func register[T any](ctx context.Context, h *Hub, m map[string]map[int]*sub[T], key string) (<-chan *T, error) {
+func register[T any](ctx context.Context, h *Hub, m map[string]map[int]*sub[T], key string, visible func(*T) bool) (<-chan *T, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.count >= h.limit {
 		return nil, ErrTooManySubscribers
 	}
 	s := newSub[T](h.buffer)
+	s.visible = visible
 	id := h.next
 	h.next++
 	if m[key] == nil {
@@ -151,21 +159,37 @@ func (h *Hub) unregister(remove func()) {
 
 // ProductChanged streams the product after each change.
 func (h *Hub) ProductChanged(ctx context.Context, id string) (<-chan *Product, error) {
-	return register(ctx, h, h.products, id)
+	if err := h.opts.permit(ctx, "productChanged"); err != nil {
+		return nil, err
+	}
+	return register(ctx, h, h.products, id, nil)
 }
 
 // ReviewAdded streams reviews added to the product.
 func (h *Hub) ReviewAdded(ctx context.Context, productID string) (<-chan *Review, error) {
-	return register(ctx, h, h.reviews, productID)
+	if err := h.opts.permit(ctx, "reviewAdded"); err != nil {
+		return nil, err
+	}
+	return register(ctx, h, h.reviews, productID, nil)
 }
 
 // OrderChanged streams the order after each change.
 func (h *Hub) OrderChanged(ctx context.Context, id string) (<-chan *Order, error) {
-	return register(ctx, h, h.orders, id)
+	if err := h.opts.permit(ctx, "orderChanged"); err != nil {
+		return nil, err
+	}
+	var visible func(*Order) bool
+	if h.opts.guard != nil {
+		visible = func(o *Order) bool { return h.opts.sees(ctx, "orderChanged", o.CustomerID) }
+	}
+	return register(ctx, h, h.orders, id, visible)
 }
 
 // ProductsChanged streams every changed product that matches filter.
 func (h *Hub) ProductsChanged(ctx context.Context, filter ProductFilter) (<-chan *Product, error) {
+	if err := h.opts.permit(ctx, "productsChanged"); err != nil {
+		return nil, err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.count >= h.limit {

@@ -124,17 +124,22 @@ type Service struct {
 	index   Index
 	mark    Watermark
 	timeout time.Duration
+	opts    options
 }
 
 // NewService returns a read service; timeout bounds consistentWith waits.
-func NewService(index Index, mark Watermark, timeout time.Duration) (*Service, error) {
+func NewService(index Index, mark Watermark, timeout time.Duration, opts ...Option) (*Service, error) {
 	if index == nil || mark == nil {
 		return nil, errors.New("query: nil index or watermark")
 	}
 	if timeout <= 0 {
 		return nil, errors.New("query: consistency timeout must be positive")
 	}
-	return &Service{index: index, mark: mark, timeout: timeout}, nil
+	s := &Service{index: index, mark: mark, timeout: timeout}
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	return s, nil
 }
 
 // consistentSearch is Consistent for searches, which also need the index
@@ -155,7 +160,7 @@ func (s *Service) Consistent(ctx context.Context, token *string) error {
 	if token == nil || *token == "" {
 		return nil
 	}
-	c, err := event.ParseToken(*token)
+	c, err := s.opts.parseToken(*token)
 	if err != nil {
 		return splitstream.Invalid("consistentWith", "not a token returned by a mutation")
 	}
@@ -173,6 +178,9 @@ func (s *Service) Consistent(ctx context.Context, token *string) error {
 
 // Product returns a product, or nil when there is none.
 func (s *Service) Product(ctx context.Context, id string, token *string) (*Product, error) {
+	if err := s.opts.permit(ctx, "product"); err != nil {
+		return nil, err
+	}
 	if err := s.Consistent(ctx, token); err != nil {
 		return nil, err
 	}
@@ -185,6 +193,9 @@ func (s *Service) Product(ctx context.Context, id string, token *string) (*Produ
 
 // Products searches products.
 func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (ProductPage, error) {
+	if err := s.opts.permit(ctx, "products"); err != nil {
+		return ProductPage{}, err
+	}
 	if err := s.consistentSearch(ctx, token, KindProduct); err != nil {
 		return ProductPage{}, err
 	}
@@ -212,6 +223,9 @@ func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (
 
 // Reviews pages through a product's reviews.
 func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Page[Review], error) {
+	if err := s.opts.permit(ctx, "reviews"); err != nil {
+		return Page[Review]{}, err
+	}
 	if err := s.consistentSearch(ctx, token, KindReview); err != nil {
 		return Page[Review]{}, err
 	}
@@ -225,6 +239,9 @@ func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Pa
 
 // Order returns an order, or nil when there is none.
 func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, error) {
+	if err := s.opts.permit(ctx, "order"); err != nil {
+		return nil, err
+	}
 	if err := s.Consistent(ctx, token); err != nil {
 		return nil, err
 	}
@@ -232,11 +249,29 @@ func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, 
 	if err != nil || o == nil || o.Version == 0 {
 		return nil, err
 	}
+	if !s.opts.sees(ctx, "order", o.CustomerID) {
+		return nil, nil // another customer's order: as if there were none
+	}
 	return o, nil
 }
 
 // Orders pages through orders.
 func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page[Order], error) {
+	if err := s.opts.permit(ctx, "orders"); err != nil {
+		return Page[Order]{}, err
+	}
+	if g := s.opts.guard; g != nil {
+		// A customer lists its own orders: without customerId that is what
+		// it means, and another customer's id is FORBIDDEN.
+		if sub, all := g.Scope(ctx); !all {
+			if q.CustomerID != nil {
+				if err := g.PermitOwner(ctx, "orders", *q.CustomerID); err != nil {
+					return Page[Order]{}, err
+				}
+			}
+			q.CustomerID = &sub
+		}
+	}
 	if err := s.consistentSearch(ctx, token, KindOrder); err != nil {
 		return Page[Order]{}, err
 	}
@@ -250,6 +285,9 @@ func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page
 
 // ProductHistory returns the product's own events, oldest first.
 func (s *Service) ProductHistory(ctx context.Context, id string, token *string) ([]Event, error) {
+	if err := s.opts.permit(ctx, "productHistory"); err != nil {
+		return nil, err
+	}
 	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
 		return nil, err
 	}
@@ -258,6 +296,9 @@ func (s *Service) ProductHistory(ctx context.Context, id string, token *string) 
 
 // ProductAt folds the product's events, and its reviews', up to at.
 func (s *Service) ProductAt(ctx context.Context, id string, at time.Time, token *string) (*Product, error) {
+	if err := s.opts.permit(ctx, "productAt"); err != nil {
+		return nil, err
+	}
 	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
 		return nil, err
 	}

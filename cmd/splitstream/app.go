@@ -42,6 +42,7 @@ type app struct {
 	pool   *pgxpool.Pool
 	rabbit *rabbitmq.Conn
 	es     *elasticsearch.Client
+	acc    *access
 }
 
 func newApp(cfg Config, log *slog.Logger, out, errOut io.Writer) *app {

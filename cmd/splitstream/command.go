@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/graph/write"
@@ -17,8 +18,12 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
+	acc, err := a.access(ctx)
+	if err != nil {
+		return role{}, err
+	}
 	store := postgres.NewEventStore(pool)
-	svc, err := command.NewService(store, command.WithMetrics(a.reg))
+	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens))
 	if err != nil {
 		return role{}, err
 	}
@@ -32,9 +37,9 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 	return role{
 		name:   roleCommand,
 		addr:   a.cfg.CommandAddr,
-		checks: []ops.Check{a.pgCheck(pool)},
+		checks: append([]ops.Check{a.pgCheck(pool)}, acc.checks()...),
 		routes: func(mux *http.ServeMux) {
-			mux.Handle("/graphql", metrics.Wrap("/graphql", graph.Middleware(a.cfg.MaxBodyBytes, graph.Timeout(30*time.Second, srv))))
+			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, graph.Timeout(30*time.Second, srv)))))
 			playground := graph.Playground(graph.PlaygroundConfig{Title: "Splitstream commands", Endpoint: "/graphql", Tabs: graph.CommandTabs()})
 			mux.Handle("GET /{$}", playground)
 			mux.Handle("GET /playground/", playground)

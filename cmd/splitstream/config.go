@@ -32,6 +32,14 @@ type Config struct {
 	WSMaxSubscriptions int
 	LogLevel           string
 	LogFormat          string
+	// Identity and access (see access.go).
+	JWTSecret   string
+	JWKSURL     string
+	JWTIssuer   string
+	JWTAudience string
+	TokenSecret string
+	RateLimit   float64
+	AuthOff     bool
 }
 
 // setting ties one Config field to its environment name, flag and default.
@@ -85,6 +93,28 @@ func settings() []setting {
 			str(func(c *Config) *string { return &c.LogLevel })},
 		{"SPLITSTREAM_LOG_FORMAT", "log-format", "text", "text or json",
 			str(func(c *Config) *string { return &c.LogFormat })},
+		// Identity and access. The secrets are read from the environment
+		// only, so they never show in --help (see secretSettings).
+		{"SPLITSTREAM_JWT_SECRET", "jwt-secret", "", "HS256 key of callers' JWTs, at least 32 bytes (env only)",
+			str(func(c *Config) *string { return &c.JWTSecret })},
+		{"SPLITSTREAM_JWKS_URL", "jwks-url", "", "JWKS of RS256/ES256 callers' JWTs (refreshed hourly and on an unknown kid)",
+			str(func(c *Config) *string { return &c.JWKSURL })},
+		{"SPLITSTREAM_JWT_ISSUER", "jwt-issuer", "", "required iss of JWTs, when set",
+			str(func(c *Config) *string { return &c.JWTIssuer })},
+		{"SPLITSTREAM_JWT_AUDIENCE", "jwt-audience", "", "required aud of JWTs, when set",
+			str(func(c *Config) *string { return &c.JWTAudience })},
+		{"SPLITSTREAM_TOKEN_SECRET", "token-secret", "", "HMAC key of read-your-writes tokens, at least 32 bytes, the same on every instance (env only)",
+			str(func(c *Config) *string { return &c.TokenSecret })},
+		{"SPLITSTREAM_RATE_LIMIT", "rate-limit", "50", "requests per second per caller (burst twice that; admins unlimited; 0 = off)",
+			func(c *Config, v string) (err error) { c.RateLimit, err = strconv.ParseFloat(v, 64); return }},
+		{"SPLITSTREAM_AUTH", "auth", "on", "off makes every caller an admin (development only; logged loudly)",
+			func(c *Config, v string) error {
+				if v != "on" && v != "off" {
+					return errors.New("not on or off")
+				}
+				c.AuthOff = v == "off"
+				return nil
+			}},
 	}
 }
 
@@ -92,9 +122,12 @@ func settings() []setting {
 // function that parses the values into a validated Config once fs is parsed.
 func bindConfig(fs *flag.FlagSet, env func(string) string) func() (Config, error) {
 	vals := map[string]*string{}
+	secrets := map[string]string{}
 	for _, s := range settings() {
 		def := s.def
-		if v := env(s.env); v != "" {
+		if v := env(s.env); v != "" && secretSettings[s.env] {
+			secrets[s.env] = v // not a flag default: --help prints those
+		} else if v != "" {
 			def = v
 		}
 		vals[s.env] = fs.String(s.flag, def, fmt.Sprintf("%s (env %s)", s.help, s.env))
@@ -103,6 +136,9 @@ func bindConfig(fs *flag.FlagSet, env func(string) string) func() (Config, error
 		var c Config
 		var errs []error
 		for _, s := range settings() {
+			if *vals[s.env] == "" && secrets[s.env] != "" {
+				*vals[s.env] = secrets[s.env]
+			}
 			if err := s.set(&c, *vals[s.env]); err != nil {
 				errs = append(errs, fmt.Errorf("%s (--%s): %q is not valid", s.env, s.flag, *vals[s.env]))
 			}
@@ -137,8 +173,18 @@ func (c Config) validate() []error {
 	check(c.PGMaxConns > 0, "SPLITSTREAM_PG_MAX_CONNS: must be positive")
 	check(c.LogLevel == "debug" || c.LogLevel == "info" || c.LogLevel == "warn" || c.LogLevel == "error", "SPLITSTREAM_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
 	check(c.LogFormat == "text" || c.LogFormat == "json", "SPLITSTREAM_LOG_FORMAT: %q is not text or json", c.LogFormat)
+	check(c.JWTSecret == "" || len(c.JWTSecret) >= 32, "SPLITSTREAM_JWT_SECRET: must be at least 32 bytes")
+	check(c.TokenSecret == "" || len(c.TokenSecret) >= 32, "SPLITSTREAM_TOKEN_SECRET: must be at least 32 bytes")
+	if c.JWKSURL != "" {
+		u, err := url.Parse(c.JWKSURL)
+		check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", "SPLITSTREAM_JWKS_URL: %q is not an http(s) URL", c.JWKSURL)
+	}
+	check(c.RateLimit >= 0 && c.RateLimit <= 1e6, "SPLITSTREAM_RATE_LIMIT: must be between 0 and 1000000")
 	return errs
 }
+
+// secretSettings are read from the environment only, never shown.
+var secretSettings = map[string]bool{"SPLITSTREAM_JWT_SECRET": true, "SPLITSTREAM_TOKEN_SECRET": true}
 
 // redact hides a URL's password for logs and errors.
 func redact(raw string) string {

@@ -9,6 +9,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
+	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/graph/read"
@@ -32,18 +33,23 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 	if err := elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval).Ensure(ctx); err != nil {
 		return role{}, err
 	}
-	searcher := elastic.NewSearcher(es, a.cfg.IndexPrefix)
-	tracker := query.NewTracker(searcher.Checkpoint, 50*time.Millisecond)
-	reads, err := query.NewService(searcher, tracker, a.cfg.ConsistencyTimeout)
+	acc, err := a.access(ctx)
 	if err != nil {
 		return role{}, err
 	}
-	hub := query.NewHub(searcher, a.log, a.reg, 64, 50_000)
+	searcher := elastic.NewSearcher(es, a.cfg.IndexPrefix)
+	tracker := query.NewTracker(searcher.Checkpoint, 50*time.Millisecond)
+	reads, err := query.NewService(searcher, tracker, a.cfg.ConsistencyTimeout, query.WithGuard(auth.Policy{}), query.WithTokens(acc.tokens))
+	if err != nil {
+		return role{}, err
+	}
+	hub := query.NewHub(searcher, a.log, a.reg, 64, 50_000, query.WithGuard(auth.Policy{}))
 	ws, capSubs := graph.WebSocket(graph.WebSocketOptions{
 		InitTimeout:      a.cfg.WSInitTimeout,
 		KeepAlive:        a.cfg.WSKeepAlive,
 		MaxSubscriptions: a.cfg.WSMaxSubscriptions,
 		Origins:          origins(a.cfg.AllowedOrigins),
+		Authenticate:     acc.verifier.ConnectionInit,
 	})
 	schema := read.NewExecutableSchema(read.Config{Resolvers: &read.Resolver{Reads: reads, Changes: hub}, Complexity: read.Complexity()})
 	srv := graph.NewServer(schema, graph.Options{
@@ -59,10 +65,10 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 	return role{
 		name:    roleQuery,
 		addr:    a.cfg.QueryAddr,
-		checks:  []ops.Check{a.esCheck(es), a.rabbitCheck(conn)},
+		checks:  append([]ops.Check{a.esCheck(es), a.rabbitCheck(conn)}, acc.checks()...),
 		workers: []func(context.Context) error{notices},
 		routes: func(mux *http.ServeMux) {
-			mux.Handle("/graphql", metrics.Wrap("/graphql", graph.Middleware(a.cfg.MaxBodyBytes, srv)))
+			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, srv))))
 			playground := graph.Playground(graph.PlaygroundConfig{Title: "Splitstream queries", Endpoint: "/graphql", Subscriptions: true, Tabs: graph.QueryTabs()})
 			mux.Handle("GET /{$}", playground)
 			mux.Handle("GET /playground/", playground)

@@ -17,9 +17,9 @@ type Resolver struct {
 
 func meta(ctx context.Context, commandID *string, expected *int) command.Meta {
 	return command.Meta{
-		CommandID:       deref(commandID),
-		CorrelationID:   graph.RequestID(ctx),
-		Actor:           graph.Actor(ctx),
+		CommandID:     deref(commandID),
+		CorrelationID: graph.RequestID(ctx),
+		// No Actor: the command service records the verified caller.
 		ExpectedVersion: expected,
 	}
 }

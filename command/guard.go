@@ -1,0 +1,78 @@
+package command
+
+import (
+	"context"
+
+	"github.com/splitstream/splitstream/event"
+)
+
+// Guard decides who may run which command (auth.Policy). The GraphQL
+// service runs with one; the saga's service runs without, as the internal
+// actor it is, unreachable by clients.
+type Guard interface {
+	// Permit is asked before anything loads: may the caller run mutation?
+	Permit(ctx context.Context, mutation string) error
+	// PermitOwner is asked once the aggregate's owner is known: the
+	// customer of an order, the actor who added a review ("" when none).
+	PermitOwner(ctx context.Context, mutation, owner string) error
+	// Actor is the identity recorded with the caller's events.
+	Actor(ctx context.Context) string
+}
+
+// Tokens seals the read-your-writes tokens the service returns
+// (auth.ReadTokens); without it they are the store's unsigned ones.
+type Tokens interface {
+	Seal(c event.Cursor) string
+}
+
+// WithGuard makes every command ask g, and record g's actor.
+func WithGuard(g Guard) Option {
+	return func(s *Service) error { s.guard = g; return nil }
+}
+
+// WithTokens signs the returned read-your-writes tokens with t.
+func WithTokens(t Tokens) Option {
+	return func(s *Service) error { s.tokens = t; return nil }
+}
+
+// admit asks the guard whether the caller may run mutation and makes the
+// caller the recorded actor; without a guard m's actor stands.
+func (s *Service) admit(ctx context.Context, mutation string, m *Meta) error {
+	if s.guard == nil {
+		return nil
+	}
+	if err := s.guard.Permit(ctx, mutation); err != nil {
+		return err
+	}
+	m.Actor = s.guard.Actor(ctx)
+	return nil
+}
+
+// owns asks the guard whether the caller may act on what owner owns.
+func (s *Service) owns(ctx context.Context, mutation, owner string) error {
+	if s.guard == nil {
+		return nil
+	}
+	return s.guard.PermitOwner(ctx, mutation, owner)
+}
+
+// reviewAuthor is who added a review: the actor of its first event.
+func reviewAuthor(h []event.Envelope) string {
+	if len(h) == 0 {
+		return ""
+	}
+	return h[0].Metadata.Actor
+}
+
+// seal turns the store's token into a signed one.
+func (s *Service) seal(res Result) (Result, error) {
+	if s.tokens == nil || res.Token == "" {
+		return res, nil
+	}
+	c, err := event.ParseToken(res.Token)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Token = s.tokens.Seal(c)
+	return res, nil
+}
