@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/graph/write"
@@ -24,13 +25,22 @@ import (
 func server(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
 	_, pool := testenv.Postgres(t)
-	svc, err := command.NewService(postgres.NewEventStore(pool))
+	// As the command role runs it: the policy, signed tokens, verified callers.
+	verifier, err := auth.NewVerifier(context.Background(), auth.Config{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewReadTokens(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := command.NewService(postgres.NewEventStore(pool), command.WithGuard(auth.Policy{}), command.WithTokens(tokens))
 	if err != nil {
 		t.Fatal(err)
 	}
 	schema := write.NewExecutableSchema(write.Config{Resolvers: &write.Resolver{Commands: svc, Version: "test"}})
 	srv := graph.NewServer(schema, graph.Options{Log: testenv.Logger(t), ComplexityLimit: 200, Introspection: true})
-	ts := httptest.NewServer(graph.Middleware(1<<20, srv))
+	ts := httptest.NewServer(verifier.Middleware(nil, graph.Middleware(1<<20, srv)))
 	t.Cleanup(ts.Close)
 	return ts, pool
 }
@@ -46,9 +56,24 @@ type response struct {
 	Errors []gqlError                 `json:"errors"`
 }
 
+// post sends body as an admin.
 func post(t *testing.T, ts *httptest.Server, body string) response {
 	t.Helper()
-	res, err := http.Post(ts.URL, "application/json", strings.NewReader(body))
+	return postAs(t, ts, token(t, "root", true), body)
+}
+
+// postAs sends body with the bearer token tok ("" for none).
+func postAs(t *testing.T, ts *httptest.Server, tok, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, ts.URL, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
