@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/internal/bench"
@@ -48,9 +49,17 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			return err
 		}
 		httpClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		// The bench acts as an admin (not rate limited), minted from the
+		// stack's secret; with no secret it goes anonymous (SPLITSTREAM_AUTH=off).
+		var token string
+		if a.cfg.JWTSecret != "" {
+			if token, err = auth.Mint([]byte(a.cfg.JWTSecret), "bench", []string{auth.RoleAdmin}, 24*time.Hour, time.Now()); err != nil {
+				return err
+			}
+		}
 		env := bench.Env{
-			Command:  bench.GraphQL{URL: *commandURL, Client: httpClient},
-			Query:    bench.GraphQL{URL: *queryURL, Client: httpClient},
+			Command:  bench.GraphQL{URL: *commandURL, Client: httpClient, Token: token},
+			Query:    bench.GraphQL{URL: *queryURL, Client: httpClient, Token: token},
 			QueryWS:  "ws" + strings.TrimPrefix(*queryURL, "http"),
 			Pool:     pool,
 			ES:       es,

@@ -25,7 +25,8 @@ func TestDisruptiveReadyzFollowsPostgres(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	env := map[string]string{"DATABASE_URL": dbURL, "SPLITSTREAM_COMMAND_ADDR": addr}
+	env := map[string]string{"DATABASE_URL": dbURL, "SPLITSTREAM_COMMAND_ADDR": addr,
+		"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"reflect"
@@ -34,8 +35,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // stack runs every role in this process on fresh servers and returns the
-// command and query endpoints.
-func stack(t *testing.T) (env map[string]string, commandURL, queryURL string) {
+// command and query endpoints; extra settings override the test defaults.
+func stack(t *testing.T, extra ...map[string]string) (env map[string]string, commandURL, queryURL string) {
 	t.Helper()
 	dbURL, _ := testenv.Postgres(t)
 	amqpURL := testenv.RabbitMQ(t)
@@ -44,6 +45,10 @@ func stack(t *testing.T) (env map[string]string, commandURL, queryURL string) {
 		"DATABASE_URL": dbURL, "AMQP_URL": amqpURL, "SPLITSTREAM_INDEX_PREFIX": prefix,
 		"SPLITSTREAM_COMMAND_ADDR": freeAddr(t), "SPLITSTREAM_QUERY_ADDR": freeAddr(t), "SPLITSTREAM_ADMIN_ADDR": freeAddr(t),
 		"SPLITSTREAM_REFRESH_INTERVAL": "200ms",
+		"SPLITSTREAM_JWT_SECRET":       testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
+	}
+	for _, m := range extra {
+		maps.Copy(env, m)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -72,7 +77,13 @@ func stack(t *testing.T) (env map[string]string, commandURL, queryURL string) {
 
 func gql(url, query string, vars map[string]any, out any) error {
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	res, err := http.Post(url, "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

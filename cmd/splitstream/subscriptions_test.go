@@ -18,7 +18,8 @@ import (
 // sends every pushed version to got until ctx ends.
 func watch(t *testing.T, ctx context.Context, url, id string, got func(int)) {
 	t.Helper()
-	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"},
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + adminToken}}})
 	if err != nil {
 		t.Fatal(err)
 	}

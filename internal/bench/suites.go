@@ -276,7 +276,7 @@ func Subscriptions(ctx context.Context, e Env, visibleP99 time.Duration) ([]Resu
 	for s := range subscribers {
 		id := ids[s%products]
 		go func() {
-			ready <- subscribe(subCtx, e.QueryWS, id, func(name string) {
+			ready <- subscribe(subCtx, e.QueryWS, e.Query.Token, id, func(name string) {
 				now := time.Now()
 				mu.Lock()
 				if t, ok := sent[id+"/"+name]; ok { // a rename's push, not the creation's
