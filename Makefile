@@ -54,7 +54,7 @@ bench: build ## benchmarks against a running stack (make run first)
 # starts it, runs the tests with its URLs in the environment, and stops it on any exit (trap).
 test-clients: ## third-party clients (graphql-ws, subscriptions-transport-ws) under Node against an isolated stack
 	cd test/clients && npm ci --no-audit --no-fund --loglevel=error
-	TESTSTACK_DIR=$(CURDIR)/.cache/teststack/clients SPLITSTREAM_WS_INIT_TIMEOUT=3s INIT_TIMEOUT_MS=3000 scripts/teststack run -- \
+	TESTSTACK_DIR=$(CURDIR)/.cache/teststack/clients SPLITSTREAM_WS_INIT_TIMEOUT=3s INIT_TIMEOUT_MS=3000 SPLITSTREAM_RATE_LIMIT=10 scripts/teststack run -- \
 		sh -c 'cd test/clients && exec node --test --test-concurrency=1 --test-timeout=300000'
 
 e2e: ## both playgrounds in Debian chromium (playwright-core), outside hosts blocked; screenshots to docs/screenshots

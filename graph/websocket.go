@@ -119,6 +119,9 @@ func (c *codeConn) WriteClose(code int, message string) error {
 	if c.expiry.passed() {
 		code, message = CloseForbidden, "Forbidden: token expired"
 	}
+	if code == CloseForbidden && message == "terminated" {
+		message = "Forbidden" // a refused connection_init
+	}
 	return c.WebsocketConn.WriteClose(code, message)
 }
 

@@ -2,7 +2,7 @@
 // consistentWith makes the query reflect that mutation (issue 5).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stack, gql, createProduct, addReview, unique } from './lib/stack.mjs';
+import { stack, gql, createProduct, addReview, unique, readToken } from './lib/stack.mjs';
 
 const s = stack();
 const LOOPS = Number(process.env.CONSISTENCY_LOOPS || 200);
@@ -40,7 +40,12 @@ test(`${LOOPS} x addReview then product(consistentWith: token) sees the new revi
 
 test('consistentWith: a malformed token is BAD_USER_INPUT', async () => {
   const product = await createProduct(s);
-  for (const bad of ['not-a-token', '!!!', 'djE6eHl6OjE' /* "v1:xyz:1" */, '']) {
+  // The unsigned v1 form (base64url of "v1:<tx>:<position>") and a signed one
+  // with a flipped bit are refused like garbage: tokens are signed (issue 12).
+  const v1 = Buffer.from('v1:1:1').toString('base64url');
+  const good = Buffer.from(readToken(s, 1, 1), 'base64url');
+  good[20] ^= 1;
+  for (const bad of ['not-a-token', '!!!', 'djE6eHl6OjE' /* "v1:xyz:1" */, v1, good.toString('base64url'), '']) {
     const body = await gql(s.queryURL, READ, { id: product.id, t: bad });
     if (bad === '') {
       // An empty token is as good as none, or rejected; it never fails any other way.
@@ -56,10 +61,10 @@ test('consistentWith: a malformed token is BAD_USER_INPUT', async () => {
 });
 
 test('consistentWith: a token ahead of everything written is STALE_READ after the bounded wait', async (t) => {
-  // Tokens are opaque to clients; this one is forged in today's format
-  // (base64url of "v1:<tx>:<position>") far beyond any write, so the read
-  // side can never catch up with it. If the format changes, this skips.
-  const ahead = Buffer.from('v1:999999999999:9999999999').toString('base64url');
+  // Tokens are opaque to clients; this one is signed with the stack's token
+  // secret (as only the command service could) far beyond any write, so the
+  // read side can never catch up with it. If the format changes, this skips.
+  const ahead = readToken(s, 999999999999, 9999999999);
   const t0 = performance.now();
   const body = await gql(s.queryURL, READ, { id: 'no-such-product', t: ahead });
   const waited = performance.now() - t0;

@@ -10,11 +10,15 @@ import { Inbox, withTimeout } from './stack.mjs';
 
 const { SubscriptionClient } = pkg;
 
-/** A graphql-ws client (graphql-transport-ws). */
-export async function modernClient(url) {
+/**
+ * A graphql-ws client (graphql-transport-ws). connectionParams go in
+ * connection_init (e.g. {authorization: 'Bearer <jwt>'}).
+ */
+export async function modernClient(url, { connectionParams } = {}) {
   let closed = null;
   const client = createClient({
     url,
+    connectionParams,
     webSocketImpl: WebSocket,
     lazy: false,
     retryAttempts: 0,
@@ -63,8 +67,8 @@ export async function modernClient(url) {
 }
 
 /** A subscriptions-transport-ws client (the legacy graphql-ws sub-protocol). */
-export async function legacyClient(url) {
-  const client = new SubscriptionClient(url, { reconnect: false, lazy: false, timeout: 30_000 }, WebSocket);
+export async function legacyClient(url, { connectionParams } = {}) {
+  const client = new SubscriptionClient(url, { reconnect: false, lazy: false, timeout: 30_000, connectionParams }, WebSocket);
   await withTimeout(
     new Promise((resolve, reject) => {
       const off1 = client.onConnected(() => {

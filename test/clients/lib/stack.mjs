@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, createHmac } from 'node:crypto';
+import { SignJWT } from 'jose';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
@@ -33,6 +34,8 @@ export function stack() {
     queryURL: get('QUERY_URL'),
     queryWsURL: get('QUERY_WS_URL'),
     log: get('TESTSTACK_LOG'),
+    jwtSecret: get('SPLITSTREAM_JWT_SECRET'),
+    tokenSecret: get('SPLITSTREAM_TOKEN_SECRET'),
   };
   for (const [k, v] of Object.entries(s)) {
     if (!v && k !== 'log') throw new Error(`test stack: ${k} is not set in ${file}`);
@@ -40,11 +43,56 @@ export function stack() {
   return s;
 }
 
-/** POST a GraphQL request; returns the whole response body ({data, errors, extensions}). */
-export async function gql(base, query, variables = {}) {
+/**
+ * Mints an HS256 JWT with the stack's secret, as an identity provider would
+ * (with jose, a third-party library): sub, roles ["admin"] when admin, and
+ * an exp ttlSeconds from now.
+ */
+export async function token(s, sub, { admin = false, ttlSeconds = 3600 } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT(admin ? { roles: ['admin'] } : {})
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(sub)
+    .setIssuedAt(now)
+    .setExpirationTime(now + ttlSeconds)
+    .sign(new TextEncoder().encode(s.jwtSecret));
+}
+
+let adminToken;
+/** The token every helper sends unless told otherwise: an admin's (never rate limited). */
+export async function admin(s) {
+  adminToken ??= await token(s, 'client-tests-admin', { admin: true, ttlSeconds: 6 * 3600 });
+  return adminToken;
+}
+
+/**
+ * A read-your-writes token for a place in the log, signed as the command
+ * service signs them (v2: version byte, tx and position as big-endian 64-bit
+ * integers, the first 16 bytes of an HMAC-SHA256 keyed by the token secret).
+ * Only the tests need this: to name a place no write has reached.
+ */
+export function readToken(s, tx, position) {
+  const key = createHmac('sha256', s.tokenSecret).update('splitstream read-your-writes token').digest();
+  const body = Buffer.alloc(17);
+  body[0] = 2;
+  body.writeBigUInt64BE(BigInt(tx), 1);
+  body.writeBigUInt64BE(BigInt(position), 9);
+  const mac = createHmac('sha256', key).update(body).digest().subarray(0, 16);
+  return Buffer.concat([body, mac]).toString('base64url');
+}
+
+/**
+ * POST a GraphQL request; returns the whole response body ({data, errors,
+ * extensions}). It is sent as an admin unless bearer says another token
+ * (null: none, anonymous).
+ */
+export async function gql(base, query, variables = {}, { bearer } = {}) {
+  const headers = { 'content-type': 'application/json', accept: 'application/json' };
+  if (bearer === undefined) bearer = await admin(stack());
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
   const res = await fetch(`${base}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    headers,
     body: JSON.stringify({ query, variables }),
     signal: AbortSignal.timeout(30_000),
   });
@@ -59,8 +107,8 @@ export async function gql(base, query, variables = {}) {
 }
 
 /** Like gql, but fails on any error and returns data. */
-export async function gqlData(base, query, variables = {}) {
-  const body = await gql(base, query, variables);
+export async function gqlData(base, query, variables = {}, opts = {}) {
+  const body = await gql(base, query, variables, opts);
   if (body.errors?.length) {
     throw new Error(`GraphQL errors for ${query.trim().split('\n')[0]} ${JSON.stringify(variables)}: ${JSON.stringify(body.errors)}`);
   }
