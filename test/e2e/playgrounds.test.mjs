@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { chromium } from 'playwright-core';
+import { SignJWT } from 'jose';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -34,12 +35,26 @@ function stack() {
     /* the environment may carry the URLs instead */
   }
   const get = (k) => process.env[k] || vars[k];
-  const s = { commandURL: get('COMMAND_URL'), queryURL: get('QUERY_URL') };
+  const s = { commandURL: get('COMMAND_URL'), queryURL: get('QUERY_URL'), jwtSecret: get('SPLITSTREAM_JWT_SECRET') };
   if (!s.commandURL || !s.queryURL) throw new Error(`no test stack: set COMMAND_URL and QUERY_URL, or run scripts/teststack start (${file})`);
   return s;
 }
 
 const s = stack();
+
+/**
+ * An admin's token, minted with the stack's secret (jose, as an identity
+ * provider would), as `make run` prints one for a newcomer to paste.
+ */
+async function adminToken() {
+  if (!s.jwtSecret) throw new Error('the test stack has no SPLITSTREAM_JWT_SECRET (scripts/teststack writes it to its env file)');
+  return new SignJWT({ roles: ['admin'] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject('e2e-admin')
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode(s.jwtSecret));
+}
 
 function isLocal(url) {
   try {
@@ -54,7 +69,7 @@ function isLocal(url) {
 async function gql(base, query, variables = {}) {
   const res = await fetch(`${base}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await adminToken()}` },
     body: JSON.stringify({ query, variables }),
     signal: AbortSignal.timeout(30_000),
   });
@@ -170,6 +185,19 @@ async function setOperation(page, tabName, query, operationName) {
   );
 }
 
+/**
+ * Logs in as a newcomer would: opens the Headers pane under the query
+ * editor and puts the bearer token there.
+ */
+async function setAuthorization(page, token) {
+  await page.locator('.graphiql-editor-tools').getByRole('button', { name: 'Headers' }).click();
+  const headers = JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2);
+  await page.waitForFunction(() => document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror'), null, { timeout: 5_000 });
+  await page.evaluate((h) => {
+    document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror').CodeMirror.setValue(h);
+  }, headers);
+}
+
 async function run(page) {
   await page.getByRole('button', { name: /Execute query/ }).click();
 }
@@ -246,6 +274,7 @@ async function renameShowsUpLive(t) {
   const newName = `Trail running shoes, renamed ${suffix}`;
   const mutation = `mutation RenameTheProduct {\n  renameProduct(input: {\n    id: "${created.id}"\n    name: "${newName}"\n  }) {\n    id\n    version\n    token\n  }\n}\n`;
   await setOperation(command, 'RenameProduct', mutation, 'RenameTheProduct');
+  await setAuthorization(command, await adminToken());
   await run(command);
   const answer = JSON.parse(await waitForResult(command, (txt) => txt.includes('"renameProduct"') || txt.includes('"errors"'), 'the renameProduct answer'));
   assert.ok(!answer.errors, `renameProduct failed in the playground: ${JSON.stringify(answer.errors)}`);
