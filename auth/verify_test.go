@@ -45,8 +45,12 @@ func (s *jwksServer) add(kid string, pub any) {
 		s.keys = append(s.keys, map[string]string{"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
 			"n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())})
 	case *ecdsa.PublicKey:
+		raw, err := k.Bytes() // 0x04 || X || Y
+		if err != nil {
+			panic(err)
+		}
 		s.keys = append(s.keys, map[string]string{"kty": "EC", "kid": kid, "alg": "ES256", "use": "sig", "crv": "P-256",
-			"x": b64(k.X.FillBytes(make([]byte, 32))), "y": b64(k.Y.FillBytes(make([]byte, 32)))})
+			"x": b64(raw[1:33]), "y": b64(raw[33:65])})
 	}
 }
 
