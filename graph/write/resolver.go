@@ -16,10 +16,10 @@ type Resolver struct {
 }
 
 func meta(ctx context.Context, commandID *string, expected *int) command.Meta {
+	// No Actor: the command service records the verified caller's subject.
 	return command.Meta{
-		CommandID:     deref(commandID),
-		CorrelationID: graph.RequestID(ctx),
-		// No Actor: the command service records the verified caller.
+		CommandID:       deref(commandID),
+		CorrelationID:   graph.RequestID(ctx),
 		ExpectedVersion: expected,
 	}
 }
