@@ -28,7 +28,6 @@ func token(t *testing.T, sub string, admin bool) string {
 	return tok
 }
 
-
 func code(r response) string {
 	if len(r.Errors) == 0 {
 		return "ok"
