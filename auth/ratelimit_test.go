@@ -127,3 +127,24 @@ func TestMiddleware(t *testing.T) {
 		}
 	}
 }
+
+// An SSE stream ends when its token expires; other requests run to the end.
+func TestMiddlewareEndsSSEAtExpiry(t *testing.T) {
+	v, _ := NewVerifier(t.Context(), Config{Secret: testSecret})
+	var deadline time.Time
+	var has bool
+	h := v.Middleware(nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		deadline, has = r.Context().Deadline()
+	}))
+	now := time.Now()
+	tok, _ := Mint(testSecret, "alice", nil, time.Minute, now)
+	for accept, want := range map[string]bool{"text/event-stream": true, "application/json": false} {
+		r := httptest.NewRequest("POST", "/graphql", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		r.Header.Set("Accept", accept)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if has != want || want && deadline.Unix() != now.Add(time.Minute).Unix() {
+			t.Errorf("%s: deadline %v (%v), want one at exp: %v", accept, deadline, has, want)
+		}
+	}
+}
