@@ -23,11 +23,16 @@ after(async () => {
 
 const bearer = (t) => ({ authorization: `Bearer ${t}` });
 
-/** Opens a graphql-ws connection with params and resolves with its close event, never acking. */
-function closeOf(params) {
+/** A WebSocket class that sends headers with the upgrade request. */
+const withHeaders = (headers) => class extends WebSocket {
+  constructor(url, protocols) { super(url, protocols, { headers }); }
+};
+
+/** Opens a graphql-ws connection with params (and upgrade headers) and resolves with its close event, never acking. */
+function closeOf(params, headers) {
   return new Promise((resolve, reject) => {
     const client = createClient({
-      url: s.queryWsURL, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0, connectionParams: params,
+      url: s.queryWsURL, webSocketImpl: headers ? withHeaders(headers) : WebSocket, lazy: false, retryAttempts: 0, connectionParams: params,
       onNonLazyError: () => {}, // the close is what the test awaits
       on: {
         connected: () => reject(new Error('connection_ack for a refused token')),
@@ -106,6 +111,9 @@ test('graphql-ws: a bad token in connection_init closes the socket with 4403', a
     const { code, reason } = await withTimeout(closeOf(params), 10_000, `the close for a ${what} token`);
     assert.equal(code, 4403, `${what}: closed with ${code} (${reason})`);
   }
+  // The same token in the upgrade request's Authorization header.
+  const { code, reason } = await withTimeout(closeOf(undefined, { authorization: `Bearer ${expired}` }), 10_000, 'the close for a header token');
+  assert.equal(code, 4403, `expired header token: closed with ${code} (${reason})`);
 });
 
 test('graphql-ws: a 3-second token is closed with 4403 within 5 s of its expiry', async () => {
