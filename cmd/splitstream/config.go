@@ -19,6 +19,10 @@ type Config struct {
 	CommandAddr        string
 	QueryAddr          string
 	AdminAddr          string
+	PProf              bool
+	Dev                bool
+	JWTSecret          string
+	JWKSURL            string
 	MaxBodyBytes       int64
 	ComplexityLimit    int
 	Introspection      bool
@@ -57,8 +61,18 @@ func settings() []setting {
 			str(func(c *Config) *string { return &c.CommandAddr })},
 		{"SPLITSTREAM_QUERY_ADDR", "query-addr", ":8090", "query service listen address",
 			str(func(c *Config) *string { return &c.QueryAddr })},
-		{"SPLITSTREAM_ADMIN_ADDR", "admin-addr", ":8070", "relay/projector/saga admin listen address",
+		{"SPLITSTREAM_ADMIN_ADDR", "admin-addr", "127.0.0.1:8070", "relay/projector/saga admin listen address (loopback by default: full readiness reasons, pprof)",
 			str(func(c *Config) *string { return &c.AdminAddr })},
+		// Issue 12 items 6–7 (admin surface, newcomers' start). JWT_SECRET and
+		// JWKS_URL are the verifier's settings too: keep one copy when merging.
+		{"SPLITSTREAM_PPROF", "pprof", "false", "serve the Go profiler under /debug/pprof/ on the admin listener",
+			func(c *Config, v string) (err error) { c.PProf, err = strconv.ParseBool(v); return }},
+		{"SPLITSTREAM_DEV", "dev", "false", "development mode (make run): the playgrounds prefill their headers with a token, for browsers on this machine",
+			func(c *Config, v string) (err error) { c.Dev, err = strconv.ParseBool(v); return }},
+		{"SPLITSTREAM_JWT_SECRET", "jwt-secret", "", "HS256 secret (32+ bytes) of callers' JWTs; splitstream token mints with it",
+			str(func(c *Config) *string { return &c.JWTSecret })},
+		{"SPLITSTREAM_JWKS_URL", "jwks-url", "", "JWKS of the identity provider for RS256/ES256 JWTs",
+			str(func(c *Config) *string { return &c.JWKSURL })},
 		{"SPLITSTREAM_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest GraphQL request body; larger gets 413",
 			func(c *Config, v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return }},
 		{"SPLITSTREAM_COMPLEXITY_LIMIT", "complexity-limit", "1000", "largest GraphQL query complexity",
