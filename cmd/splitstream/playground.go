@@ -16,10 +16,10 @@ const (
 )
 
 const (
-	commandHint = `Mutations need a token: put {"Authorization": "Bearer <token>"} under Headers. ` +
-		`make run prints an admin and a customer token; bin/splitstream token --sub ID [--admin] mints more.`
-	queryHint = `Products and reviews need no token; orders, orderChanged and productHistory do: ` +
-		`put {"Authorization": "Bearer <token>"} under Headers (make run prints one; bin/splitstream token --sub customer-1 mints more).`
+	commandHint = `Mutations need a token: {"Authorization": "Bearer <token>"} under Headers ` +
+		`(make run prints an admin and a customer token; bin/splitstream token --sub ID [--admin] mints more).`
+	queryHint = `Products and reviews need no token; orders and productHistory do: {"Authorization": "Bearer <token>"} under Headers ` +
+		`(make run prints one; bin/splitstream token --sub customer-1 mints more).`
 )
 
 // playground is the GraphiQL page of a service: the token hint always, and
