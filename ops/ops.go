@@ -76,11 +76,11 @@ func PublicMux(checks []Check, gatherer prometheus.Gatherer, log *slog.Logger) *
 // mux serves the probes; show turns a check's outcome (nil: passed) into
 // what /readyz says, "ok" for a pass.
 func mux(checks []Check, gatherer prometheus.Gatherer, show func(name string, err error) string) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		status, code := "ok", http.StatusOK
@@ -96,8 +96,8 @@ func mux(checks []Check, gatherer prometheus.Gatherer, show func(name string, er
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": results})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	return mux
+	m.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return m
 }
 
 // PublicReason says why a dependency failed in words safe for anyone to read:
