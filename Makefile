@@ -23,7 +23,7 @@ stop: ## stop what make run started (the servers keep running; make services-dow
 	@scripts/run stop
 
 dev: services build ## like run, in the foreground
-	$(BIN) migrate && $(BIN) all
+	@scripts/run dev
 
 generate: ## regenerate gqlgen code
 	$(GO) generate ./...

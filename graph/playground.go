@@ -11,6 +11,7 @@ import (
 	"html"
 	"io/fs"
 	"mime"
+	"net"
 	"net/http"
 	"path"
 	"sort"
@@ -50,7 +51,20 @@ type PlaygroundConfig struct {
 	Subscriptions bool
 	// Tabs the playground opens with.
 	Tabs []PlaygroundTab
+	// Hint is one short line of plain text under the results, such as how
+	// to send a token.
+	Hint string
+	// Headers, when set, prefill the headers editor (as JSON) of every tab
+	// that has none of its own: a development token, say. Whoever loads the
+	// page gets them, so they go only to browsers on this machine (a
+	// loopback client address; behind a proxy on the same host that is
+	// everyone) and only with Cache-Control: no-store. Set them only in a
+	// development mode.
+	Headers map[string]string
 }
+
+// playgroundDevHint is added to Hint on a page whose headers are prefilled.
+const playgroundDevHint = " Development mode: the headers editor holds a token."
 
 // playgroundCSP allows the page nothing but its own origin: scripts and
 // styles from /playground/, GraphiQL's fonts and icons as data: URLs, and
@@ -98,7 +112,11 @@ func Playground(p PlaygroundConfig) http.Handler {
 	if p.Subscriptions {
 		csp = fmt.Sprintf(playgroundCSP, " ws: wss:")
 	}
-	page := playgroundPage(p, assets)
+	page := playgroundPage(p, assets, false)
+	var withHeaders *playgroundAsset
+	if len(p.Headers) > 0 {
+		withHeaders = playgroundPage(p, assets, true)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", csp)
@@ -119,8 +137,22 @@ func Playground(p PlaygroundConfig) http.Handler {
 			a.serve(w, r)
 			return
 		}
+		if withHeaders != nil && loopbackClient(r) {
+			withHeaders.serve(w, r)
+			return
+		}
 		page.serve(w, r)
 	})
+}
+
+// loopbackClient reports whether r came from this machine.
+func loopbackClient(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // playgroundAsset is one file served by Playground, with its gzip variant.
@@ -131,6 +163,7 @@ type playgroundAsset struct {
 	gz          []byte // nil when gzip does not make it smaller
 	hash        string // hex, a prefix of the SHA-256 of body
 	versioned   bool   // ?v=hash URLs are cached for a year
+	private     bool   // holds a credential: never stored by any cache
 }
 
 type playgroundAssets struct {
@@ -218,9 +251,12 @@ func (a *playgroundAsset) url() string {
 func (a *playgroundAsset) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", a.contentType)
-	if a.versioned && r.URL.Query().Get("v") == a.hash {
+	switch {
+	case a.private:
+		h.Set("Cache-Control", "no-store")
+	case a.versioned && r.URL.Query().Get("v") == a.hash:
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
+	default:
 		h.Set("Cache-Control", "no-cache")
 	}
 	body, etag := a.body, `"`+a.hash+`"`
@@ -281,14 +317,26 @@ type playgroundPageConfig struct {
 	Endpoint             string          `json:"endpoint"`
 	SubscriptionEndpoint string          `json:"subscriptionEndpoint"`
 	Tabs                 []PlaygroundTab `json:"tabs"`
+	Hint                 string          `json:"hint,omitempty"`
+	// Headers is the headers editor's JSON text, or absent.
+	Headers string `json:"headers,omitempty"`
 }
 
-// playgroundPage renders the HTML page once; it is served as an unversioned
-// asset (revalidated by ETag).
-func playgroundPage(p PlaygroundConfig, assets *playgroundAssets) *playgroundAsset {
-	cfg := playgroundPageConfig{Title: p.Title, Endpoint: p.Endpoint, Tabs: p.Tabs}
+// playgroundPage renders the HTML page once, with p.Headers or without; it
+// is served as an unversioned asset (revalidated by ETag, or never stored
+// when it holds headers).
+func playgroundPage(p PlaygroundConfig, assets *playgroundAssets, withHeaders bool) *playgroundAsset {
+	cfg := playgroundPageConfig{Title: p.Title, Endpoint: p.Endpoint, Tabs: p.Tabs, Hint: p.Hint}
 	if cfg.Tabs == nil {
 		cfg.Tabs = []PlaygroundTab{}
+	}
+	if withHeaders {
+		headers, err := json.MarshalIndent(p.Headers, "", "  ")
+		if err != nil {
+			panic("graph: encoding the playground headers: " + err.Error())
+		}
+		cfg.Headers = string(headers)
+		cfg.Hint = strings.TrimSpace(cfg.Hint + playgroundDevHint)
 	}
 	if p.Subscriptions {
 		cfg.SubscriptionEndpoint = p.Endpoint
@@ -317,7 +365,9 @@ func playgroundPage(p PlaygroundConfig, assets *playgroundAssets) *playgroundAss
 		}
 	}
 	b.WriteString("</head>\n<body>\n<div id=\"graphiql\"><noscript>GraphiQL needs JavaScript.</noscript></div>\n</body>\n</html>\n")
-	return newPlaygroundAsset("index.html", []byte(b.String()))
+	page := newPlaygroundAsset("index.html", []byte(b.String()))
+	page.private = withHeaders
+	return page
 }
 
 // CommandTabs are example mutations for the command service's playground:
@@ -398,7 +448,8 @@ mutation AddReview($input: AddReviewInput!) {
 			Name: "Place an order",
 			Query: `# Starts a saga that reserves stock for every
 # line; the order ends CONFIRMED or REJECTED
-# (see order(id) on the query service).
+# (see order(id) on the query service, with a
+# token for customer-1 or an admin's).
 mutation PlaceOrder($input: PlaceOrderInput!) {
   placeOrder(input: $input) {
     id
@@ -409,7 +460,7 @@ mutation PlaceOrder($input: PlaceOrderInput!) {
 `,
 			Variables: `{
   "input": {
-    "customerId": "customer-42",
+    "customerId": "customer-1",
     "lines": [
       { "productId": "PASTE-THE-PRODUCT-ID", "quantity": 2 }
     ]

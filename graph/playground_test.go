@@ -427,3 +427,91 @@ func TestPlaygroundTabsMatchSchemas(t *testing.T) {
 		}
 	}
 }
+
+// Prefilled headers (development mode) reach browsers on this machine only,
+// never get stored by a cache, and change nothing else: the CSP, the
+// scripts and the hint stay as they are.
+func TestPlaygroundHeadersOnlyOnLoopback(t *testing.T) {
+	const token = "Bearer dev.token.value"
+	hint := `Mutations need a token: put {"Authorization": "Bearer <token>"} under Headers.`
+	base := graph.PlaygroundConfig{Title: "Splitstream commands", Tabs: graph.CommandTabs(), Hint: hint}
+	dev := base
+	dev.Headers = map[string]string{"Authorization": token}
+
+	type pageConfig struct {
+		Hint    string
+		Headers *string
+	}
+	load := func(t *testing.T, h http.Handler, remote string) (*httptest.ResponseRecorder, pageConfig) {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET / from %s = %d", remote, rec.Code)
+		}
+		page := rec.Body.String()
+		if n := strings.Count(page, "<script"); n != 2 {
+			t.Errorf("page has %d script elements, want 2", n)
+		}
+		m := configJSON.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatal("page has no config")
+		}
+		var cfg pageConfig
+		if err := json.Unmarshal([]byte(m[1]), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return rec, cfg
+	}
+	plainCSP := func() string {
+		rec, _ := load(t, graph.Playground(base), "127.0.0.1:5000")
+		return rec.Header().Get("Content-Security-Policy")
+	}()
+
+	t.Run("loopback, headers set", func(t *testing.T) {
+		for _, remote := range []string{"127.0.0.1:5000", "[::1]:5000"} {
+			rec, cfg := load(t, graph.Playground(dev), remote)
+			if cfg.Headers == nil {
+				t.Fatalf("from %s: no headers in the config", remote)
+			}
+			var headers map[string]string
+			if err := json.Unmarshal([]byte(*cfg.Headers), &headers); err != nil || headers["Authorization"] != token || len(headers) != 1 {
+				t.Errorf("from %s: headers editor gets %q (%v), want {\"Authorization\": %q}", remote, *cfg.Headers, err, token)
+			}
+			if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("from %s: a page with a token has Cache-Control %q, want no-store", remote, cc)
+			}
+			if csp := rec.Header().Get("Content-Security-Policy"); csp != plainCSP {
+				t.Errorf("CSP changed with headers: %q, want %q", csp, plainCSP)
+			}
+			if !strings.HasPrefix(cfg.Hint, hint) || !strings.Contains(cfg.Hint, "Development mode") {
+				t.Errorf("hint = %q", cfg.Hint)
+			}
+		}
+	})
+	t.Run("another machine, headers set", func(t *testing.T) {
+		for _, remote := range []string{"192.0.2.10:5000", "[2001:db8::1]:5000", "garbage"} {
+			rec, cfg := load(t, graph.Playground(dev), remote)
+			if cfg.Headers != nil || strings.Contains(rec.Body.String(), "dev.token.value") {
+				t.Errorf("from %s: the page carries the token", remote)
+			}
+			if cfg.Hint != hint {
+				t.Errorf("from %s: hint = %q, want %q", remote, cfg.Hint, hint)
+			}
+			if cc := rec.Header().Get("Cache-Control"); cc != "no-cache" {
+				t.Errorf("from %s: Cache-Control %q", remote, cc)
+			}
+		}
+	})
+	t.Run("no headers set", func(t *testing.T) {
+		_, cfg := load(t, graph.Playground(base), "127.0.0.1:5000")
+		if cfg.Headers != nil {
+			t.Errorf("headers %q without any configured", *cfg.Headers)
+		}
+		if cfg.Hint != hint {
+			t.Errorf("hint = %q, want %q", cfg.Hint, hint)
+		}
+	})
+}

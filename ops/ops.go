@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,46 +28,129 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
-// Mux returns a mux with /healthz, /readyz and /metrics; add the role's own
-// routes to it.
+// Mux returns a mux with /healthz, /readyz and /metrics for an operator's
+// listener (the admin listener, on loopback by default): a failing check is
+// shown with its full reason, hosts and addresses included. Add the role's
+// own routes to it.
 func Mux(checks []Check, gatherer prometheus.Gatherer) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	return mux(checks, gatherer, func(_ string, err error) string {
+		if err == nil {
+			return "ok"
+		}
+		return err.Error()
+	})
+}
+
+// PublicMux is Mux for a listener anyone may reach (the API listeners):
+// /readyz names a failing dependency with a generic reason from a fixed list
+// (PublicReason), never an error's own text, which carries host names and
+// addresses. The full reason goes to log, once each time it changes.
+func PublicMux(checks []Check, gatherer prometheus.Gatherer, log *slog.Logger) *http.ServeMux {
+	var (
+		mu   sync.Mutex
+		last = map[string]string{}
+	)
+	return mux(checks, gatherer, func(name string, err error) string {
+		detail := "ok"
+		if err != nil {
+			detail = err.Error()
+		}
+		mu.Lock()
+		before := last[name]
+		last[name] = detail
+		mu.Unlock()
+		switch {
+		case before == detail:
+		case err != nil:
+			log.Warn("readiness check failed", "check", name, "err", detail)
+		case before != "":
+			log.Info("readiness check ok again", "check", name)
+		}
+		if err == nil {
+			return "ok"
+		}
+		return PublicReason(err)
+	})
+}
+
+// mux serves the probes; show turns a check's outcome (nil: passed) into
+// what /readyz says, "ok" for a pass.
+func mux(checks []Check, gatherer prometheus.Gatherer, show func(name string, err error) string) *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		results := Ready(ctx, checks)
 		status, code := "ok", http.StatusOK
-		for _, v := range results {
-			if v != "ok" {
+		results := map[string]string{}
+		for name, err := range run(ctx, checks) {
+			if err != nil {
 				status, code = "unavailable", http.StatusServiceUnavailable
+			}
+			results[name] = show(name, err)
+			if results[name] == "ok" && err != nil {
+				results[name] = "failed" // never let a failure read as a pass
 			}
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": results})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	return mux
+	m.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return m
 }
 
-// Ready runs every check at once and returns "ok" or the failure per name.
+// PublicReason says why a dependency failed in words safe for anyone to read:
+// one of a fixed list, so no host name, address, URL or server message can
+// pass through, whatever the error holds.
+func PublicReason(err error) string {
+	var netErr net.Error
+	msg := strings.ToLower(err.Error())
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(msg, "connection refused"):
+		return "cannot connect (connection refused)"
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()) ||
+		strings.Contains(msg, "timed out") || strings.Contains(msg, "timeout"):
+		return "cannot connect (timed out)"
+	case strings.Contains(msg, "no such host"):
+		return "cannot connect (host not found)"
+	case strings.Contains(msg, "authentication") || strings.Contains(msg, "password") || strings.Contains(msg, "access refused") || strings.Contains(msg, "access_refused"):
+		return "cannot connect (authentication failed)"
+	case strings.Contains(msg, "does not exist") || strings.Contains(msg, "no such vhost"):
+		return "cannot connect (database or vhost missing)"
+	case strings.Contains(msg, "cannot connect") || strings.Contains(msg, "unreachable") || strings.Contains(msg, "not connected"):
+		return "cannot connect"
+	}
+	return "unavailable"
+}
+
+// Ready runs every check at once and returns "ok" or the failure per name,
+// in full.
 func Ready(ctx context.Context, checks []Check) map[string]string {
+	out := make(map[string]string, len(checks))
+	for name, err := range run(ctx, checks) {
+		out[name] = "ok"
+		if err != nil {
+			out[name] = err.Error()
+		}
+	}
+	return out
+}
+
+// run runs every check at once and returns each one's error (nil: passed).
+func run(ctx context.Context, checks []Check) map[string]error {
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
-		out = make(map[string]string, len(checks))
+		out = make(map[string]error, len(checks))
 	)
 	for _, c := range checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := "ok"
-			if err := c.Fn(ctx); err != nil {
-				res = err.Error()
-			}
+			err := c.Fn(ctx)
 			mu.Lock()
-			out[c.Name] = res
+			out[c.Name] = err
 			mu.Unlock()
 		}()
 	}
@@ -170,7 +255,9 @@ func (s *statusWriter) Flush() {
 }
 
 // Profiling adds the Go profiler under /debug/pprof/. Only the admin
-// listener gets it: it is for operators, not for API clients.
+// listener gets it, and only when SPLITSTREAM_PPROF is on: it is for
+// operators, not for API clients, and a profile shows command lines and
+// memory.
 func Profiling(mux *http.ServeMux) {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

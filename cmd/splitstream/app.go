@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -171,7 +172,7 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, r := range roles {
 		if r.addr != "" {
-			mux := ops.Mux(r.checks, a.reg)
+			mux := ops.PublicMux(r.checks, a.reg, a.log)
 			r.routes(mux)
 			g.Go(func() error { return ops.Serve(ctx, a.log, r.name, r.addr, mux, 10*time.Second) })
 		}
@@ -180,8 +181,7 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 		}
 	}
 	if needAdmin {
-		mux := ops.Mux(dedupe(adminCheck), a.reg)
-		ops.Profiling(mux)
+		mux := a.adminMux(dedupe(adminCheck))
 		g.Go(func() error { return ops.Serve(ctx, a.log, "admin", a.cfg.AdminAddr, mux, 5*time.Second) })
 	}
 	a.log.Info("splitstream started", "roles", names, "version", version)
@@ -190,6 +190,33 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 		return nil
 	}
 	return err
+}
+
+// adminMux is the operators' listener (127.0.0.1 unless configured): full
+// readiness reasons, and the profiler when SPLITSTREAM_PPROF is on.
+func (a *app) adminMux(checks []ops.Check) *http.ServeMux {
+	mux := ops.Mux(checks, a.reg)
+	if a.cfg.PProf {
+		ops.Profiling(mux)
+		if !loopback(a.cfg.AdminAddr) {
+			a.log.Warn("pprof is on and the admin listener is not on loopback: anyone who reaches it can profile this process", "addr", a.cfg.AdminAddr)
+		}
+	}
+	return mux
+}
+
+// loopback reports whether addr (host:port) listens on a loopback address
+// only; ":8070" or "0.0.0.0:8070" listen on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func dedupe(checks []ops.Check) []ops.Check {

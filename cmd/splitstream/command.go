@@ -40,7 +40,9 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 		checks: append([]ops.Check{a.pgCheck(pool)}, acc.checks()...),
 		routes: func(mux *http.ServeMux) {
 			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, graph.Timeout(30*time.Second, srv)))))
-			playground := graph.Playground(graph.PlaygroundConfig{Title: "Splitstream commands", Endpoint: "/graphql", Tabs: graph.CommandTabs()})
+			playground := graph.Playground(a.playground(graph.PlaygroundConfig{
+				Title: "Splitstream commands", Endpoint: "/graphql", Tabs: graph.CommandTabs(), Hint: commandHint,
+			}, devAdminSubject, true))
 			mux.Handle("GET /{$}", playground)
 			mux.Handle("GET /playground/", playground)
 		},

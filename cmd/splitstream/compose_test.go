@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -76,10 +77,18 @@ func TestComposeMatchesDefaults(t *testing.T) {
 		t.Error("elasticsearch: heap is not bounded")
 	}
 
+	addrPort := func(addr string) string {
+		_, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatalf("address %q: %v", addr, err)
+		}
+		return p
+	}
+	adminPort := addrPort(defaults["SPLITSTREAM_ADMIN_ADDR"])
 	roles := map[string]string{ // role -> its published port, from the defaults
-		"command":   strings.TrimPrefix(defaults["SPLITSTREAM_COMMAND_ADDR"], ":"),
-		"query":     strings.TrimPrefix(defaults["SPLITSTREAM_QUERY_ADDR"], ":"),
-		"projector": strings.TrimPrefix(defaults["SPLITSTREAM_ADMIN_ADDR"], ":"),
+		"command":   addrPort(defaults["SPLITSTREAM_COMMAND_ADDR"]),
+		"query":     addrPort(defaults["SPLITSTREAM_QUERY_ADDR"]),
+		"projector": adminPort,
 		"relay":     "",
 		"saga":      "",
 	}
@@ -122,6 +131,13 @@ func TestComposeMatchesDefaults(t *testing.T) {
 		}
 		if s.Environment["SPLITSTREAM_INDEX_PREFIX"] != defaults["SPLITSTREAM_INDEX_PREFIX"] {
 			t.Errorf("%s: SPLITSTREAM_INDEX_PREFIX = %q, want %q", role, s.Environment["SPLITSTREAM_INDEX_PREFIX"], defaults["SPLITSTREAM_INDEX_PREFIX"])
+		}
+		// The admin listener's loopback default is unreachable from outside
+		// a container: compose must say so on purpose, on the default port.
+		if role == "projector" || role == "relay" || role == "saga" {
+			if got := s.Environment["SPLITSTREAM_ADMIN_ADDR"]; got != "0.0.0.0:"+adminPort {
+				t.Errorf("%s: SPLITSTREAM_ADMIN_ADDR = %q, want 0.0.0.0:%s", role, got, adminPort)
+			}
 		}
 		for env := range s.Environment {
 			if _, ok := defaults[env]; !ok {

@@ -19,6 +19,8 @@ type Config struct {
 	CommandAddr        string
 	QueryAddr          string
 	AdminAddr          string
+	PProf              bool
+	Dev                bool
 	MaxBodyBytes       int64
 	ComplexityLimit    int
 	Introspection      bool
@@ -65,8 +67,12 @@ func settings() []setting {
 			str(func(c *Config) *string { return &c.CommandAddr })},
 		{"SPLITSTREAM_QUERY_ADDR", "query-addr", ":8090", "query service listen address",
 			str(func(c *Config) *string { return &c.QueryAddr })},
-		{"SPLITSTREAM_ADMIN_ADDR", "admin-addr", ":8070", "relay/projector/saga admin listen address",
+		{"SPLITSTREAM_ADMIN_ADDR", "admin-addr", "127.0.0.1:8070", "relay/projector/saga admin listen address (loopback by default: full readiness reasons, pprof)",
 			str(func(c *Config) *string { return &c.AdminAddr })},
+		{"SPLITSTREAM_PPROF", "pprof", "false", "serve the Go profiler under /debug/pprof/ on the admin listener",
+			func(c *Config, v string) (err error) { c.PProf, err = strconv.ParseBool(v); return }},
+		{"SPLITSTREAM_DEV", "dev", "false", "development mode (make run): the playgrounds prefill their headers with a token, for browsers on this machine",
+			func(c *Config, v string) (err error) { c.Dev, err = strconv.ParseBool(v); return }},
 		{"SPLITSTREAM_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest GraphQL request body; larger gets 413",
 			func(c *Config, v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return }},
 		{"SPLITSTREAM_COMPLEXITY_LIMIT", "complexity-limit", "1000", "largest GraphQL query complexity",

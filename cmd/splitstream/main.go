@@ -45,6 +45,7 @@ func subcommands() []subcommand {
 		{"rebuild", "rebuild read models from the event store into new indices, then swap aliases", rebuildFlags},
 		{"seed", "create demo data through the command layer", seedFlags},
 		{"bench", "measure the running stack beside each component's raw ceiling", benchFlags},
+		{"token", "print a JWT signed with SPLITSTREAM_JWT_SECRET: --sub ID [--admin] [--ttl 1h]", tokenFlags},
 	}
 }
 

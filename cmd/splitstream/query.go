@@ -69,7 +69,9 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		workers: []func(context.Context) error{notices},
 		routes: func(mux *http.ServeMux) {
 			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, srv))))
-			playground := graph.Playground(graph.PlaygroundConfig{Title: "Splitstream queries", Endpoint: "/graphql", Subscriptions: true, Tabs: graph.QueryTabs()})
+			playground := graph.Playground(a.playground(graph.PlaygroundConfig{
+				Title: "Splitstream queries", Endpoint: "/graphql", Subscriptions: true, Tabs: graph.QueryTabs(), Hint: queryHint,
+			}, devCustomerSubject, false))
 			mux.Handle("GET /{$}", playground)
 			mux.Handle("GET /playground/", playground)
 		},

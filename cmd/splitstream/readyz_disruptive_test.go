@@ -15,8 +15,8 @@ import (
 	"github.com/splitstream/splitstream/internal/testenv"
 )
 
-// Stopping Postgres turns the command service's /readyz red with the reason,
-// and green again when it returns, with no restart.
+// Stopping Postgres turns the command service's /readyz red with a generic
+// reason, and green again when it returns, with no restart.
 func TestDisruptiveReadyzFollowsPostgres(t *testing.T) {
 	dbURL, _ := testenv.Postgres(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -65,8 +65,10 @@ func TestDisruptiveReadyzFollowsPostgres(t *testing.T) {
 	body := waitFor(http.StatusServiceUnavailable, "while Postgres is stopped")
 	checks, _ := body["checks"].(map[string]any)
 	reason, _ := checks["postgres"].(string)
-	if !strings.Contains(reason, "cannot connect") || !strings.Contains(reason, "Postgres") {
-		t.Fatalf("postgres check says %q, want the reason", reason)
+	// The public listener names the dependency (the check) and a generic
+	// reason, never the server's address; the log has the rest.
+	if !strings.HasPrefix(reason, "cannot connect") || strings.Contains(reason, "127.0.0.1") || strings.Contains(reason, "5432") {
+		t.Fatalf("postgres check says %q, want a generic reason", reason)
 	}
 	testenv.Run(t, "../../scripts/services", "up", "postgres")
 	waitFor(http.StatusOK, "after Postgres returned")

@@ -5,7 +5,9 @@
 // The page carries its configuration as JSON in
 //   <script type="application/json" id="playground-config">
 //     {"title": "...", "endpoint": "/graphql", "subscriptionEndpoint": "/graphql" | "",
-//      "tabs": [{"name": "...", "query": "...", "variables": "..."}]}
+//      "tabs": [{"name": "...", "query": "...", "variables": "..."}],
+//      "hint": "one line of plain text under the results" (optional),
+//      "headers": "JSON text for the headers editor" (optional; development mode)}
 //   </script>
 // (see graph/playground.go, which writes it).
 import 'graphiql/style.css';
@@ -30,6 +32,8 @@ function readConfig() {
     subscriptionEndpoint:
       typeof cfg.subscriptionEndpoint === 'string' ? cfg.subscriptionEndpoint : '',
     tabs: Array.isArray(cfg.tabs) ? cfg.tabs : [],
+    hint: typeof cfg.hint === 'string' ? cfg.hint : '',
+    headers: typeof cfg.headers === 'string' ? cfg.headers : '',
   };
 }
 
@@ -116,9 +120,15 @@ function main() {
       variables={first ? first.variables || '' : undefined}
       isHeadersEditorEnabled={true}
       shouldPersistHeaders={false}
+      defaultHeaders={cfg.headers || undefined}
       defaultEditorToolsVisibility="variables"
     >
       <GraphiQL.Logo>{cfg.title}</GraphiQL.Logo>
+      {cfg.hint ? (
+        <GraphiQL.Footer>
+          <p className="splitstream-hint">{cfg.hint}</p>
+        </GraphiQL.Footer>
+      ) : null}
     </GraphiQL>,
   );
 }
