@@ -152,6 +152,7 @@ func TestReadyzDetailOnlyOnTheAdminListener(t *testing.T) {
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "AMQP_URL": testenv.RabbitMQ(t),
 		"SPLITSTREAM_COMMAND_ADDR": freeAddr(t), "SPLITSTREAM_ADMIN_ADDR": freeAddr(t),
+		"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
 	}
 	a := testApp(t, env)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -95,7 +95,7 @@ func TestTokenRefuses(t *testing.T) {
 	}{
 		{"no secret", nil, []string{"--sub", "customer-1"}, "SPLITSTREAM_JWT_SECRET is not set"},
 		{"JWKS only", map[string]string{"SPLITSTREAM_JWKS_URL": "https://idp.example/jwks.json"}, []string{"--sub", "customer-1"}, "identity provider"},
-		{"short secret", map[string]string{"SPLITSTREAM_JWT_SECRET": "short"}, []string{"--sub", "customer-1"}, "shorter than 32 bytes"},
+		{"short secret", map[string]string{"SPLITSTREAM_JWT_SECRET": "short"}, []string{"--sub", "customer-1"}, "32 bytes"},
 		{"no subject", map[string]string{"SPLITSTREAM_JWT_SECRET": testSecret}, nil, "--sub is required"},
 		{"subject with a space", map[string]string{"SPLITSTREAM_JWT_SECRET": testSecret}, []string{"--sub", "a b"}, "no spaces"},
 		{"long subject", map[string]string{"SPLITSTREAM_JWT_SECRET": testSecret}, []string{"--sub", strings.Repeat("x", 300)}, "longer than"},
