@@ -112,7 +112,9 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 		if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
 			return nil, nil, fmt.Errorf("create vhost (RabbitMQ management API at RABBITMQ_MANAGEMENT_URL): %w", err)
 		}
-		drop := func() { _ = rabbitmq.Management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "") }
+		drop := func() {
+			_ = rabbitmq.Management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
+		}
 		u, _ := url.Parse(a.cfg.AMQPURL)
 		if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+u.User.Username(),
 			`{"configure":".*","write":".*","read":".*"}`); err != nil {
@@ -246,7 +248,6 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 		bench.Rate(fmt.Sprintf("relay.drain.%dk.flatness", n/1000), firstRate, secondRate, "events/s", 0.8),
 	}, nil
 }
-
 
 // publishTime is the time the relay spent in Publish, from its metrics.
 func publishTime(g prometheus.Gatherer) time.Duration {
