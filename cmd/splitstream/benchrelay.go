@@ -127,7 +127,8 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 			drop()
 			return nil, nil, err
 		}
-		return conn, func() { conn.Close(); drop() }, nil
+		var once sync.Once // dropped early and deferred too
+		return conn, func() { once.Do(func() { conn.Close(); drop() }) }, nil
 	}
 
 	// The ceiling: a confirm-mode channel into the relay's topology.
