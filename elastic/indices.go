@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -148,42 +149,83 @@ func NewIndices(es *elasticsearch.Client, prefix string, refresh time.Duration) 
 // Prefix is the index prefix.
 func (x *Indices) Prefix() string { return x.prefix }
 
-// Ensure creates every model's first index and alias where the alias is missing.
+// Ensure creates every model's first index, with its alias, where the alias
+// is missing. Many processes may run it at once on a fresh prefix (two
+// projectors and a query service starting together): the first index has
+// the same name in every process and is created with its alias in one
+// request, so exactly one create wins, the others get
+// resource_already_exists and take that as done, and no process can leave an
+// index of its own behind or give an alias a second write index.
 func (x *Indices) Ensure(ctx context.Context) error {
 	for _, m := range append(append([]string{}, Models...), Checkpoints) {
-		exists, err := x.aliasExists(ctx, Alias(x.prefix, m))
+		alias := Alias(x.prefix, m)
+		exists, err := x.aliasExists(ctx, alias)
 		if err != nil {
 			return err
 		}
 		if exists {
 			continue
 		}
-		index, err := x.Create(ctx, m)
-		if err != nil {
-			return err
+		err = x.create(ctx, x.firstIndex(m), m, alias)
+		if err == nil {
+			continue
 		}
-		err = x.do(ctx, http.MethodPost, "/_aliases", fmt.Sprintf(`{"actions":[{"add":{"index":%q,"alias":%q,"is_write_index":true}}]}`, index, Alias(x.prefix, m)), nil)
-		if err != nil && !strings.Contains(err.Error(), "resource_already_exists") {
-			return fmt.Errorf("alias %s: %w", m, err)
+		// Another process created it first, or a rebuild swapped the alias
+		// to a newer index between the check and the create (Elasticsearch
+		// then refuses the whole create): either way the alias is there now.
+		if exists, aerr := x.aliasExists(ctx, alias); aerr == nil && exists {
+			continue
 		}
+		if isAlreadyExists(err) {
+			return fmt.Errorf("index %s exists but alias %s does not point at it (removed by hand?): %w", x.firstIndex(m), alias, err)
+		}
+		return err
 	}
 	return nil
 }
 
+// firstIndex is the name of model's first index, the same in every process.
+// The zeros have the length of Create's timestamps and sort before them, so
+// Current's choice of the newest index still holds.
+func (x *Indices) firstIndex(model string) string {
+	return fmt.Sprintf("%s-%s-%s", x.prefix, model, strings.Repeat("0", len(indexStamp)-1))
+}
+
+// indexStamp names a rebuild's index after its creation time (the dot is
+// dropped: index names are safer without one).
+const indexStamp = "20060102150405.000000000"
+
 // Create makes a new, empty, versioned index for model and returns its name.
 func (x *Indices) Create(ctx context.Context, model string) (string, error) {
-	mapping, ok := mappings[model]
-	if !ok {
-		return "", fmt.Errorf("unknown read model %q", model)
-	}
-	name := fmt.Sprintf("%s-%s-%s", x.prefix, model, x.now().UTC().Format("20060102150405.000000000"))
-	name = strings.ReplaceAll(name, ".", "")
-	body := fmt.Sprintf(`{"settings":{"number_of_shards":1,"number_of_replicas":0,"refresh_interval":%q},"mappings":%s}`,
-		fmt.Sprintf("%dms", x.refresh.Milliseconds()), mapping)
-	if err := x.do(ctx, http.MethodPut, "/"+name, body, nil); err != nil {
-		return "", fmt.Errorf("create index %s: %w", name, err)
+	name := fmt.Sprintf("%s-%s-%s", x.prefix, model, strings.ReplaceAll(x.now().UTC().Format(indexStamp), ".", ""))
+	if err := x.create(ctx, name, model, ""); err != nil {
+		return "", err
 	}
 	return name, nil
+}
+
+// create makes index name for model and, when alias is not empty, makes it
+// the alias's write index in the same request.
+func (x *Indices) create(ctx context.Context, name, model, alias string) error {
+	mapping, ok := mappings[model]
+	if !ok {
+		return fmt.Errorf("unknown read model %q", model)
+	}
+	aliases := "{}"
+	if alias != "" {
+		aliases = fmt.Sprintf(`{%q:{"is_write_index":true}}`, alias)
+	}
+	body := fmt.Sprintf(`{"settings":{"number_of_shards":1,"number_of_replicas":0,"refresh_interval":%q},"mappings":%s,"aliases":%s}`,
+		fmt.Sprintf("%dms", x.refresh.Milliseconds()), mapping, aliases)
+	if err := x.do(ctx, http.MethodPut, "/"+name, body, nil); err != nil {
+		return fmt.Errorf("create index %s: %w", name, err)
+	}
+	return nil
+}
+
+func isAlreadyExists(err error) bool {
+	var re *ResponseError
+	return errors.As(err, &re) && re.Status == http.StatusBadRequest && strings.Contains(re.Body, "resource_already_exists_exception")
 }
 
 // Current returns the index the model's alias points at.
@@ -203,12 +245,24 @@ func (x *Indices) Current(ctx context.Context, model string) (string, error) {
 	return names[len(names)-1], nil
 }
 
-// Swap points model's alias at index in one atomic action and returns the
-// indices it pointed at before.
+// Swap refreshes index, then points model's alias at it in one atomic
+// action, and returns the indices the alias pointed at before. The refresh
+// comes first because a search through the alias sees only what the
+// index's last refresh made searchable: swapping to a freshly filled index
+// before its first scheduled refresh would show readers an empty read model
+// for up to a refresh interval. _refresh answers once the refresh is done.
 func (x *Indices) Swap(ctx context.Context, model, index string) ([]string, error) {
 	alias := Alias(x.prefix, model)
+	if err := x.do(ctx, http.MethodPost, "/"+index+"/_refresh", "", nil); err != nil {
+		return nil, fmt.Errorf("refresh %s before swapping %s to it: %w", index, alias, err)
+	}
 	var got map[string]any
-	_ = x.do(ctx, http.MethodGet, "/_alias/"+alias, "", &got)
+	if err := x.do(ctx, http.MethodGet, "/_alias/"+alias, "", &got); err != nil {
+		var re *ResponseError
+		if !errors.As(err, &re) || re.Status != http.StatusNotFound {
+			return nil, fmt.Errorf("swap %s to %s: %w", alias, index, err)
+		}
+	}
 	actions := []map[string]any{}
 	var old []string
 	for n := range got {
@@ -245,7 +299,13 @@ func (x *Indices) aliasExists(ctx context.Context, alias string) (bool, error) {
 		return false, fmt.Errorf("alias %s: %w", alias, err)
 	}
 	defer res.Body.Close()
-	return res.StatusCode == http.StatusOK, nil
+	switch res.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("alias %s: elasticsearch %d", alias, res.StatusCode)
 }
 
 // do sends a raw request and decodes a JSON answer into out (if not nil).

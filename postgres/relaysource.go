@@ -156,13 +156,18 @@ func (s *RelaySource) Save(ctx context.Context, name string, c event.Cursor) err
 // nextSQL reads the final part of the log after a cursor. The xmin of
 // pg_current_snapshot() is that of the statement's own snapshot, so every
 // row below it that committed is visible to this very query. It runs as an
-// index range scan of events_relay_order.
-const nextSQL = `SELECT position, tx_id::text::bigint, event_id::text, stream_id, stream_type, version,
+// index range scan of events_relay_order that stops after limit rows.
+//
+// ORDER BY names the table's columns (events.tx_id): a bare tx_id there
+// would mean the output column tx_id::text::bigint, which no index has, and
+// Postgres would sort the whole backlog for every batch.
+// TestRelaySourceNextUsesIndex checks the plan.
+const nextSQL = `SELECT position, tx_id::text::bigint AS tx, event_id::text, stream_id, stream_type, version,
 	event_type, schema_version, data, metadata, occurred_at
 	FROM events
 	WHERE (tx_id, position) > ($1::text::xid8, $2)
 	  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-	ORDER BY tx_id, position
+	ORDER BY events.tx_id, events.position
 	LIMIT $3`
 
 // Next returns up to limit events after the cursor, in relay order, from

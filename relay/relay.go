@@ -198,10 +198,19 @@ func (r *Relay) lead(ctx context.Context) {
 	}
 	r.log.Debug("relay resuming", "tx", cur.Tx, "position", cur.Position)
 	saved := cur
+	// ahead is the batch after the one being published, read meanwhile: in
+	// a backlog the read then costs the drain nothing. Reading has no
+	// effect, so a batch read ahead of a failed publish is just dropped.
+	var ahead <-chan batch
+	defer func() {
+		if ahead != nil {
+			<-ahead
+		}
+	}()
 	for ctx.Err() == nil {
-		// A published batch is saved before the next is read: after a crash
-		// at most one batch is published twice. If saving fails, the batch
-		// is not published again; the save is retried.
+		// A published batch is saved before the next is published: after a
+		// crash at most one batch is published twice. If saving fails, the
+		// batch is not published again; the save is retried.
 		if saved != cur {
 			if err := r.src.Save(ctx, r.cfg.Name, cur); err != nil {
 				if ctx.Err() == nil {
@@ -212,7 +221,22 @@ func (r *Relay) lead(ctx context.Context) {
 			}
 			saved = cur
 		}
-		recs, err := r.src.Next(ctx, cur, r.cfg.BatchSize)
+		var (
+			recs []event.Record
+			err  error
+		)
+		if ahead != nil {
+			got := <-ahead
+			ahead = nil
+			recs, err = got.recs, got.err
+			if err == nil && len(recs) == 0 {
+				// Read before the last publish ended: look again now
+				// rather than after a poll interval.
+				recs, err = r.src.Next(ctx, cur, r.cfg.BatchSize)
+			}
+		} else {
+			recs, err = r.src.Next(ctx, cur, r.cfg.BatchSize)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				r.fail("read", err)
@@ -226,7 +250,10 @@ func (r *Relay) lead(ctx context.Context) {
 			r.wait(ctx, r.cfg.PollInterval)
 			continue
 		}
+		ahead = r.readAhead(ctx, recs[len(recs)-1].Cursor)
 		if err := r.publish(ctx, recs); err != nil {
+			<-ahead // it starts after a batch that was not published
+			ahead = nil
 			if ctx.Err() == nil {
 				r.fail("publish", err)
 				r.sleep(ctx, b)
@@ -237,6 +264,23 @@ func (r *Relay) lead(ctx context.Context) {
 		r.ok()
 		b.Reset()
 	}
+}
+
+// batch is the answer of one Source.Next.
+type batch struct {
+	recs []event.Record
+	err  error
+}
+
+// readAhead reads the batch after the cursor in the background; the
+// channel holds its one answer.
+func (r *Relay) readAhead(ctx context.Context, after event.Cursor) <-chan batch {
+	out := make(chan batch, 1)
+	go func() {
+		recs, err := r.src.Next(ctx, after, r.cfg.BatchSize)
+		out <- batch{recs, err}
+	}()
+	return out
 }
 
 func (r *Relay) publish(ctx context.Context, recs []event.Record) error {

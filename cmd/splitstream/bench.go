@@ -20,7 +20,7 @@ import (
 	"github.com/splitstream/splitstream/postgres"
 )
 
-var benchSuites = []string{"write", "visible", "projector", "query", "subscriptions"}
+var benchSuites = []string{"write", "visible", "projector", "query", "subscriptions", "relay"}
 
 // benchFlags: splitstream bench [--quick] [--json FILE] [suite...], against
 // a running stack.
@@ -29,7 +29,8 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	commandURL := fs.String("command-url", "http://127.0.0.1:8080/graphql", "the command service's GraphQL endpoint")
 	queryURL := fs.String("query-url", "http://127.0.0.1:8090/graphql", "the query service's GraphQL endpoint")
-	mgmtURL := fs.String("rabbitmq-management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API (the projector suite makes a scratch vhost)")
+	mgmtURL := fs.String("rabbitmq-management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API (the projector and relay suites make scratch vhosts)")
+	relayBacklog := fs.Int("relay-backlog", 100_000, "events in the relay suite's backlog (1000 to 10000000)")
 	return func(ctx context.Context, a *app) error {
 		suites := fs.Args()
 		if len(suites) == 0 {
@@ -68,9 +69,15 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			Quick:    *quick,
 			Progress: os.Stderr,
 		}
-		for name, g := range map[string]bench.GraphQL{"command": env.Command, "query": env.Query} {
-			if err := g.Do(ctx, `{ __typename }`, nil, nil); err != nil {
-				return fmt.Errorf("the %s service does not answer at %s (start the stack with make run): %w", name, g.URL, err)
+		if *relayBacklog < 1000 || *relayBacklog > 10_000_000 {
+			return errors.New("--relay-backlog must be between 1000 and 10000000")
+		}
+		// The relay suite runs on scratch resources alone; the others need the stack.
+		if slices.ContainsFunc(suites, func(s string) bool { return s != "relay" }) {
+			for name, g := range map[string]bench.GraphQL{"command": env.Command, "query": env.Query} {
+				if err := g.Do(ctx, `{ __typename }`, nil, nil); err != nil {
+					return fmt.Errorf("the %s service does not answer at %s (start the stack with make run): %w", name, g.URL, err)
+				}
 			}
 		}
 		env.EnsureProducts = func(ctx context.Context, n int) error { return ensureProducts(ctx, a, env, n) }
@@ -93,6 +100,8 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 				rs, err = benchProjector(ctx, a, env, *mgmtURL)
 			case "query":
 				rs, err = bench.Query(ctx, env)
+			case "relay":
+				rs, err = benchRelay(ctx, a, env, *mgmtURL, *relayBacklog)
 			case "subscriptions":
 				if visibleP99 == 0 {
 					var vis []bench.Result

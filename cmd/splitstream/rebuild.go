@@ -202,6 +202,14 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 	if err := replay(); err != nil {
 		return rebuildStats{}, fmt.Errorf("catch up after the swap: %w", err)
 	}
+	// Swap refreshed each new index before pointing its alias at it; what
+	// the live projector added to the old one meanwhile is now caught up,
+	// so make it searchable too rather than after a refresh interval.
+	for _, m := range models {
+		if err := r.indices.Refresh(ctx, m); err != nil {
+			r.log.Warn("rebuild: refresh after catching up failed; visible at the next refresh interval", "model", m, "err", err)
+		}
+	}
 	_ = bar.Finish()
 	replayed := time.Since(replayStart)
 	_ = r.indices.Delete(context.WithoutCancel(ctx), target[projector.KindCheckpoint])
