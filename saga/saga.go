@@ -529,9 +529,10 @@ func payloads(h []event.Envelope) ([]event.Payload, error) {
 }
 
 // meta gives a saga command its deterministic id, "saga:<order>:<step>",
-// and correlates it with the order.
+// in the server's own id space (a client's commandId "saga:..." is another
+// id), and correlates it with the order.
 func meta(orderID, step string) command.Meta {
-	return command.Meta{CommandID: "saga:" + orderID + ":" + step, CorrelationID: orderID, Actor: "saga"}
+	return command.Meta{CommandID: "saga:" + orderID + ":" + step, CorrelationID: orderID, Actor: "saga", Internal: true}
 }
 
 type metrics struct {
