@@ -305,7 +305,9 @@ func TestClientCannotClaimTheSagasCommandIDs(t *testing.T) {
 	s := newStack(t, slog.LevelInfo)
 	kettle := s.createProduct("Kettle", 5)
 	id := s.mustPlace(line{kettle, 2})
-	client := func(step string) command.Meta { return command.Meta{CommandID: "saga:" + id + ":" + step, Actor: "mallory"} }
+	client := func(step string) command.Meta {
+		return command.Meta{CommandID: "saga:" + id + ":" + step, Actor: "mallory"}
+	}
 	if _, err := s.svc.ChangeProduct(s.ctx, "restockProduct", kettle, client("reserve:"+kettle), command.RestockProduct{Quantity: 1}); err != nil {
 		t.Fatal(err)
 	}
