@@ -136,11 +136,11 @@ func TestReplayAfterTheWorldChanged(t *testing.T) {
 		{"placeOrder", func() (mutation, func(command.Result)) {
 			id := w.product()
 			return func(m command.Meta) (command.Result, error) {
-				return svc.PlaceOrder(ctx, m, command.PlaceOrder{CustomerID: "ada", Lines: []event.OrderLine{{ProductID: id, Quantity: 2}}})
-			}, func(command.Result) {
-				w.must(svc.ChangeProduct(ctx, "changeProductPrice", id, command.Meta{}, command.ChangeProductPrice{PriceCents: 999}))
-				w.discontinue(id)
-			}
+					return svc.PlaceOrder(ctx, m, command.PlaceOrder{CustomerID: "ada", Lines: []event.OrderLine{{ProductID: id, Quantity: 2}}})
+				}, func(command.Result) {
+					w.must(svc.ChangeProduct(ctx, "changeProductPrice", id, command.Meta{}, command.ChangeProductPrice{PriceCents: 999}))
+					w.discontinue(id)
+				}
 		}},
 		{"cancelOrder", func() (mutation, func(command.Result)) {
 			id := w.order(w.product())
