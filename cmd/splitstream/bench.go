@@ -19,7 +19,10 @@ import (
 	"github.com/splitstream/splitstream/postgres"
 )
 
-var benchSuites = []string{"write", "visible", "projector", "query", "subscriptions"}
+var benchSuites = []string{"write", "visible", "projector", "query", "subscriptions", "command-history"}
+
+// standalone suites need only the servers, not a running stack.
+var standalone = []string{"command-history"}
 
 // benchFlags: splitstream bench [--quick] [--json FILE] [suite...], against
 // a running stack.
@@ -39,11 +42,8 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 				return fmt.Errorf("unknown suite %q; suites: %s", s, strings.Join(benchSuites, ", "))
 			}
 		}
+		needStack := slices.ContainsFunc(suites, func(s string) bool { return !slices.Contains(standalone, s) })
 		pool, err := a.postgres(ctx)
-		if err != nil {
-			return err
-		}
-		es, err := a.elasticsearch(ctx)
 		if err != nil {
 			return err
 		}
@@ -53,15 +53,19 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			Query:    bench.GraphQL{URL: *queryURL, Client: httpClient},
 			QueryWS:  "ws" + strings.TrimPrefix(*queryURL, "http"),
 			Pool:     pool,
-			ES:       es,
 			Prefix:   a.cfg.IndexPrefix,
 			Refresh:  a.cfg.RefreshInterval,
 			Quick:    *quick,
 			Progress: os.Stderr,
 		}
-		for name, g := range map[string]bench.GraphQL{"command": env.Command, "query": env.Query} {
-			if err := g.Do(ctx, `{ __typename }`, nil, nil); err != nil {
-				return fmt.Errorf("the %s service does not answer at %s (start the stack with make run): %w", name, g.URL, err)
+		if needStack {
+			if env.ES, err = a.elasticsearch(ctx); err != nil {
+				return err
+			}
+			for name, g := range map[string]bench.GraphQL{"command": env.Command, "query": env.Query} {
+				if err := g.Do(ctx, `{ __typename }`, nil, nil); err != nil {
+					return fmt.Errorf("the %s service does not answer at %s (start the stack with make run): %w", name, g.URL, err)
+				}
 			}
 		}
 		env.EnsureProducts = func(ctx context.Context, n int) error { return ensureProducts(ctx, a, env, n) }
@@ -84,6 +88,8 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 				rs, err = benchProjector(ctx, a, env, *mgmtURL)
 			case "query":
 				rs, err = bench.Query(ctx, env)
+			case "command-history":
+				rs, err = benchCommandHistory(ctx, a, env)
 			case "subscriptions":
 				if visibleP99 == 0 {
 					var vis []bench.Result
