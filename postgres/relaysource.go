@@ -254,7 +254,7 @@ func (s *RelaySource) Horizon(ctx context.Context, after event.Cursor) (relay.Ho
 	if pid != nil {
 		h.PID = int(*pid)
 		h.Blocker = fmt.Sprintf("pid %d (database %s, user %s, application %q, %s, transaction open %s)",
-			h.PID, db, user, app, state, (time.Duration(open * float64(time.Second))).Round(time.Second))
+			h.PID, db, user, app, state, time.Duration(open*float64(time.Second)).Round(100*time.Millisecond))
 	}
 	return h, nil
 }

@@ -378,7 +378,7 @@ func (r *Relay) HorizonCheck(context.Context) error {
 		blocker = "no backend found (a prepared transaction?)"
 	}
 	return fmt.Errorf("transaction horizon (xid %d) has held committed events back for %s; blocking backend: %s",
-		r.horizon.Xmin, held.Round(time.Second), blocker)
+		r.horizon.Xmin, held.Round(100*time.Millisecond), blocker)
 }
 
 func (r *Relay) backoff() *backoff.ExponentialBackOff {
