@@ -35,7 +35,9 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 	if env.Quick {
 		samples = 100
 	}
-	say := func(format string, args ...any) { fmt.Fprintf(env.Progress, "bench: command-history: "+format+"\n", args...) }
+	say := func(format string, args ...any) {
+		fmt.Fprintf(env.Progress, "bench: command-history: "+format+"\n", args...)
+	}
 
 	dbURL, drop, err := scratchDatabase(ctx, a.cfg.DatabaseURL, "splitstream_bench_"+strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
 	if err != nil {
