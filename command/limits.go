@@ -15,7 +15,11 @@ import (
 // Elasticsearch's 32,766-byte keyword limit. Ids are counted in bytes: they
 // are keys, not prose.
 const (
-	maxIDBytes          = 128 // ids, productIds, customerIds and commandIds
+	maxIDBytes = 128 // ids, productIds, customerIds and commandIds
+	// maxInternalIDBytes bounds the server's own command ids, which are
+	// made of bounded ids ("saga:<order>:release:<product>", at most ~280
+	// bytes); never a client input, so not in the schema.
+	maxInternalIDBytes  = 512
 	maxNameRunes        = 200
 	maxCategoryRunes    = 100
 	maxDescriptionRunes = 10_000

@@ -17,7 +17,11 @@ import (
 // Validate checks what every command carries besides its input.
 func (m Meta) Validate() error {
 	if m.CommandID != "" {
-		if err := checkID("commandId", m.CommandID); err != nil {
+		limit := maxIDBytes
+		if m.Internal {
+			limit = maxInternalIDBytes
+		}
+		if err := checkIDUpTo("commandId", m.CommandID, limit); err != nil {
 			return err
 		}
 	}
@@ -132,12 +136,14 @@ func (c CancelOrder) Validate() error { return optionalText("reason", c.Reason, 
 
 // checkID wants 1 to maxIDBytes bytes of UTF-8 without control characters:
 // ids are keys in Postgres, Elasticsearch keywords and log lines.
-func checkID(field, s string) error {
+func checkID(field, s string) error { return checkIDUpTo(field, s, maxIDBytes) }
+
+func checkIDUpTo(field, s string, limit int) error {
 	if blank(s) {
 		return splitstream.Invalid(field, "%s is required", field)
 	}
-	if len(s) > maxIDBytes {
-		return splitstream.Invalid(field, "%s must be at most %d bytes, got %d", field, maxIDBytes, len(s))
+	if len(s) > limit {
+		return splitstream.Invalid(field, "%s must be at most %d bytes, got %d", field, limit, len(s))
 	}
 	if !utf8.ValidString(s) {
 		return splitstream.Invalid(field, "%s is not valid UTF-8", field)
