@@ -153,14 +153,21 @@ func (s *Service) ChangeOrder(ctx context.Context, mutation, id string, m Meta, 
 	})
 }
 
-// loadProduct reads a product from its snapshot and the events after it;
-// an unknown id, or another aggregate's, is a product that does not exist.
+// loadProduct reads a product from its snapshot and the events after it.
 func (s *Service) loadProduct(ctx context.Context, id string) (Product, error) {
 	snap, h, err := s.store.LoadSince(ctx, id, ProductFoldVersion)
 	if err != nil {
 		return Product{}, err
 	}
-	return restore(Product{ID: id}, event.StreamProduct, snap, h)
+	return RestoreProduct(id, snap, h)
+}
+
+// RestoreProduct rebuilds a product from what EventStore.LoadSince returns
+// for ProductFoldVersion: a snapshot (nil when none) and the events after
+// it. An unknown id, or another aggregate's, is a product that does not
+// exist.
+func RestoreProduct(id string, snap *Snapshot, tail []event.Envelope) (Product, error) {
+	return restore(Product{ID: id}, event.StreamProduct, snap, tail)
 }
 
 // validator is a command that can check its own input.
