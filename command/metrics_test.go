@@ -13,16 +13,16 @@ import (
 // memStore is just enough of an event store to drive the service.
 type memStore struct{ streams map[string][]event.Envelope }
 
-func (m *memStore) Load(_ context.Context, id string) ([]event.Envelope, error) {
-	return m.streams[id], nil
+func (m *memStore) LoadSince(_ context.Context, id string, _ int) (*Snapshot, []event.Envelope, error) {
+	return nil, m.streams[id], nil
 }
 
 func (m *memStore) Change(_ context.Context, c Change) (Result, error) {
-	evs, err := c.Decide(m.streams[c.Stream.ID])
+	d, err := c.Decide(nil, m.streams[c.Stream.ID])
 	if err != nil {
 		return Result{}, err
 	}
-	for _, p := range evs {
+	for _, p := range d.Events {
 		typ, sv, data, err := event.Encode(p)
 		if err != nil {
 			return Result{}, err

@@ -30,7 +30,11 @@ type Order struct {
 }
 
 // OrderCommand is a command on an order. Commands are passed as values.
-type OrderCommand interface{ isOrderCommand() }
+type OrderCommand interface {
+	isOrderCommand()
+	// Validate checks the command's input alone, before anything is loaded.
+	Validate() error
+}
 
 type (
 	// PlaceOrder lines carry ProductName and UnitPriceCents filled by the
@@ -56,8 +60,15 @@ func FoldOrder(id string, history []event.Payload) Order {
 	return fold(Order{ID: id}, history)
 }
 
+// OrderFoldVersion names the order fold for snapshots; bump it whenever
+// Apply or Order's shape changes.
+const OrderFoldVersion = 1
+
 // Apply returns o with e applied; every event counts as one version.
-func (o Order) Apply(e event.Payload) Order {
+func (o Order) Apply(e event.Payload) Order { return o.foldEvent(e) }
+
+// foldEvent is Apply: Order holds nothing a fold could share.
+func (o Order) foldEvent(e event.Payload) Order {
 	o.Version++
 	switch e := e.(type) {
 	case event.OrderPlaced:
@@ -84,12 +95,12 @@ func DecideOrder(o Order, cmd OrderCommand) ([]event.Payload, error) {
 	case ConfirmOrder:
 		return o.transition(StatusConfirmed, event.OrderConfirmed{}, StatusPending)
 	case RejectOrder:
-		if err := optionalText("reason", c.Reason, maxReasonRunes); err != nil {
+		if err := c.Validate(); err != nil {
 			return nil, err
 		}
 		return o.transition(StatusRejected, event.OrderRejected{Reason: c.Reason}, StatusPending)
 	case CancelOrder:
-		if err := optionalText("reason", c.Reason, maxReasonRunes); err != nil {
+		if err := c.Validate(); err != nil {
 			return nil, err
 		}
 		return o.transition(StatusCancelled, event.OrderCancelled{Reason: c.Reason}, StatusPending, StatusConfirmed)
@@ -114,26 +125,11 @@ func (o Order) transition(status string, e event.Payload, from ...string) ([]eve
 }
 
 func (o Order) place(c PlaceOrder) ([]event.Payload, error) {
-	if blank(c.CustomerID) {
-		return nil, splitstream.Invalid("customerId", "customerId is required")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
-	if n := len(c.Lines); n < 1 || n > maxOrderLines {
-		return nil, splitstream.Invalid("lines", "an order has 1 to %d lines, got %d", maxOrderLines, n)
-	}
-	seen := make(map[string]int, len(c.Lines))
 	var total int64
 	for i, l := range c.Lines {
-		if blank(l.ProductID) {
-			return nil, splitstream.Invalid(fmt.Sprintf("lines[%d].productId", i), "productId is required")
-		}
-		if first, dup := seen[l.ProductID]; dup {
-			return nil, splitstream.Invalid(fmt.Sprintf("lines[%d].productId", i),
-				"product %s is already in lines[%d]; order it once with the total quantity", l.ProductID, first)
-		}
-		seen[l.ProductID] = i
-		if err := checkRange(fmt.Sprintf("lines[%d].quantity", i), l.Quantity, 1, maxLineQuantity); err != nil {
-			return nil, err
-		}
 		// Zero means the product is unknown; the cap keeps the total far
 		// from overflowing (100 lines x 1,000 x 1e9 < 2^63).
 		if l.UnitPriceCents < 0 || l.UnitPriceCents > maxPriceCents {

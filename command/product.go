@@ -5,6 +5,8 @@ package command
 
 import (
 	"fmt"
+	"maps"
+	"strings"
 
 	"github.com/splitstream/splitstream"
 	"github.com/splitstream/splitstream/event"
@@ -26,7 +28,11 @@ type Product struct {
 }
 
 // ProductCommand is a command on a product. Commands are passed as values.
-type ProductCommand interface{ isProductCommand() }
+type ProductCommand interface {
+	isProductCommand()
+	// Validate checks the command's input alone, before anything is loaded.
+	Validate() error
+}
 
 type (
 	CreateProduct struct {
@@ -60,6 +66,11 @@ func (DiscontinueProduct) isProductCommand()       {}
 func (ReserveStock) isProductCommand()             {}
 func (ReleaseStock) isProductCommand()             {}
 
+// ProductFoldVersion names the product fold (Apply and Product's shape) for
+// snapshots: bump it whenever either changes, and every saved product
+// snapshot is ignored and replaced by one of the new fold.
+const ProductFoldVersion = 1
+
 // FoldProduct rebuilds a product from its history.
 func FoldProduct(id string, history []event.Payload) Product {
 	return fold(Product{ID: id}, history)
@@ -69,6 +80,17 @@ func FoldProduct(id string, history []event.Payload) Product {
 // Version stays equal to the stream's version. Reserved is copied before it
 // changes: states returned earlier may still be in use.
 func (p Product) Apply(e event.Payload) Product {
+	switch e.(type) {
+	case event.StockReserved, event.StockReleased:
+		p.Reserved = maps.Clone(p.Reserved)
+	}
+	return p.foldEvent(e)
+}
+
+// foldEvent is Apply for a fold that owns p.Reserved (it made the map, or
+// decoded it from a snapshot): it changes the map in place, so replaying n
+// reservations costs O(n), not the O(n²) of a copy per event.
+func (p Product) foldEvent(e event.Payload) Product {
 	p.Version++
 	switch e := e.(type) {
 	case event.ProductCreated:
@@ -87,21 +109,13 @@ func (p Product) Apply(e event.Payload) Product {
 		p.Discontinued = true
 	case event.StockReserved:
 		p.Stock = e.Stock
-		r := make(map[string]int, len(p.Reserved)+1)
-		for k, v := range p.Reserved {
-			r[k] = v
+		if p.Reserved == nil {
+			p.Reserved = make(map[string]int)
 		}
-		r[e.OrderID] = e.Quantity
-		p.Reserved = r
+		p.Reserved[e.OrderID] = e.Quantity
 	case event.StockReleased:
 		p.Stock = e.Stock
-		r := make(map[string]int, len(p.Reserved))
-		for k, v := range p.Reserved {
-			if k != e.OrderID {
-				r[k] = v
-			}
-		}
-		p.Reserved = r
+		delete(p.Reserved, e.OrderID)
 	}
 	return p
 }
@@ -135,43 +149,26 @@ func DecideProduct(p Product, cmd ProductCommand) ([]event.Payload, error) {
 }
 
 func (p Product) create(c CreateProduct) ([]event.Payload, error) {
-	name, err := requiredText("name", c.Name, maxNameRunes)
-	if err != nil {
-		return nil, err
-	}
-	category, err := requiredText("category", c.Category, maxCategoryRunes)
-	if err != nil {
-		return nil, err
-	}
-	if err := optionalText("description", c.Description, maxDescriptionRunes); err != nil {
-		return nil, err
-	}
-	if err := checkPrice("priceCents", c.PriceCents); err != nil {
-		return nil, err
-	}
-	if err := checkCurrency("currency", c.Currency); err != nil {
-		return nil, err
-	}
-	if err := checkRange("stock", c.Stock, 0, maxStock); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if p.Exists {
 		return nil, splitstream.Conflict(p.Version, "product already exists")
 	}
 	return []event.Payload{event.ProductCreated{
-		Name: name, Description: c.Description, Category: category,
+		Name: strings.TrimSpace(c.Name), Description: c.Description, Category: strings.TrimSpace(c.Category),
 		PriceCents: c.PriceCents, Currency: c.Currency, Stock: c.Stock,
 	}}, nil
 }
 
 func (p Product) rename(c RenameProduct) ([]event.Payload, error) {
-	name, err := requiredText("name", c.Name, maxNameRunes)
-	if err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if err := p.mutable(); err != nil {
 		return nil, err
 	}
+	name := strings.TrimSpace(c.Name)
 	if name == p.Name {
 		return nil, nil
 	}
@@ -179,7 +176,7 @@ func (p Product) rename(c RenameProduct) ([]event.Payload, error) {
 }
 
 func (p Product) changeDescription(c ChangeProductDescription) ([]event.Payload, error) {
-	if err := optionalText("description", c.Description, maxDescriptionRunes); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if err := p.mutable(); err != nil {
@@ -192,7 +189,7 @@ func (p Product) changeDescription(c ChangeProductDescription) ([]event.Payload,
 }
 
 func (p Product) changePrice(c ChangeProductPrice) ([]event.Payload, error) {
-	if err := checkPrice("priceCents", c.PriceCents); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if err := p.mutable(); err != nil {
@@ -205,7 +202,7 @@ func (p Product) changePrice(c ChangeProductPrice) ([]event.Payload, error) {
 }
 
 func (p Product) restock(c RestockProduct) ([]event.Payload, error) {
-	if err := checkRange("quantity", c.Quantity, 1, maxStock); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if err := p.mutable(); err != nil {
@@ -219,10 +216,7 @@ func (p Product) restock(c RestockProduct) ([]event.Payload, error) {
 }
 
 func (p Product) reserve(c ReserveStock) ([]event.Payload, error) {
-	if blank(c.OrderID) {
-		return nil, splitstream.Invalid("orderId", "orderId is required")
-	}
-	if err := checkRange("quantity", c.Quantity, 1, maxReserveQuantity); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if !p.Exists {
@@ -250,8 +244,8 @@ func (p Product) reserve(c ReserveStock) ([]event.Payload, error) {
 // release works on a discontinued product too: returning stock must never
 // be refused, or a cancelled order would hold it forever.
 func (p Product) release(c ReleaseStock) ([]event.Payload, error) {
-	if blank(c.OrderID) {
-		return nil, splitstream.Invalid("orderId", "orderId is required")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	if !p.Exists {
 		return nil, p.notFound()
@@ -284,10 +278,14 @@ func (p Product) reservedTotal() int {
 	return n
 }
 
-// fold applies history to s in order.
-func fold[S interface{ Apply(event.Payload) S }](s S, history []event.Payload) S {
+// folder is a state a fold can own and change in place.
+type folder[S any] interface{ foldEvent(event.Payload) S }
+
+// fold applies history to s in order. s must be the fold's own: a fresh
+// state or one decoded from a snapshot.
+func fold[S folder[S]](s S, history []event.Payload) S {
 	for _, e := range history {
-		s = s.Apply(e)
+		s = s.foldEvent(e)
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package command
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/splitstream/splitstream"
 	"github.com/splitstream/splitstream/event"
@@ -20,7 +21,11 @@ type Review struct {
 }
 
 // ReviewCommand is a command on a review. Commands are passed as values.
-type ReviewCommand interface{ isReviewCommand() }
+type ReviewCommand interface {
+	isReviewCommand()
+	// Validate checks the command's input alone, before anything is loaded.
+	Validate() error
+}
 
 type (
 	// AddReview carries the product's state, loaded by the handler, because
@@ -43,8 +48,15 @@ func FoldReview(id string, history []event.Payload) Review {
 	return fold(Review{ID: id}, history)
 }
 
+// ReviewFoldVersion names the review fold for snapshots; bump it whenever
+// Apply or Review's shape changes.
+const ReviewFoldVersion = 1
+
 // Apply returns r with e applied; every event counts as one version.
-func (r Review) Apply(e event.Payload) Review {
+func (r Review) Apply(e event.Payload) Review { return r.foldEvent(e) }
+
+// foldEvent is Apply: Review holds nothing a fold could share.
+func (r Review) foldEvent(e event.Payload) Review {
 	r.Version++
 	switch e := e.(type) {
 	case event.ReviewAdded:
@@ -73,17 +85,7 @@ func DecideReview(r Review, cmd ReviewCommand) ([]event.Payload, error) {
 }
 
 func (r Review) add(c AddReview) ([]event.Payload, error) {
-	if blank(c.ProductID) {
-		return nil, splitstream.Invalid("productId", "productId is required")
-	}
-	author, err := requiredText("author", c.Author, maxAuthorRunes)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkRange("rating", c.Rating, 1, 5); err != nil {
-		return nil, err
-	}
-	if err := optionalText("comment", c.Comment, maxCommentRunes); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	// Review ids are never reused, removed or not.
@@ -100,7 +102,7 @@ func (r Review) add(c AddReview) ([]event.Payload, error) {
 		return nil, productNotFound("product %s is discontinued", c.ProductID)
 	}
 	return []event.Payload{event.ReviewAdded{
-		ProductID: c.ProductID, Author: author, Rating: c.Rating, Comment: c.Comment,
+		ProductID: c.ProductID, Author: strings.TrimSpace(c.Author), Rating: c.Rating, Comment: c.Comment,
 	}}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,10 @@ type Meta struct {
 	Actor         string
 	// ExpectedVersion is the version the client last saw, when it says.
 	ExpectedVersion *int
+	// Internal marks a command the server sends itself (a saga step): its
+	// CommandID lives in the server's own id space, where no client
+	// commandId can reach.
+	Internal bool
 }
 
 // Service runs commands: it loads an aggregate, lets it decide, and appends
@@ -68,13 +73,14 @@ func (s *Service) ChangeProduct(ctx context.Context, mutation, id string, m Meta
 }
 
 func (s *Service) product(ctx context.Context, mutation, id string, fresh bool, m Meta, c ProductCommand, input any) (Result, error) {
-	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamProduct}, fresh, m, input, func(h []event.Envelope) ([]event.Payload, error) {
-		p, err := foldProduct(id, h)
-		if err != nil {
-			return nil, err
-		}
-		return DecideProduct(p, c)
-	})
+	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamProduct}, fresh, m, c, ProductFoldVersion, input,
+		func(snap *Snapshot, h []event.Envelope) (Decision, error) {
+			p, err := restore(Product{ID: id}, event.StreamProduct, snap, h)
+			if err != nil {
+				return Decision{}, err
+			}
+			return decision(p, DecideProduct)(c)
+		})
 }
 
 // AddReview adds a review, with a new id, to an existing product.
@@ -84,10 +90,22 @@ func (s *Service) AddReview(ctx context.Context, m Meta, c AddReview) (Result, e
 	}
 	input := c
 	input.Product = Product{}
-	return s.withProduct(ctx, c.ProductID, func(p Product) (Result, error) {
-		c.Product = p
-		return s.review(ctx, "addReview", s.newID(), true, m, c, input)
-	})
+	id := s.newID()
+	return s.change(ctx, "addReview", Stream{ID: id, Type: event.StreamReview}, true, m, c, ReviewFoldVersion, input,
+		func(snap *Snapshot, h []event.Envelope) (Decision, error) {
+			// Loaded only once the command id was looked up: a retry is
+			// answered from its record, whatever became of the product.
+			p, err := s.loadProduct(ctx, c.ProductID)
+			if err != nil {
+				return Decision{}, err
+			}
+			c.Product = p
+			r, err := restore(Review{ID: id}, event.StreamReview, snap, h)
+			if err != nil {
+				return Decision{}, err
+			}
+			return decision(r, DecideReview)(c)
+		})
 }
 
 // RemoveReview removes review id.
@@ -95,27 +113,29 @@ func (s *Service) RemoveReview(ctx context.Context, id string, m Meta) (Result, 
 	if err := s.admit(ctx, "removeReview", &m); err != nil {
 		return Result{}, err
 	}
-	return s.review(ctx, "removeReview", id, false, m, RemoveReview{}, id)
-}
-
-func (s *Service) review(ctx context.Context, mutation, id string, fresh bool, m Meta, c ReviewCommand, input any) (Result, error) {
-	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamReview}, fresh, m, input, func(h []event.Envelope) ([]event.Payload, error) {
-		if !fresh {
-			if err := s.owns(ctx, mutation, reviewAuthor(h)); err != nil {
-				return nil, err
+	return s.change(ctx, "removeReview", Stream{ID: id, Type: event.StreamReview}, false, m, RemoveReview{}, ReviewFoldVersion, id,
+		func(snap *Snapshot, h []event.Envelope) (Decision, error) {
+			// The owner is the actor of the review's first event. A review
+			// stream holds at most two events, so it never has a snapshot;
+			// if it had, the owner would be unknown and only an admin passes.
+			owner := ""
+			if snap == nil {
+				owner = reviewAuthor(h)
 			}
-		}
-		r, err := foldReview(id, h)
-		if err != nil {
-			return nil, err
-		}
-		return DecideReview(r, c)
-	})
+			if err := s.owns(ctx, "removeReview", owner); err != nil {
+				return Decision{}, err
+			}
+			r, err := restore(Review{ID: id}, event.StreamReview, snap, h)
+			if err != nil {
+				return Decision{}, err
+			}
+			return decision(r, DecideReview)(RemoveReview{})
+		})
 }
 
 // PlaceOrder places an order with a new id. Each line records the product's
 // name and price as they are now; an unknown product is left for the saga to
-// reject.
+// reject. The order's own limits are checked before any product is loaded.
 func (s *Service) PlaceOrder(ctx context.Context, m Meta, c PlaceOrder) (Result, error) {
 	if err := s.admit(ctx, "placeOrder", &m); err != nil {
 		return Result{}, err
@@ -124,29 +144,29 @@ func (s *Service) PlaceOrder(ctx context.Context, m Meta, c PlaceOrder) (Result,
 		return Result{}, err
 	}
 	input := c
-	lines := make([]event.OrderLine, len(c.Lines))
-	copy(lines, c.Lines)
-	for i, l := range lines {
-		if l.ProductID == "" {
-			continue
-		}
-		h, err := s.store.Load(ctx, l.ProductID)
-		if err != nil {
-			return Result{}, err
-		}
-		p, err := foldProduct(l.ProductID, h)
-		if err != nil {
-			return Result{}, err
-		}
-		if p.Exists {
-			lines[i].ProductName, lines[i].UnitPriceCents = p.Name, p.PriceCents
-			if c.Currency == "" {
-				c.Currency = p.Currency
+	id := s.newID()
+	return s.change(ctx, "placeOrder", Stream{ID: id, Type: event.StreamOrder}, true, m, c, OrderFoldVersion, input,
+		func(snap *Snapshot, h []event.Envelope) (Decision, error) {
+			c := c
+			c.Lines = slices.Clone(c.Lines)
+			for i, l := range c.Lines {
+				p, err := s.loadProduct(ctx, l.ProductID)
+				if err != nil {
+					return Decision{}, err
+				}
+				if p.Exists {
+					c.Lines[i].ProductName, c.Lines[i].UnitPriceCents = p.Name, p.PriceCents
+					if c.Currency == "" {
+						c.Currency = p.Currency
+					}
+				}
 			}
-		}
-	}
-	c.Lines = lines
-	return s.order(ctx, "placeOrder", s.newID(), true, m, c, input)
+			o, err := restore(Order{ID: id}, event.StreamOrder, snap, h)
+			if err != nil {
+				return Decision{}, err
+			}
+			return decision(o, DecideOrder)(c)
+		})
 }
 
 // ChangeOrder runs any other order command on order id.
@@ -154,51 +174,79 @@ func (s *Service) ChangeOrder(ctx context.Context, mutation, id string, m Meta, 
 	if err := s.admit(ctx, mutation, &m); err != nil {
 		return Result{}, err
 	}
-	return s.order(ctx, mutation, id, false, m, c, struct {
+	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamOrder}, false, m, c, OrderFoldVersion, struct {
 		ID  string
 		Cmd OrderCommand
-	}{id, c})
-}
-
-func (s *Service) order(ctx context.Context, mutation, id string, fresh bool, m Meta, c OrderCommand, input any) (Result, error) {
-	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamOrder}, fresh, m, input, func(h []event.Envelope) ([]event.Payload, error) {
-		o, err := foldOrder(id, h)
+	}{id, c}, func(snap *Snapshot, h []event.Envelope) (Decision, error) {
+		o, err := restore(Order{ID: id}, event.StreamOrder, snap, h)
 		if err != nil {
-			return nil, err
+			return Decision{}, err
 		}
-		if !fresh {
-			if err := s.owns(ctx, mutation, o.CustomerID); err != nil {
-				return nil, err
-			}
+		if err := s.owns(ctx, mutation, o.CustomerID); err != nil {
+			return Decision{}, err
 		}
-		return DecideOrder(o, c)
+		return decision(o, DecideOrder)(c)
 	})
 }
 
-func (s *Service) withProduct(ctx context.Context, id string, fn func(Product) (Result, error)) (Result, error) {
-	h, err := s.store.Load(ctx, id)
+// loadProduct reads a product from its snapshot and the events after it.
+func (s *Service) loadProduct(ctx context.Context, id string) (Product, error) {
+	snap, h, err := s.store.LoadSince(ctx, id, ProductFoldVersion)
 	if err != nil {
-		return Result{}, err
+		return Product{}, err
 	}
-	p, err := foldProduct(id, h)
-	if err != nil {
-		return Result{}, err
-	}
-	return fn(p)
+	return RestoreProduct(id, snap, h)
 }
 
-func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh bool, m Meta, input any, decide func([]event.Envelope) ([]event.Payload, error)) (Result, error) {
-	hash, err := inputHash(input, m.ExpectedVersion)
+// RestoreProduct rebuilds a product from what EventStore.LoadSince returns
+// for ProductFoldVersion: a snapshot (nil when none) and the events after
+// it. An unknown id, or another aggregate's, is a product that does not
+// exist.
+func RestoreProduct(id string, snap *Snapshot, tail []event.Envelope) (Product, error) {
+	return restore(Product{ID: id}, event.StreamProduct, snap, tail)
+}
+
+// validator is a command that can check its own input.
+type validator interface{ Validate() error }
+
+// validate checks a command's input before anything is loaded: the id of
+// the aggregate it changes (a fresh one is the service's own), its meta
+// and the command itself.
+func validate(st Stream, fresh bool, m Meta, c validator) error {
+	if !fresh {
+		if err := checkID("id", st.ID); err != nil {
+			return err
+		}
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	return c.Validate()
+}
+
+func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh bool, m Meta, c validator, foldVersion int, input any,
+	decide func(*Snapshot, []event.Envelope) (Decision, error)) (Result, error) {
+	start := time.Now()
+	if err := validate(st, fresh, m, c); err != nil {
+		s.metrics.observe(mutation, start, 0, err)
+		return Result{}, err
+	}
+	// The caller is part of the input: another caller's command id, even
+	// with the same input, is a CONFLICT, never the first caller's result.
+	hash, err := inputHash(struct {
+		Actor string
+		Input any
+	}{m.Actor, input}, m.ExpectedVersion)
 	if err != nil {
 		return Result{}, err
 	}
-	if m.CommandID == "" {
+	lookup := m.CommandID != ""
+	if !lookup {
 		m.CommandID = s.newID()
 	}
 	if m.CorrelationID == "" {
 		m.CorrelationID = m.CommandID
 	}
-	start := time.Now()
 	appended := 0
 	res, err := s.store.Change(ctx, Change{
 		Stream:          st,
@@ -206,6 +254,8 @@ func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh 
 		ExpectedVersion: m.ExpectedVersion,
 		Mutation:        mutation,
 		CommandID:       m.CommandID,
+		Internal:        m.Internal,
+		Lookup:          lookup,
 		InputHash:       hash,
 		Metadata: event.Metadata{
 			CommandID:     m.CommandID,
@@ -213,10 +263,11 @@ func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh 
 			CausationID:   m.CommandID,
 			Actor:         m.Actor,
 		},
-		Decide: func(h []event.Envelope) ([]event.Payload, error) {
-			evs, err := decide(h)
-			appended = len(evs)
-			return evs, err
+		FoldVersion: foldVersion,
+		Decide: func(snap *Snapshot, h []event.Envelope) (Decision, error) {
+			d, err := decide(snap, h)
+			appended = len(d.Events)
+			return d, err
 		},
 	})
 	if err != nil {
@@ -227,6 +278,47 @@ func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh 
 		return res, err
 	}
 	return s.seal(res)
+}
+
+// decision returns a function that decides a command on s and encodes the
+// state after its events, for a snapshot, when the store asks.
+func decision[S folder[S], C any](s S, decide func(S, C) ([]event.Payload, error)) func(C) (Decision, error) {
+	return func(c C) (Decision, error) {
+		evs, err := decide(s, c)
+		if err != nil {
+			return Decision{}, err
+		}
+		return Decision{Events: evs, State: func() (json.RawMessage, error) {
+			after := fold(s, evs)
+			b, err := json.Marshal(after)
+			if err != nil {
+				return nil, fmt.Errorf("encode snapshot: %w", err)
+			}
+			return b, nil
+		}}, nil
+	}
+}
+
+// restore rebuilds a state from a snapshot (when there is one) and the
+// events after it. A stream of another type is an aggregate that does not
+// exist: empty is returned as it is.
+func restore[S folder[S]](empty S, streamType string, snap *Snapshot, tail []event.Envelope) (S, error) {
+	s := empty
+	switch {
+	case snap != nil && snap.StreamType != streamType:
+		return empty, nil
+	case snap == nil && len(tail) > 0 && tail[0].StreamType != streamType:
+		return empty, nil
+	case snap != nil:
+		if err := json.Unmarshal(snap.State, &s); err != nil {
+			return empty, fmt.Errorf("decode %s snapshot at v%d: %w", streamType, snap.Version, err)
+		}
+	}
+	ps, err := payloads(tail)
+	if err != nil {
+		return empty, err
+	}
+	return fold(s, ps), nil
 }
 
 // inputHash identifies a command's input, so that a reused command id with a
@@ -253,31 +345,4 @@ func payloads(h []event.Envelope) ([]event.Payload, error) {
 		out[i] = p
 	}
 	return out, nil
-}
-
-func foldProduct(id string, h []event.Envelope) (Product, error) {
-	if len(h) > 0 && h[0].StreamType != event.StreamProduct {
-		return Product{ID: id}, nil // another aggregate's id: no such product
-	}
-	ps, err := payloads(h)
-	if err != nil {
-		return Product{}, err
-	}
-	return FoldProduct(id, ps), nil
-}
-
-func foldReview(id string, h []event.Envelope) (Review, error) {
-	ps, err := payloads(h)
-	if err != nil {
-		return Review{}, err
-	}
-	return FoldReview(id, ps), nil
-}
-
-func foldOrder(id string, h []event.Envelope) (Order, error) {
-	ps, err := payloads(h)
-	if err != nil {
-		return Order{}, err
-	}
-	return FoldOrder(id, ps), nil
 }

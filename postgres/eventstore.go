@@ -83,7 +83,89 @@ func scanEnvelope(rows pgx.Rows) (event.Envelope, uint64, error) {
 	return e, uint64(tx), nil
 }
 
+// LoadSince returns the stream's snapshot saved under foldVersion (nil when
+// there is none) and the events after it. Both reads share one
+// repeatable-read snapshot, in one round trip, so a snapshot saved between
+// them cannot make events go missing.
+func (s *EventStore) LoadSince(ctx context.Context, streamID string, foldVersion int) (*command.Snapshot, []event.Envelope, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("acquire: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			if _, err := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
+				_ = conn.Conn().Close(context.WithoutCancel(ctx))
+			}
+		}
+		conn.Release()
+	}()
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	b.Queue(snapshotSQL, streamID, foldVersion)
+	b.Queue(loadSinceSQL, streamID, foldVersion)
+	b.Queue(`COMMIT`)
+	results := conn.SendBatch(ctx, b)
+	defer results.Close()
+	if _, err := results.Exec(); err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	snap, _, err := scanSnapshot(results.QueryRow())
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	rows, err := results.Query()
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	evs, _, err := scanStream(rows, streamID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := results.Exec(); err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	done = true
+	return snap, evs, nil
+}
+
+const snapshotSQL = `SELECT stream_type, version, state, tx_id::text::bigint, position
+	FROM snapshots WHERE stream_id = $1 AND fold_version = $2`
+
+// loadSinceSQL reads the events after the stream's usable snapshot (all of
+// them when there is none).
+const loadSinceSQL = `SELECT position, tx_id::text::bigint, event_id::text, stream_id, stream_type, version,
+	event_type, schema_version, data, metadata, occurred_at
+	FROM events WHERE stream_id = $1
+	  AND version > COALESCE((SELECT version FROM snapshots WHERE stream_id = $1 AND fold_version = $2), 0)
+	ORDER BY version`
+
+// scanSnapshot reads a snapshot row: nil when there is none, and the relay
+// cursor of the event it was taken at.
+func scanSnapshot(row pgx.Row) (*command.Snapshot, event.Cursor, error) {
+	var (
+		snap  command.Snapshot
+		state []byte
+		tx    int64
+		pos   int64
+	)
+	err := row.Scan(&snap.StreamType, &snap.Version, &state, &tx, &pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, event.Cursor{}, nil
+	}
+	if err != nil {
+		return nil, event.Cursor{}, fmt.Errorf("snapshot: %w", err)
+	}
+	snap.State = json.RawMessage(state)
+	return &snap, event.Cursor{Tx: uint64(tx), Position: pos}, nil
+}
+
 // Change runs one command against one stream in a single transaction.
+//
+// A command id that was used before is answered from its record before
+// anything is decided: a retry gets the first answer even when the world
+// has changed since (its product discontinued, its order confirmed).
 //
 // The stream's advisory lock is taken before the transaction writes
 // anything, so its transaction id is assigned while it holds the lock: for
@@ -105,17 +187,34 @@ func (s *EventStore) Change(ctx context.Context, c command.Change) (command.Resu
 	}
 }
 
+// scope is the command-id space of c.
+func scope(c command.Change) string {
+	if c.Internal {
+		return "internal"
+	}
+	return "client"
+}
+
+const commandSQL = `SELECT mutation, input_hash, result FROM commands WHERE scope = $1 AND command_id = $2`
+
 // change runs one command in two round trips: BEGIN, the stream lock, the
-// command-id lookup and the stream's history in one pipeline; the appends,
-// the command record and COMMIT in a second.
+// command-id lookup, the stream's snapshot and the events after it in one
+// pipeline; the appends, the command record, a snapshot when one is due
+// and COMMIT in a second.
 func (s *EventStore) change(ctx context.Context, c command.Change) (res command.Result, err error) {
-	var payloads []event.Payload
+	var dec command.Decision
 	if c.Fresh {
-		// Nobody else knows the stream yet: decide first, then BEGIN, the
-		// appends, the command record and COMMIT go in one round trip. A
-		// reused command id fails the record's primary key, which rolls the
-		// appends back; Change then replays the stored result.
-		if payloads, err = c.Decide(nil); err != nil {
+		// Nobody else knows the stream yet: look the command id up (unless
+		// the service just made it), decide, then BEGIN, the appends, the
+		// command record and COMMIT go in one round trip. A concurrent
+		// request with the same command id fails the record's primary key,
+		// which rolls the appends back; Change then replays the stored result.
+		if c.Lookup {
+			if stored, found, err := s.storedResult(ctx, c); err != nil || found {
+				return stored, err
+			}
+		}
+		if dec, err = c.Decide(nil, nil); err != nil {
 			return command.Result{}, err
 		}
 	}
@@ -136,13 +235,14 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 	}()
 
 	if c.Fresh {
-		return s.appendAndCommit(ctx, conn, &committed, c, 0, event.Cursor{}, payloads, true)
+		return s.appendAndCommit(ctx, conn, &committed, c, stream{}, dec, true)
 	}
 	read := &pgx.Batch{}
 	read.Queue(`BEGIN`)
 	read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.Stream.ID)
-	read.Queue(`SELECT mutation, input_hash, result FROM commands WHERE command_id = $1`, c.CommandID)
-	read.Queue(loadSQL, c.Stream.ID)
+	read.Queue(commandSQL, scope(c), c.CommandID)
+	read.Queue(snapshotSQL, c.Stream.ID, c.FoldVersion)
+	read.Queue(loadSinceSQL, c.Stream.ID, c.FoldVersion)
 	results := conn.SendBatch(ctx, read)
 	if _, err := results.Exec(); err != nil {
 		results.Close()
@@ -157,12 +257,17 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 		results.Close()
 		return stored, err
 	}
+	snap, last, err := scanSnapshot(results.QueryRow())
+	if err != nil {
+		results.Close()
+		return command.Result{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
+	}
 	rows, err := results.Query()
 	if err != nil {
 		results.Close()
 		return command.Result{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
 	}
-	history, last, err := scanStream(rows, c.Stream.ID)
+	history, tail, err := scanStream(rows, c.Stream.ID)
 	if err != nil {
 		results.Close()
 		return command.Result{}, err
@@ -171,23 +276,43 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 		return command.Result{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
 	}
 
-	if len(history) > 0 && history[0].StreamType != c.Stream.Type {
+	st := stream{last: last}
+	streamType := ""
+	if snap != nil {
+		st.version, st.snapshot, streamType = snap.Version, snap.Version, snap.StreamType
+	}
+	if len(history) > 0 {
+		st.version, st.last = history[len(history)-1].Version, tail
+		if streamType == "" {
+			streamType = history[0].StreamType
+		}
+	}
+	if streamType != "" && streamType != c.Stream.Type {
 		return command.Result{}, splitstream.NotFound("%s %s not found", c.Stream.Type, c.Stream.ID)
 	}
-	current := len(history)
-	if c.ExpectedVersion != nil && *c.ExpectedVersion != current {
-		return command.Result{}, splitstream.Conflict(current, "%s %s is at version %d, not %d", c.Stream.Type, c.Stream.ID, current, *c.ExpectedVersion)
+	if c.ExpectedVersion != nil && *c.ExpectedVersion != st.version {
+		return command.Result{}, splitstream.Conflict(st.version, "%s %s is at version %d, not %d", c.Stream.Type, c.Stream.ID, st.version, *c.ExpectedVersion)
 	}
-	if payloads, err = c.Decide(history); err != nil {
+	if dec, err = c.Decide(snap, history); err != nil {
 		return command.Result{}, err
 	}
-	return s.appendAndCommit(ctx, conn, &committed, c, current, last, payloads, false)
+	return s.appendAndCommit(ctx, conn, &committed, c, st, dec, false)
 }
 
-// appendAndCommit sends the appends, the command record and COMMIT in one
-// pipeline (with BEGIN first when begin is set).
+// stream is where a stream stands before a command: its version, the
+// version of its usable snapshot (0 for none) and the relay cursor of its
+// last event.
+type stream struct {
+	version  int
+	snapshot int
+	last     event.Cursor
+}
+
+// appendAndCommit sends the appends, the command record, the snapshot when
+// one is due, and COMMIT in one pipeline (with BEGIN first when begin is
+// set).
 func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, committed *bool, c command.Change,
-	current int, last event.Cursor, payloads []event.Payload, begin bool) (command.Result, error) {
+	st stream, dec command.Decision, begin bool) (command.Result, error) {
 	metadata, err := json.Marshal(c.Metadata)
 	if err != nil {
 		return command.Result{}, fmt.Errorf("metadata: %w", err)
@@ -196,7 +321,7 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 	if begin {
 		write.Queue(`BEGIN`)
 	}
-	for i, p := range payloads {
+	for i, p := range dec.Events {
 		typ, schema, data, err := event.Encode(p)
 		if err != nil {
 			return command.Result{}, fmt.Errorf("encode %T: %w", p, err)
@@ -204,15 +329,31 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 		write.Queue(`INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
 			RETURNING position, tx_id::text::bigint`,
-			uuid.New(), c.Stream.ID, c.Stream.Type, current+i+1, typ, schema, data, metadata)
+			uuid.New(), c.Stream.ID, c.Stream.Type, st.version+i+1, typ, schema, data, metadata)
 	}
 	// The result is what the stream's last event says, so the command's
 	// record needs no second round trip for the appended positions.
-	version := current + len(payloads)
-	write.Queue(`INSERT INTO commands (command_id, mutation, input_hash, result)
-		SELECT $1, $2, $3, jsonb_build_object('id', $4::text, 'version', $5::int, 'tx', e.tx_id::text::bigint, 'position', e.position)
-		FROM events e WHERE e.stream_id = $4 AND e.version = $5`,
-		c.CommandID, c.Mutation, c.InputHash, c.Stream.ID, version)
+	version := st.version + len(dec.Events)
+	write.Queue(`INSERT INTO commands (scope, command_id, mutation, input_hash, result)
+		SELECT $1, $2, $3, $4, jsonb_build_object('id', $5::text, 'version', $6::int, 'tx', e.tx_id::text::bigint, 'position', e.position)
+		FROM events e WHERE e.stream_id = $5 AND e.version = $6`,
+		scope(c), c.CommandID, c.Mutation, c.InputHash, c.Stream.ID, version)
+	snapshot := version > 0 && version-st.snapshot >= command.SnapshotEvery && dec.State != nil
+	if snapshot {
+		state, err := dec.State()
+		if err != nil {
+			return command.Result{}, fmt.Errorf("snapshot %s: %w", c.Stream.ID, err)
+		}
+		// Under the stream's lock, so nobody saves a later one meanwhile;
+		// the guard only keeps an older fold from going back in time.
+		write.Queue(`INSERT INTO snapshots (stream_id, stream_type, fold_version, version, state, tx_id, position)
+			SELECT $1, $2, $3, $4, $5, e.tx_id, e.position FROM events e WHERE e.stream_id = $1 AND e.version = $4
+			ON CONFLICT (stream_id) DO UPDATE SET stream_type = EXCLUDED.stream_type, fold_version = EXCLUDED.fold_version,
+				version = EXCLUDED.version, state = EXCLUDED.state, tx_id = EXCLUDED.tx_id, position = EXCLUDED.position,
+				saved_at = now()
+			WHERE snapshots.version < EXCLUDED.version OR snapshots.fold_version <> EXCLUDED.fold_version`,
+			c.Stream.ID, c.Stream.Type, c.FoldVersion, version, []byte(state))
+	}
 	write.Queue(`COMMIT`)
 	results := conn.SendBatch(ctx, write)
 	if begin {
@@ -221,7 +362,8 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 			return command.Result{}, fmt.Errorf("begin: %w", err)
 		}
 	}
-	for range payloads {
+	last := st.last
+	for range dec.Events {
 		var txid int64
 		if err := results.QueryRow().Scan(&last.Position, &txid); err != nil {
 			results.Close()
@@ -232,6 +374,12 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 	if _, err := results.Exec(); err != nil {
 		results.Close()
 		return command.Result{}, fmt.Errorf("record command %s: %w", c.CommandID, err)
+	}
+	if snapshot {
+		if _, err := results.Exec(); err != nil {
+			results.Close()
+			return command.Result{}, fmt.Errorf("snapshot %s: %w", c.Stream.ID, err)
+		}
 	}
 	if _, err := results.Exec(); err != nil {
 		results.Close()
@@ -245,7 +393,7 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 }
 
 func (s *EventStore) storedResult(ctx context.Context, c command.Change) (command.Result, bool, error) {
-	return scanCommand(s.pool.QueryRow(ctx, `SELECT mutation, input_hash, result FROM commands WHERE command_id = $1`, c.CommandID), c)
+	return scanCommand(s.pool.QueryRow(ctx, commandSQL, scope(c), c.CommandID), c)
 }
 
 // scanCommand reads a command record: not found, the stored result of the

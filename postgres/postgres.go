@@ -21,7 +21,27 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Open connects a pool to url and checks that the server answers.
+// Session guards every app connection gets, unless DATABASE_URL sets them
+// (for example ?statement_timeout=0):
+//
+//   - statement_timeout 30s: the app's longest statements (the relay's
+//     backlog count, capped at a million rows; a rebuild's page or count)
+//     take well under a second, so 30 s ends only a runaway, and a statement
+//     never holds a connection, its locks and the relay's horizon forever.
+//   - idle_in_transaction_session_timeout 5s: the app never waits inside a
+//     transaction except for its own decide between two pipelines
+//     (microseconds), and a session idle in a transaction holds the
+//     transaction horizon, which stops the relay for everyone. Five seconds
+//     is also when the relay starts to report a held horizon.
+//
+// Migrations run without them (Migrate): a schema change may take long.
+var sessionGuards = map[string]string{
+	"statement_timeout":                   "30s",
+	"idle_in_transaction_session_timeout": "5s",
+}
+
+// Open connects a pool to url and checks that the server answers. Every
+// session gets sessionGuards.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -29,6 +49,11 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+	}
+	for k, v := range sessionGuards {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -60,9 +85,15 @@ func Unreachable(host string, port uint16, err error) error {
 	return fmt.Errorf("DATABASE_URL: cannot connect to %s:%d (%s) — is Postgres running? Try: make services", host, port, reason)
 }
 
-// Migrate brings the schema up to date with the embedded migrations.
+// Migrate brings the schema up to date with the embedded migrations, on
+// sessions of its own without the app's timeouts: a migration may rewrite
+// a large table.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
-	db := stdlib.OpenDBFromPool(pool)
+	cc := pool.Config().ConnConfig.Copy()
+	for k := range sessionGuards {
+		cc.RuntimeParams[k] = "0"
+	}
+	db := stdlib.OpenDB(*cc)
 	defer db.Close()
 	dir, err := fs.Sub(migrations, "migrations")
 	if err != nil {

@@ -219,3 +219,47 @@ func (s *RelaySource) Backlog(ctx context.Context, after event.Cursor) (int64, t
 	}
 	return count, *oldest, nil
 }
+
+// horizonSQL finds the horizon Next reads below, whether committed events
+// after the cursor wait behind it (an index probe from xmin), and the
+// backend whose transaction it is: the one whose xid is xmin, or failing
+// that one whose snapshot xmin is. xid8 is the 32-bit xid plus an epoch, so
+// the backend's xid is compared with xmin modulo 2^32.
+const horizonSQL = `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT h.xmin::text::bigint,
+	EXISTS (SELECT 1 FROM events WHERE tx_id >= h.xmin AND (tx_id, position) > ($1::text::xid8, $2)),
+	b.pid, COALESCE(b.datname, ''), COALESCE(b.usename, ''), COALESCE(b.application_name, ''), COALESCE(b.state, ''),
+	COALESCE(EXTRACT(epoch FROM clock_timestamp() - b.xact_start), 0)::float8
+FROM h LEFT JOIN LATERAL (
+	SELECT a.pid, a.datname, a.usename, a.application_name, a.state, a.xact_start,
+		a.backend_xid::text::bigint = h.xmin::text::bigint % 4294967296 AS owns
+	FROM pg_stat_activity a
+	WHERE a.pid <> pg_backend_pid()
+	  AND (a.backend_xid::text::bigint = h.xmin::text::bigint % 4294967296
+	    OR a.backend_xmin::text::bigint = h.xmin::text::bigint % 4294967296)
+	ORDER BY owns DESC, a.xact_start
+	LIMIT 1) b ON true`
+
+// Horizon reports whether the transaction horizon holds committed events
+// after the cursor back from Next, and which backend holds it.
+func (s *RelaySource) Horizon(ctx context.Context, after event.Cursor) (relay.Horizon, error) {
+	var (
+		h                    relay.Horizon
+		xmin                 int64
+		pid                  *int32
+		db, user, app, state string
+		open                 float64
+	)
+	err := s.pool.QueryRow(ctx, horizonSQL, strconv.FormatUint(after.Tx, 10), after.Position).
+		Scan(&xmin, &h.Held, &pid, &db, &user, &app, &state, &open)
+	if err != nil {
+		return relay.Horizon{}, fmt.Errorf("relay horizon: %w", err)
+	}
+	h.Xmin = uint64(xmin)
+	if pid != nil {
+		h.PID = int(*pid)
+		h.Blocker = fmt.Sprintf("pid %d (database %s, user %s, application %q, %s, transaction open %s)",
+			h.PID, db, user, app, state, time.Duration(open*float64(time.Second)).Round(100*time.Millisecond))
+	}
+	return h, nil
+}

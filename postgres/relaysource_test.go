@@ -326,11 +326,11 @@ func TestRelaySourceNextEnvelope(t *testing.T) {
 	res, err := store.Change(ctx, command.Change{
 		Stream: command.Stream{ID: "p-1", Type: event.StreamProduct}, Mutation: "createProduct", CommandID: "cmd-1",
 		InputHash: []byte{1}, Metadata: event.Metadata{CommandID: "cmd-1", CorrelationID: "corr-1", CausationID: "cause-1", Actor: "ada"},
-		Decide: func([]event.Envelope) ([]event.Payload, error) {
-			return []event.Payload{
+		Decide: func(*command.Snapshot, []event.Envelope) (command.Decision, error) {
+			return command.Decision{Events: []event.Payload{
 				event.ProductCreated{Name: "Kettle", Category: "kitchen", PriceCents: 100, Currency: "EUR", Stock: 1},
 				event.ProductRenamed{Name: "Steel kettle"},
-			}, nil
+			}}, nil
 		},
 	})
 	if err != nil {

@@ -249,3 +249,69 @@ func closeConnections(t *testing.T, amqpURL string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestPublisherTreatsAReturnAsNotDelivered: with no queue bound for a
+// routing key the broker returns the mandatory message (and still acks
+// it); Publish fails, so the relay does not move its checkpoint, and the
+// same batch goes through once a queue takes it again.
+func TestPublisherTreatsAReturnAsNotDelivered(t *testing.T) {
+	amqpURL := testenv.RabbitMQ(t)
+	_, pub := newPublisher(t, amqpURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := pub.Publish(ctx, []event.Record{record(1)}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The publisher declared the topology; take away the only binding
+	// product events route by.
+	if err := ch.QueueUnbind(rabbitmq.ProjectorQueue, "#", rabbitmq.EventsExchange, nil); err != nil {
+		t.Fatal(err)
+	}
+	batch := []event.Record{record(2), record(3)}
+	err = pub.Publish(ctx, batch)
+	if err == nil || !strings.Contains(err.Error(), "returned") || !strings.Contains(err.Error(), "product.ProductRenamed") {
+		t.Fatalf("publish with no queue for the key: %v, want a returned-message error naming the key", err)
+	}
+	if err := ch.QueueBind(rabbitmq.ProjectorQueue, "#", rabbitmq.EventsExchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(ctx, batch); err != nil {
+		t.Fatalf("publish once a queue takes the key again: %v", err)
+	}
+	// Exactly three messages: the returned batch was delivered nowhere.
+	q, err := ch.QueueDeclarePassive(rabbitmq.ProjectorQueue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Messages != 3 {
+		t.Fatalf("projector queue holds %d messages, want 3", q.Messages)
+	}
+	// The projector queue is a single-active-consumer quorum queue: read
+	// it by consuming, as the projector does.
+	deliveries, err := ch.Consume(rabbitmq.ProjectorQueue, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 3 {
+		select {
+		case d := <-deliveries:
+			got = append(got, d.MessageId)
+		case <-ctx.Done():
+			t.Fatalf("projector queue gave %v, want three messages", got)
+		}
+	}
+	want := []string{record(1).Envelope.ID, record(2).Envelope.ID, record(3).Envelope.ID}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("projector queue holds %v, want %v", got, want)
+	}
+}

@@ -98,6 +98,11 @@ func (s *memSource) Save(ctx context.Context, name string, c event.Cursor) error
 	return nil
 }
 
+// Horizon: an in-memory log has no open transactions.
+func (s *memSource) Horizon(context.Context, event.Cursor) (Horizon, error) {
+	return Horizon{}, nil
+}
+
 func (s *memSource) Backlog(ctx context.Context, after event.Cursor) (int64, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -42,6 +42,26 @@ type Source interface {
 	// Backlog counts the committed events after the cursor and returns the
 	// time of the oldest of them (zero when there are none).
 	Backlog(ctx context.Context, after event.Cursor) (count int64, oldest time.Time, err error)
+	// Horizon says whether committed events after the cursor are held back
+	// by a transaction still open (Next cannot return them until it ends),
+	// and which.
+	Horizon(ctx context.Context, after event.Cursor) (Horizon, error)
+}
+
+// Horizon is the state of the transaction horizon the relay reads below.
+type Horizon struct {
+	// Xmin is the oldest transaction still running; Next returns only
+	// events of transactions before it.
+	Xmin uint64
+	// Held is true when committed events after the cursor wait behind Xmin.
+	Held bool
+	// Blocker describes the backend whose transaction is the horizon, when
+	// one is found: "pid 1234 (database shop, user app, idle in
+	// transaction, open 41s)".
+	Blocker string
+	// PID is the blocking backend's process id; 0 when none was found (a
+	// prepared transaction, say).
+	PID int
 }
 
 // Publisher hands events to the broker.
@@ -63,8 +83,14 @@ type Config struct {
 	MaxBackoff time.Duration
 	// PublishTimeout bounds one batch's publish and confirms (30s).
 	PublishTimeout time.Duration
-	// BacklogInterval is how often the backlog gauges are refreshed (2s).
+	// BacklogInterval is how often the backlog and horizon gauges are
+	// refreshed (2s).
 	BacklogInterval time.Duration
+	// HorizonWarn is how long the transaction horizon may hold events back
+	// before the relay's readiness check fails and names the blocking
+	// backend (5s: a command transaction takes milliseconds, and the app's
+	// own sessions are cut after 5s idle in a transaction).
+	HorizonWarn time.Duration
 	// Now is the clock, for the age of the backlog (time.Now).
 	Now func() time.Time
 }
@@ -85,6 +111,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.MaxBackoff, 5*time.Second)
 	def(&c.PublishTimeout, 30*time.Second)
 	def(&c.BacklogInterval, 2*time.Second)
+	def(&c.HorizonWarn, 5*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -93,7 +120,7 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("relay: batch size %d is negative", c.BatchSize))
 	}
 	for name, d := range map[string]time.Duration{"poll interval": c.PollInterval, "max backoff": c.MaxBackoff,
-		"publish timeout": c.PublishTimeout, "backlog interval": c.BacklogInterval} {
+		"publish timeout": c.PublishTimeout, "backlog interval": c.BacklogInterval, "horizon warning": c.HorizonWarn} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("relay: %s %s is negative", name, d))
 		}
@@ -114,6 +141,11 @@ type Relay struct {
 	failing string     // stage that is failing, "" when healthy
 	since   time.Time
 	errors  int
+
+	hmu        sync.Mutex // guards the horizon state below
+	horizon    Horizon    // as last seen
+	heldSince  time.Time  // since when events are held behind horizon.Xmin; zero when not
+	horizonErr error      // why the horizon could not be read, if it could not
 }
 
 // New returns a relay; it registers its metrics on reg.
@@ -339,6 +371,58 @@ func (r *Relay) updateBacklog(ctx context.Context) {
 		age = max(r.cfg.Now().Sub(oldest).Seconds(), 0)
 	}
 	r.m.backlogAge.Set(age)
+	r.updateHorizon(ctx, cur)
+}
+
+// updateHorizon reads the transaction horizon and keeps how long it has
+// held events back: since the first look that found events waiting behind
+// the same oldest transaction.
+func (r *Relay) updateHorizon(ctx context.Context, cur event.Cursor) {
+	h, err := r.src.Horizon(ctx, cur)
+	now := r.cfg.Now()
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	r.horizonErr = err
+	if err != nil {
+		if ctx.Err() == nil {
+			r.m.errors.WithLabelValues("horizon").Inc()
+		}
+		return
+	}
+	switch {
+	case !h.Held:
+		r.heldSince = time.Time{}
+	case r.heldSince.IsZero() || h.Xmin != r.horizon.Xmin:
+		r.heldSince = now
+	}
+	r.horizon = h
+	held := 0.0
+	if !r.heldSince.IsZero() {
+		held = max(now.Sub(r.heldSince).Seconds(), 0)
+	}
+	r.m.horizonHeld.Set(held)
+	r.m.horizonPID.Set(float64(h.PID))
+}
+
+// HorizonCheck fails, naming the blocking backend, while a transaction
+// still open has held committed events back from the relay for longer
+// than HorizonWarn: the relay cannot publish them until it ends.
+func (r *Relay) HorizonCheck(context.Context) error {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	if r.heldSince.IsZero() {
+		return nil
+	}
+	held := r.cfg.Now().Sub(r.heldSince)
+	if held <= r.cfg.HorizonWarn {
+		return nil
+	}
+	blocker := r.horizon.Blocker
+	if blocker == "" {
+		blocker = "no backend found (a prepared transaction?)"
+	}
+	return fmt.Errorf("transaction horizon (xid %d) has held committed events back for %s; blocking backend: %s",
+		r.horizon.Xmin, held.Round(100*time.Millisecond), blocker)
 }
 
 func (r *Relay) backoff() *backoff.ExponentialBackOff {
@@ -401,6 +485,8 @@ type metrics struct {
 	backlog        prometheus.Gauge
 	backlogAge     prometheus.Gauge
 	leader         prometheus.Gauge
+	horizonHeld    prometheus.Gauge
+	horizonPID     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, name string) (metrics, error) {
@@ -416,7 +502,7 @@ func newMetrics(reg prometheus.Registerer, name string) (metrics, error) {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "splitstream_relay_errors_total", ConstLabels: labels,
-			Help: "Failures by stage (lead, checkpoint, read, publish, save, backlog, leadership); each is retried.",
+			Help: "Failures by stage (lead, checkpoint, read, publish, save, backlog, horizon, leadership); each is retried.",
 		}, []string{"stage"}),
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "splitstream_relay_publish_duration_seconds", ConstLabels: labels,
@@ -440,8 +526,16 @@ func newMetrics(reg prometheus.Registerer, name string) (metrics, error) {
 			Name: "splitstream_relay_leader", ConstLabels: labels,
 			Help: "1 while this process is the relay that publishes.",
 		}),
+		horizonHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "splitstream_relay_horizon_held_seconds", ConstLabels: labels,
+			Help: "How long committed events have waited behind a transaction still open (the pg_snapshot_xmin horizon); 0 when none wait.",
+		}),
+		horizonPID: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "splitstream_relay_horizon_blocker_pid", ConstLabels: labels,
+			Help: "Process id of the Postgres backend whose transaction is the horizon; 0 when none is known.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.published, m.batches, m.errors, m.publishSeconds, m.delaySeconds, m.backlog, m.backlogAge, m.leader} {
+	for _, c := range []prometheus.Collector{m.published, m.batches, m.errors, m.publishSeconds, m.delaySeconds, m.backlog, m.backlogAge, m.leader, m.horizonHeld, m.horizonPID} {
 		if err := reg.Register(c); err != nil {
 			return metrics{}, fmt.Errorf("relay metrics: %w", err)
 		}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -78,6 +80,7 @@ type running struct {
 	done   chan error
 	reg    *prometheus.Registry
 	conn   *rabbitmq.Conn
+	relay  *relay.Relay
 }
 
 // start runs a relay with its own broker connection and metrics until
@@ -102,7 +105,7 @@ func (e *env) start(cfg relay.Config, wrap func(relay.Publisher, context.CancelF
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	run := &running{cancel: cancel, done: make(chan error, 1), reg: reg, conn: conn}
+	run := &running{cancel: cancel, done: make(chan error, 1), reg: reg, conn: conn, relay: r}
 	go func() {
 		err := r.Run(ctx)
 		pub.Close()
@@ -603,4 +606,184 @@ func TestRelayLeadsAgainWhenLockConnectionDies(t *testing.T) {
 	}
 	w.run(t, 2, 10)()
 	e.waitAll(c, 10*time.Second)
+}
+
+// A transaction left open holds every later event back from the relay (it
+// reads below the horizon, never past it). The relay says so: the held
+// gauge grows, and its readiness check names the blocking backend's pid;
+// once the transaction ends, both clear and the event is published.
+func TestHeldHorizonNamesTheBlockingBackend(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	// The blocker goes without the app's idle-in-transaction timeout, so
+	// it outlives the waits below however slow the machine is.
+	cc := e.pool.Config().ConnConfig.Copy()
+	cc.RuntimeParams["idle_in_transaction_session_timeout"] = "0"
+	blocker, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close(ctx)
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Taking a transaction id makes it the horizon.
+	if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateProduct(ctx, command.Meta{}, command.CreateProduct{Name: "Kettle", Category: "kitchen",
+		PriceCents: 100, Currency: "EUR", Stock: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.consume()
+	run := e.start(relay.Config{BacklogInterval: 250 * time.Millisecond, HorizonWarn: 300 * time.Millisecond}, nil)
+	want := fmt.Sprintf("pid %d ", pid)
+	wait(t, func() error {
+		err := run.relay.HorizonCheck(ctx)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			return fmt.Errorf("horizon check says %v, want it to name %s", err, want)
+		}
+		if got := run.metric(t, "splitstream_relay_horizon_blocker_pid"); got != float64(pid) {
+			return fmt.Errorf("blocker pid gauge %v, want %d", got, pid)
+		}
+		if held := run.metric(t, "splitstream_relay_horizon_held_seconds"); held <= 0 {
+			return fmt.Errorf("held gauge %v, want > 0", held)
+		}
+		return nil
+	})
+	t.Logf("held: %v", run.relay.HorizonCheck(ctx))
+	if n := len(c.deliveries()); n != 0 {
+		t.Fatalf("%d events published past the horizon", n)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, func() error {
+		if err := run.relay.HorizonCheck(ctx); err != nil {
+			return err
+		}
+		if held := run.metric(t, "splitstream_relay_horizon_held_seconds"); held != 0 {
+			return fmt.Errorf("held gauge %v after the blocker ended", held)
+		}
+		if n := len(c.deliveries()); n != 1 {
+			return fmt.Errorf("%d events published, want 1", n)
+		}
+		return nil
+	})
+}
+
+// wait retries check until it passes; the test's own timeout bounds it.
+func wait(t *testing.T, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A message the broker returns (no queue takes its routing key) is not
+// delivered: the relay does not move its checkpoint past it and publishes
+// it again (here the retry's fresh channel declares the topology again,
+// which restores the binding).
+func TestReturnedMessageHoldsTheCheckpoint(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	src := postgres.NewRelaySource(e.pool)
+	create := func() command.Result {
+		t.Helper()
+		res, err := e.svc.CreateProduct(ctx, command.Meta{}, command.CreateProduct{Name: "Kettle", Category: "kitchen",
+			PriceCents: 100, Currency: "EUR", Stock: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	checkpoint := func() event.Cursor {
+		t.Helper()
+		c, err := src.Checkpoint(ctx, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := create()
+	rec := &recording{src: src}
+	e.start(relay.Config{MaxBackoff: 50 * time.Millisecond}, func(p relay.Publisher, _ context.CancelFunc) relay.Publisher {
+		rec.pub = p
+		return rec
+	})
+	wait(t, func() error {
+		if c := checkpoint(); c.Token() != first.Token {
+			return fmt.Errorf("checkpoint %+v, want at the first event", c)
+		}
+		return nil
+	})
+
+	conn, err := amqp.Dial(e.amqp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueUnbind(rabbitmq.ProjectorQueue, "#", rabbitmq.EventsExchange, nil); err != nil {
+		t.Fatal(err)
+	}
+	second := create()
+	wait(t, func() error {
+		if c := checkpoint(); c.Token() != second.Token {
+			return fmt.Errorf("checkpoint %+v, want at the second event", c)
+		}
+		return nil
+	})
+	results := rec.results()
+	if len(results) < 3 || results[0] != nil || results[1] == nil || !strings.Contains(results[1].Error(), "returned") {
+		t.Fatalf("publish results %v, want ok, then a returned message, then ok", results)
+	}
+	if got := rec.checkpointAfterReturn; got != fmt.Sprint(first.Token, nil) {
+		t.Fatalf("checkpoint after the return was %s, want the first event's %s", got, first.Token)
+	}
+}
+
+// recording passes batches to pub and keeps each result; after the first
+// failure it notes where the relay's checkpoint stands.
+type recording struct {
+	pub                   relay.Publisher
+	mu                    sync.Mutex
+	errs                  []error
+	checkpointAfterReturn string
+	src                   *postgres.RelaySource
+}
+
+func (r *recording) Publish(ctx context.Context, recs []event.Record) error {
+	err := r.pub.Publish(ctx, recs)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, err)
+	if err != nil && r.checkpointAfterReturn == "" {
+		// The relay waits for this call: nothing saves meanwhile.
+		c, cerr := r.src.Checkpoint(ctx, "default")
+		r.checkpointAfterReturn = fmt.Sprint(c.Token(), cerr)
+	}
+	return err
+}
+
+func (r *recording) results() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.errs)
 }

@@ -5,7 +5,7 @@
 // PENDING after a deadline.
 //
 // It defines the small interfaces it consumes: Commands (satisfied by
-// *command.Service), Streams (the event store's Load) and Store (the saga
+// *command.Service), Streams (the event store's Load and LoadSince) and Store (the saga
 // table, in postgres). It imports no driver.
 //
 // # Why stock is never negative and never reserved twice
@@ -84,6 +84,10 @@ var _ Commands = (*command.Service)(nil)
 // decisions rest on the write side's own state, not on a copy.
 type Streams interface {
 	Load(ctx context.Context, streamID string) ([]event.Envelope, error)
+	// LoadSince returns the stream's snapshot saved under foldVersion (nil
+	// when none) and the events after it, so a long product stream costs
+	// the saga no more than a short one.
+	LoadSince(ctx context.Context, streamID string, foldVersion int) (*command.Snapshot, []event.Envelope, error)
 }
 
 // Saga statuses as the store keeps them: open until the saga is done with
@@ -494,18 +498,11 @@ func (s *Saga) order(ctx context.Context, id string) (command.Order, error) {
 // product loads a product's current state; an unknown id (or another
 // aggregate's) is a product that does not exist and holds nothing.
 func (s *Saga) product(ctx context.Context, id string) (command.Product, error) {
-	h, err := s.load(ctx, id)
+	snap, h, err := s.streams.LoadSince(ctx, id, command.ProductFoldVersion)
 	if err != nil {
-		return command.Product{}, err
+		return command.Product{}, fmt.Errorf("load %s: %w", id, err)
 	}
-	if len(h) == 0 || h[0].StreamType != event.StreamProduct {
-		return command.Product{ID: id}, nil
-	}
-	ps, err := payloads(h)
-	if err != nil {
-		return command.Product{}, err
-	}
-	return command.FoldProduct(id, ps), nil
+	return command.RestoreProduct(id, snap, h)
 }
 
 func (s *Saga) load(ctx context.Context, id string) ([]event.Envelope, error) {
@@ -529,9 +526,10 @@ func payloads(h []event.Envelope) ([]event.Payload, error) {
 }
 
 // meta gives a saga command its deterministic id, "saga:<order>:<step>",
-// and correlates it with the order.
+// in the server's own id space (a client's commandId "saga:..." is another
+// id), and correlates it with the order.
 func meta(orderID, step string) command.Meta {
-	return command.Meta{CommandID: "saga:" + orderID + ":" + step, CorrelationID: orderID, Actor: "saga"}
+	return command.Meta{CommandID: "saga:" + orderID + ":" + step, CorrelationID: orderID, Actor: "saga", Internal: true}
 }
 
 type metrics struct {

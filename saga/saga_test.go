@@ -72,8 +72,9 @@ func TestRefusedLineRejectsAndReleasesTheOthers(t *testing.T) {
 		{"insufficient stock", []line{{kettle, 2}, {toaster, 3}}, "insufficient stock for Toaster: 1 left, 3 wanted"},
 		{"unknown product", []line{{kettle, 2}, {"no-such-product", 1}}, "product no-such-product not found"},
 		{"discontinued", []line{{kettle, 2}, {gone, 1}}, "Gramophone is discontinued"},
-		// A reason too long for RejectOrder would leave the order PENDING.
-		{"absurd product id", []line{{kettle, 2}, {strings.Repeat("x", 5000), 1}}, "product " + strings.Repeat("x", 291) + "…"},
+		// The longest id the command layer accepts still makes a reason
+		// RejectOrder takes (longer ones are refused at placeOrder).
+		{"longest product id", []line{{kettle, 2}, {strings.Repeat("x", 128), 1}}, "product " + strings.Repeat("x", 128) + " not found"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -173,7 +174,7 @@ func TestDeadlineRejectsAnOrderNobodyFinished(t *testing.T) {
 	mug := s.createProduct("Mug", 5)
 	id := s.mustPlace(line{kettle, 2}, line{mug, 1})
 	// What the dead saga managed, with the saga's own command id.
-	if _, err := s.svc.ChangeProduct(s.ctx, "reserveStock", kettle, command.Meta{CommandID: "saga:" + id + ":reserve:" + kettle},
+	if _, err := s.svc.ChangeProduct(s.ctx, "reserveStock", kettle, command.Meta{CommandID: "saga:" + id + ":reserve:" + kettle, Internal: true},
 		command.ReserveStock{OrderID: id, Quantity: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -294,5 +295,35 @@ func TestRepeatedHandlingReservesOnce(t *testing.T) {
 	}
 	if status != "cancelled" {
 		t.Errorf("saga status %q, want cancelled", status)
+	}
+}
+
+// A client that sends the saga's command ids first, for other commands,
+// claims nothing: client commandIds and the saga's ids are separate spaces,
+// so the order still settles.
+func TestClientCannotClaimTheSagasCommandIDs(t *testing.T) {
+	s := newStack(t, slog.LevelInfo)
+	kettle := s.createProduct("Kettle", 5)
+	id := s.mustPlace(line{kettle, 2})
+	client := func(step string) command.Meta {
+		return command.Meta{CommandID: "saga:" + id + ":" + step, Actor: "mallory"}
+	}
+	if _, err := s.svc.ChangeProduct(s.ctx, "restockProduct", kettle, client("reserve:"+kettle), command.RestockProduct{Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.svc.ChangeProduct(s.ctx, "renameProduct", kettle, client("confirm"), command.RenameProduct{Name: "Kettle"}); err != nil {
+		t.Fatal(err)
+	}
+	s.startSaga(sagaOpts{consumer: true, deadlines: true})
+	if o := s.waitDone(20*time.Second, id)[id]; o.Status != command.StatusConfirmed {
+		t.Fatalf("order is %s (%q), want CONFIRMED", o.Status, o.Reason)
+	}
+	if p := s.product(kettle); p.Stock != 4 || p.Reserved[id] != 2 {
+		t.Fatalf("kettle stock %d reserved %v, want 4 and 2 for the order", p.Stock, p.Reserved)
+	}
+	// And the client's own ids still replay as the client's.
+	res, err := s.svc.ChangeProduct(s.ctx, "restockProduct", kettle, client("reserve:"+kettle), command.RestockProduct{Quantity: 1})
+	if err != nil || res.Version != 2 {
+		t.Fatalf("client replay = %+v, %v; want its first result (version 2)", res, err)
 	}
 }

@@ -22,8 +22,12 @@ import (
 
 var benchSuites = []string{"write", "visible", "projector", "query", "subscriptions", "relay"}
 
+// standalone suites need only the servers, not a running stack; they run
+// only when named.
+var standalone = []string{"command-history"}
+
 // benchFlags: splitstream bench [--quick] [--json FILE] [suite...], against
-// a running stack.
+// a running stack; command-history needs only Postgres.
 func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	quick := fs.Bool("quick", false, "run every suite at a size that ends within about 3 minutes")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
@@ -37,15 +41,13 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			suites = benchSuites
 		}
 		for _, s := range suites {
-			if !slices.Contains(benchSuites, s) {
-				return fmt.Errorf("unknown suite %q; suites: %s", s, strings.Join(benchSuites, ", "))
+			if !slices.Contains(benchSuites, s) && !slices.Contains(standalone, s) {
+				return fmt.Errorf("unknown suite %q; suites: %s", s, strings.Join(append(slices.Clone(benchSuites), standalone...), ", "))
 			}
 		}
+		// The relay suite, like the standalone ones, runs on scratch resources alone.
+		needStack := slices.ContainsFunc(suites, func(s string) bool { return !slices.Contains(standalone, s) && s != "relay" })
 		pool, err := a.postgres(ctx)
-		if err != nil {
-			return err
-		}
-		es, err := a.elasticsearch(ctx)
 		if err != nil {
 			return err
 		}
@@ -63,7 +65,6 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			Query:    bench.GraphQL{URL: *queryURL, Client: httpClient, Token: token},
 			QueryWS:  "ws" + strings.TrimPrefix(*queryURL, "http"),
 			Pool:     pool,
-			ES:       es,
 			Prefix:   a.cfg.IndexPrefix,
 			Refresh:  a.cfg.RefreshInterval,
 			Quick:    *quick,
@@ -72,8 +73,10 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		if *relayBacklog < 1000 || *relayBacklog > 10_000_000 {
 			return errors.New("--relay-backlog must be between 1000 and 10000000")
 		}
-		// The relay suite runs on scratch resources alone; the others need the stack.
-		if slices.ContainsFunc(suites, func(s string) bool { return s != "relay" }) {
+		if needStack {
+			if env.ES, err = a.elasticsearch(ctx); err != nil {
+				return err
+			}
 			for name, g := range map[string]bench.GraphQL{"command": env.Command, "query": env.Query} {
 				if err := g.Do(ctx, `{ __typename }`, nil, nil); err != nil {
 					return fmt.Errorf("the %s service does not answer at %s (start the stack with make run): %w", name, g.URL, err)
@@ -102,6 +105,8 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 				rs, err = bench.Query(ctx, env)
 			case "relay":
 				rs, err = benchRelay(ctx, a, env, *mgmtURL, *relayBacklog)
+			case "command-history":
+				rs, err = benchCommandHistory(ctx, a, env)
 			case "subscriptions":
 				if visibleP99 == 0 {
 					var vis []bench.Result

@@ -31,8 +31,10 @@ func (a *app) relayRole(ctx context.Context) (role, error) {
 		return role{}, err
 	}
 	return role{
-		name:   roleRelay,
-		checks: []ops.Check{a.pgCheck(pool), a.rabbitCheck(conn)},
+		name: roleRelay,
+		// The horizon check fails, naming the blocking backend's pid, while
+		// an open transaction holds committed events back from the relay.
+		checks: []ops.Check{a.pgCheck(pool), a.rabbitCheck(conn), {Name: "horizon", Fn: r.HorizonCheck}},
 		workers: []func(ctx context.Context) error{func(ctx context.Context) error {
 			defer pub.Close()
 			return r.Run(ctx)

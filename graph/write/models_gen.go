@@ -3,33 +3,49 @@
 package write
 
 type AddReviewInput struct {
+	// 1 to 128 bytes, no control characters.
 	ProductID string `json:"productId"`
-	Author    string `json:"author"`
+	// 1 to 100 characters, leading and trailing spaces trimmed.
+	Author string `json:"author"`
 	// 1 to 5.
-	Rating    int     `json:"rating"`
-	Comment   *string `json:"comment,omitempty"`
+	Rating int `json:"rating"`
+	// At most 4,000 characters.
+	Comment *string `json:"comment,omitempty"`
+	// At most 128 bytes, no control characters.
 	CommandID *string `json:"commandId,omitempty"`
 }
 
 type CancelOrderInput struct {
-	ID              string  `json:"id"`
-	Reason          *string `json:"reason,omitempty"`
-	ExpectedVersion *int    `json:"expectedVersion,omitempty"`
-	CommandID       *string `json:"commandId,omitempty"`
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// At most 1,000 characters.
+	Reason *string `json:"reason,omitempty"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
 }
 
 type ChangeProductDescriptionInput struct {
-	ID              string  `json:"id"`
-	Description     string  `json:"description"`
-	ExpectedVersion *int    `json:"expectedVersion,omitempty"`
-	CommandID       *string `json:"commandId,omitempty"`
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// At most 10,000 characters.
+	Description string `json:"description"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
 }
 
 type ChangeProductPriceInput struct {
-	ID              string  `json:"id"`
-	PriceCents      int     `json:"priceCents"`
-	ExpectedVersion *int    `json:"expectedVersion,omitempty"`
-	CommandID       *string `json:"commandId,omitempty"`
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// 1 to 1,000,000,000.
+	PriceCents int `json:"priceCents"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
 }
 
 // What every mutation answers.
@@ -43,57 +59,80 @@ type CommandResult struct {
 }
 
 type CreateProductInput struct {
-	Name        string  `json:"name"`
+	// 1 to 200 characters, leading and trailing spaces trimmed.
+	Name string `json:"name"`
+	// At most 10,000 characters.
 	Description *string `json:"description,omitempty"`
-	Category    string  `json:"category"`
-	PriceCents  int     `json:"priceCents"`
-	// ISO 4217, three upper-case letters.
+	// 1 to 100 characters, leading and trailing spaces trimmed.
+	Category string `json:"category"`
+	// 1 to 1,000,000,000.
+	PriceCents int `json:"priceCents"`
+	// ISO 4217 shape: 3 upper-case letters A to Z, such as EUR.
 	Currency string `json:"currency"`
-	Stock    int    `json:"stock"`
-	// Makes the mutation idempotent: the same id again returns the first result.
+	// 0 to 1,000,000,000.
+	Stock int `json:"stock"`
+	// Makes the mutation idempotent: the same id again returns the first result, whatever changed since. At most 128 bytes, no control characters.
 	CommandID *string `json:"commandId,omitempty"`
 }
 
 type DiscontinueProductInput struct {
-	ID              string  `json:"id"`
-	ExpectedVersion *int    `json:"expectedVersion,omitempty"`
-	CommandID       *string `json:"commandId,omitempty"`
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
 }
 
 type Mutation struct {
 }
 
 type OrderLineInput struct {
+	// 1 to 128 bytes, no control characters.
 	ProductID string `json:"productId"`
-	Quantity  int    `json:"quantity"`
+	// 1 to 1,000.
+	Quantity int `json:"quantity"`
 }
 
 type PlaceOrderInput struct {
-	CustomerID string            `json:"customerId"`
-	Lines      []*OrderLineInput `json:"lines"`
-	CommandID  *string           `json:"commandId,omitempty"`
+	// 1 to 128 bytes, no control characters.
+	CustomerID string `json:"customerId"`
+	// 1 to 100 lines, one per product.
+	Lines []*OrderLineInput `json:"lines"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
 }
 
 type Query struct {
 }
 
 type RemoveReviewInput struct {
-	ID              string  `json:"id"`
-	ExpectedVersion *int    `json:"expectedVersion,omitempty"`
-	CommandID       *string `json:"commandId,omitempty"`
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
 }
 
 type RenameProductInput struct {
-	ID              string  `json:"id"`
-	Name            string  `json:"name"`
-	ExpectedVersion *int    `json:"expectedVersion,omitempty"`
-	CommandID       *string `json:"commandId,omitempty"`
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// 1 to 200 characters, leading and trailing spaces trimmed.
+	Name string `json:"name"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
 }
 
 type RestockProductInput struct {
+	// 1 to 128 bytes, no control characters.
 	ID string `json:"id"`
-	// Units added to the stock.
-	Quantity        int     `json:"quantity"`
-	ExpectedVersion *int    `json:"expectedVersion,omitempty"`
-	CommandID       *string `json:"commandId,omitempty"`
+	// Units added to the stock. 1 to 1,000,000,000. Stock on hand, reserved units included, stays at most 1,000,000,000.
+	Quantity int `json:"quantity"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
 }

@@ -267,6 +267,21 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		{"product twice", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{
 			map[string]any{"productId": p.ID, "quantity": 1}, map[string]any{"productId": p.ID, "quantity": 2}}}}, "BAD_USER_INPUT", "lines[1].productId"},
 		{"rename unknown product", `mutation { renameProduct(input: {id: "nope", name: "X"}) { id } }`, nil, "NOT_FOUND", ""},
+		// The issue's attack: 40,000 characters in an id freeze nothing.
+		{"customerId 40,000 long", placeOrder, map[string]any{"in": map[string]any{"customerId": long(40_000), "lines": []any{map[string]any{"productId": p.ID, "quantity": 1}}}}, "BAD_USER_INPUT", "customerId"},
+		{"line productId 40,000 long", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{map[string]any{"productId": long(40_000), "quantity": 1}}}}, "BAD_USER_INPUT", "lines[0].productId"},
+		{"commandId 129 bytes", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "commandId": long(129), "lines": []any{map[string]any{"productId": p.ID, "quantity": 1}}}}, "BAD_USER_INPUT", "commandId"},
+		{"commandId 40,000 long", createProduct, product(map[string]any{"commandId": long(40_000)}), "BAD_USER_INPUT", "commandId"},
+		{"review productId 40,000 long", addReview, review(map[string]any{"productId": long(40_000)}), "BAD_USER_INPUT", "productId"},
+		{"id with a line break", `mutation { restockProduct(input: {id: "a\nb", quantity: 1}) { id } }`, nil, "BAD_USER_INPUT", "id"},
+		{"id 40,000 long", `mutation($id: ID!) { restockProduct(input: {id: $id, quantity: 1}) { id } }`, map[string]any{"id": long(40_000)}, "BAD_USER_INPUT", "id"},
+		{"category 101 long", createProduct, product(map[string]any{"category": long(101)}), "BAD_USER_INPUT", "category"},
+		{"description 10,001 long", createProduct, product(map[string]any{"description": long(10_001)}), "BAD_USER_INPUT", "description"},
+		{"currency 40,000 long", createProduct, product(map[string]any{"currency": long(40_000)}), "BAD_USER_INPUT", "currency"},
+		{"name 40,000 long", `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { id } }`, map[string]any{"id": p.ID, "n": long(40_000)}, "BAD_USER_INPUT", "name"},
+		{"reason 1,001 long", `mutation($r: String) { cancelOrder(input: {id: "nope", reason: $r}) { id } }`, map[string]any{"r": long(1001)}, "BAD_USER_INPUT", "reason"},
+		{"negative expectedVersion", `mutation($id: ID!) { discontinueProduct(input: {id: $id, expectedVersion: -1}) { id } }`, map[string]any{"id": p.ID}, "BAD_USER_INPUT", "expectedVersion"},
+		{"restock beyond the limit", `mutation($id: ID!) { restockProduct(input: {id: $id, quantity: 1000000001}) { id } }`, map[string]any{"id": p.ID}, "BAD_USER_INPUT", "quantity"},
 		{"cancel unknown order", `mutation { cancelOrder(input: {id: "nope"}) { id } }`, nil, "NOT_FOUND", ""},
 	}
 	before := countEvents(t, pool)
