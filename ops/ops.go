@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +40,7 @@ func Mux(checks []Check, gatherer prometheus.Gatherer) *http.ServeMux {
 		results := Ready(ctx, checks)
 		status, code := "ok", http.StatusOK
 		for _, v := range results {
-			if v != "ok" {
+			if v != "ok" && !strings.HasPrefix(v, "ok: ") {
 				status, code = "unavailable", http.StatusServiceUnavailable
 			}
 		}
@@ -49,7 +50,14 @@ func Mux(checks []Check, gatherer prometheus.Gatherer) *http.ServeMux {
 	return mux
 }
 
-// Ready runs every check at once and returns "ok" or the failure per name.
+// Note is what a check returns to stay green and still say something
+// (e.g. how many dead letters wait): /readyz shows "ok: <note>".
+type Note string
+
+func (n Note) Error() string { return string(n) }
+
+// Ready runs every check at once and returns "ok" (or "ok: <note>") or the
+// failure per name.
 func Ready(ctx context.Context, checks []Check) map[string]string {
 	var (
 		mu  sync.Mutex
@@ -61,7 +69,11 @@ func Ready(ctx context.Context, checks []Check) map[string]string {
 		go func() {
 			defer wg.Done()
 			res := "ok"
-			if err := c.Fn(ctx); err != nil {
+			var note Note
+			switch err := c.Fn(ctx); {
+			case errors.As(err, &note):
+				res = "ok: " + string(note)
+			case err != nil:
 				res = err.Error()
 			}
 			mu.Lock()

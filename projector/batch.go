@@ -31,11 +31,16 @@ func (e poisonError) Unwrap() error { return e.err }
 // until it succeeds or ctx ends. Starting over is safe because every fold
 // rule is idempotent: what an earlier attempt did write reads back as a
 // duplicate.
-func (p *Projector) project(ctx context.Context, items []item) (*batch, error) {
+//
+// replaying names parked documents whose dead letters items are: they are
+// applied as if those documents were not parked, and nothing is parked
+// (Replay reports instead). nil for live work.
+func (p *Projector) project(ctx context.Context, items []item, replaying map[Ref]bool) (*batch, error) {
 	bo := p.backoff()
 	for attempt := 1; ; attempt++ {
 		b := &batch{p: p, items: items, docs: map[Ref]*doc{}, history: map[string][]event.Envelope{},
-			poisoned: map[int]error{}, outcomes: map[int]string{}, renamed: map[string]string{}}
+			poisoned: map[int]error{}, outcomes: map[int]string{}, dead: map[int]deadItem{},
+			rated: map[string][]int{}, replaying: replaying, cur: -1}
 		err := b.run(ctx)
 		if err == nil {
 			return b, nil
@@ -58,16 +63,79 @@ type batch struct {
 	docs     map[Ref]*doc
 	order    []*doc // first-touched order, for deterministic writes
 	history  map[string][]event.Envelope
-	poisoned map[int]error     // item idx -> why it cannot apply
-	outcomes map[int]string    // item idx -> applied or duplicate
-	renamed  map[string]string // product id -> the event type that set its name
+	poisoned map[int]error  // item idx -> why it cannot apply
+	outcomes map[int]string // item idx -> applied or duplicate
+	dead     map[int]deadItem
+	// rated lists, per product, the review events of the batch about it:
+	// its rating figures are summed again from its reviews once they are
+	// written.
+	rated     map[string][]int
+	replaying map[Ref]bool
+	cur       int // idx of the item being applied, -1 outside
 }
 
+// deadItem is why an item is a dead letter, and the document it is
+// parked under.
+type deadItem struct {
+	ref    Ref
+	reason string
+}
+
+// kill makes item idx a dead letter, unless it already is one (the first
+// reason is the one that counts).
+func (b *batch) kill(idx int, ref Ref, reason string) {
+	if _, ok := b.dead[idx]; !ok {
+		b.dead[idx] = deadItem{ref: ref, reason: reason}
+	}
+}
+
+// refsOf lists the documents an item's event may change: its own, the
+// product a review is about, and its event document.
+func refsOf(it item, own Ref) []Ref {
+	refs := []Ref{own, {Kind: KindEvent, ID: it.rec.Envelope.ID}}
+	if pid := productOf(it.pl); pid != "" {
+		refs = append(refs, Ref{Kind: KindProduct, ID: pid})
+	}
+	return refs
+}
+
+// run applies the batch: events of unknown stream types and events that
+// touch a parked document become dead letters untouched; the others are
+// folded into their documents, which are written; the products their
+// reviews are about get their rating figures summed again from the written
+// reviews; and what the store refused for good is parked with its events.
 func (b *batch) run(ctx context.Context) error {
-	// Load every document the batch touches in one read.
-	refs := make([]Ref, 0, 2*len(b.items))
+	var live []item
+	owns := map[int]Ref{}
+	var check []Ref
 	for _, it := range b.items {
-		refs = append(refs, ownRef(it.rec.Envelope))
+		e := it.rec.Envelope
+		own, ok := ownRef(e)
+		if !ok {
+			kind := Kind(e.StreamType)
+			if kind == "" {
+				kind = "unknown"
+			}
+			b.kill(it.idx, Ref{Kind: kind, ID: e.StreamID}, fmt.Sprintf("stream type %q has no read model: %s %s v%d is never written as a document", e.StreamType, e.Type, e.StreamID, e.Version))
+			continue
+		}
+		owns[it.idx] = own
+		check = append(check, refsOf(it, own)...)
+		live = append(live, it)
+	}
+	parked, err := b.p.parked(ctx, check, b.replaying)
+	if err != nil {
+		return err
+	}
+	refs := make([]Ref, 0, 2*len(live))
+	kept := live[:0:0]
+	for _, it := range live {
+		if r, ok := firstParked(refsOf(it, owns[it.idx]), parked); ok {
+			b.kill(it.idx, r, fmt.Sprintf("%s %s has earlier dead letters: parked behind them, in order", r.Kind, r.ID))
+			continue
+		}
+		kept = append(kept, it)
+		refs = append(refs, owns[it.idx])
 		if pid := productOf(it.pl); pid != "" {
 			refs = append(refs, Ref{Kind: KindProduct, ID: pid})
 		}
@@ -75,7 +143,8 @@ func (b *batch) run(ctx context.Context) error {
 	if err := b.load(ctx, refs); err != nil {
 		return err
 	}
-	for _, it := range b.items {
+	for _, it := range kept {
+		b.cur = it.idx
 		out, err := b.apply(ctx, it.rec.Envelope, it.pl, true)
 		var pe poisonError
 		switch {
@@ -88,11 +157,112 @@ func (b *batch) run(ctx context.Context) error {
 		default:
 			b.outcomes[it.idx] = outcomeDuplicate
 		}
+		if pid := productOf(it.pl); pid != "" && err == nil {
+			// Even a duplicate: an earlier attempt may have written the
+			// review and not the product's sums.
+			b.rated[pid] = append(b.rated[pid], it.idx)
+		}
 	}
-	if err := b.syncProductNames(ctx); err != nil {
+	b.cur = -1
+	if err := b.write(ctx, kept); err != nil {
 		return err
 	}
-	return b.write(ctx)
+	if err := b.rate(ctx); err != nil {
+		return err
+	}
+	return b.park(ctx)
+}
+
+func firstParked(refs []Ref, parked map[Ref]bool) (Ref, bool) {
+	for _, r := range refs {
+		if parked[r] {
+			return r, true
+		}
+	}
+	return Ref{}, false
+}
+
+// rate sums the reviews of every product a review event of the batch is
+// about, now that the reviews are written, and writes the products whose
+// figures changed. The sums come from the review documents, each exact
+// under redelivery, reordering and gaps by its own version, so the rating
+// is exact whatever order review events arrive in, and the product
+// document stays the same size however many reviews it has.
+func (b *batch) rate(ctx context.Context) error {
+	var ids []string
+	for id, idxs := range b.rated {
+		d := b.docs[Ref{Kind: KindProduct, ID: id}]
+		if d == nil {
+			continue
+		}
+		if d.refused != "" {
+			// The review events touch a refused document: they park
+			// with the events that made it.
+			for _, idx := range idxs {
+				b.kill(idx, d.ref, d.refused)
+			}
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	stats, err := b.p.reviewStats(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		d := b.docs[Ref{Kind: KindProduct, ID: id}]
+		st := stats[id]
+		var cause event.Envelope
+		for _, idx := range b.rated[id] {
+			if e := b.itemAt(idx).rec.Envelope; e.Position > cause.Position {
+				cause = e
+			}
+		}
+		if d.try(cause, func(d *doc) bool { return d.product.SetReviewStats(id, st) }) {
+			for _, idx := range b.rated[id] {
+				d.by(idx)
+			}
+		}
+	}
+	return b.write(ctx, nil)
+}
+
+func (b *batch) itemAt(idx int) item {
+	for _, it := range b.items {
+		if it.idx == idx {
+			return it
+		}
+	}
+	return item{}
+}
+
+// park stores the batch's dead letters, in relay order, before anything is
+// acked. A replay parks nothing: it reports.
+func (b *batch) park(ctx context.Context) error {
+	if b.replaying != nil || len(b.dead) == 0 {
+		return nil
+	}
+	var letters []Letter
+	now := b.p.cfg.Now().UTC()
+	for _, it := range b.items {
+		if d, ok := b.dead[it.idx]; ok {
+			letters = append(letters, Letter{Ref: d.ref, Record: it.rec, Reason: d.reason, ParkedAt: now})
+		}
+	}
+	slices.SortStableFunc(letters, func(a, c Letter) int {
+		switch {
+		case a.Record.Cursor.Less(c.Record.Cursor):
+			return -1
+		case c.Record.Cursor.Less(a.Record.Cursor):
+			return 1
+		}
+		return 0
+	})
+	return b.p.park(ctx, letters)
 }
 
 // load reads the documents not yet in the working set.
@@ -138,7 +308,11 @@ func (b *batch) doc(ctx context.Context, r Ref) (*doc, error) {
 // affects. A gap before it is filled from the event store first (only when
 // fill; events read from the event store have no gap before them).
 func (b *batch) apply(ctx context.Context, e event.Envelope, pl event.Payload, fill bool) (query.Outcome, error) {
-	own, err := b.doc(ctx, ownRef(e))
+	ref, ok := ownRef(e)
+	if !ok {
+		return 0, poisonError{fmt.Errorf("stream %s: stream type %q has no read model", e.StreamID, e.StreamType)}
+	}
+	own, err := b.doc(ctx, ref)
 	if err != nil {
 		return 0, err
 	}
@@ -154,23 +328,12 @@ func (b *batch) apply(ctx context.Context, e event.Envelope, pl event.Payload, f
 			return out, poisonError{fmt.Errorf("stream %s: versions %d to %d are not in the event store", e.StreamID, own.version()+1, e.Version-1)}
 		}
 	}
-	// A review event's effect on its product is applied even when the
-	// review already had it: a batch that failed half-way may have written
-	// the review but not the product. The product remembers each review's
-	// version, so this counts once.
-	if pid := productOf(pl); pid != "" {
-		pd, err := b.doc(ctx, Ref{Kind: KindProduct, ID: pid})
-		if err != nil {
-			return 0, err
-		}
-		pd.try(e, func(d *doc) bool { return query.ApplyReviewToProduct(d.product, e, pl) == query.Applied })
-	}
 	return out, nil
 }
 
 func (b *batch) applyOwn(d *doc, e event.Envelope, pl event.Payload) query.Outcome {
 	var out query.Outcome
-	d.try(e, func(d *doc) bool {
+	if d.try(e, func(d *doc) bool {
 		switch d.ref.Kind {
 		case KindProduct:
 			out = query.ApplyProduct(d.product, e, pl)
@@ -180,12 +343,8 @@ func (b *batch) applyOwn(d *doc, e event.Envelope, pl event.Payload) query.Outco
 			out = query.ApplyOrder(d.order, e, pl)
 		}
 		return out == query.Applied
-	})
-	if out == query.Applied && d.ref.Kind == KindProduct {
-		switch pl.(type) {
-		case event.ProductCreated, event.ProductRenamed:
-			b.renamed[d.ref.ID] = e.Type
-		}
+	}) {
+		d.by(b.cur)
 	}
 	return out
 }
@@ -211,10 +370,7 @@ func (b *batch) fill(ctx context.Context, own *doc, e event.Envelope) error {
 		if h.Version >= e.Version {
 			break
 		}
-		hp, err := h.Payload()
-		if err == nil && event.StreamTypeOf(hp) != h.StreamType {
-			err = fmt.Errorf("%s is not a %s event", h.Type, h.StreamType)
-		}
+		hp, err := b.p.payload(h)
 		if err != nil {
 			return poisonError{fmt.Errorf("stream %s: version %d, needed before version %d, cannot be read: %w", e.StreamID, h.Version, e.Version, err)}
 		}
@@ -225,70 +381,34 @@ func (b *batch) fill(ctx context.Context, own *doc, e event.Envelope) error {
 	return nil
 }
 
-// syncProductNames gives every review the name of its product as of the
-// product's version: the reviews of each product renamed (or created) in
-// this batch, found through the product's own list of its reviews, and
-// every review touched in this batch. SetProductName keeps the newest, so
-// this is exact in any order of arrival.
-func (b *batch) syncProductNames(ctx context.Context) error {
-	var refs []Ref
-	for id := range b.renamed {
-		pd := b.docs[Ref{Kind: KindProduct, ID: id}]
-		for rid := range pd.product.Reviews {
-			refs = append(refs, Ref{Kind: KindReview, ID: rid})
-		}
-	}
-	slices.SortFunc(refs, func(a, c Ref) int {
-		if a.ID < c.ID {
-			return -1
-		}
-		if a.ID > c.ID {
-			return 1
-		}
-		return 0
-	})
-	if err := b.load(ctx, refs); err != nil {
-		return err
-	}
-	for _, d := range b.order {
-		if d.ref.Kind != KindReview || d.review.ProductID == "" {
-			continue
-		}
-		pd, ok := b.docs[Ref{Kind: KindProduct, ID: d.review.ProductID}]
-		if !ok || pd.product.Version == 0 {
-			continue
-		}
-		name, version := pd.product.Name, pd.product.Version
-		// The change is the product's: its position and, after a rename, its type.
-		cause := event.Envelope{Position: pd.product.Position, Type: b.renamed[pd.ref.ID]}
-		d.try(cause, func(d *doc) bool { return d.review.SetProductName(name, version) })
-	}
-	return nil
-}
-
-// write sends every changed document and every event document in one bulk
-// request, then retries only what did not go through: a document whose
-// guard failed is read again and its operations applied again; an item the
-// store refused for now is sent again after a pause.
-func (b *batch) write(ctx context.Context) error {
+// write sends every changed document and the event documents of items in
+// one bulk request, then retries only what did not go through: a document
+// whose guard failed is read again and its operations applied again; an
+// item the store refused for now is sent again after a pause; a document
+// (or event document) the store refused for good is left out and the
+// events that changed it become dead letters.
+func (b *batch) write(ctx context.Context, items []item) error {
 	var (
 		writes  []Write
 		targets []*doc // nil for event documents
+		evIdx   []int  // item idx of each event document, -1 for documents
 	)
 	for _, d := range b.order {
-		if !d.changed {
+		if !d.changed || d.refused != "" {
 			continue
 		}
 		w, err := d.write()
 		if err != nil {
 			return err
 		}
-		writes, targets = append(writes, w), append(targets, d)
+		writes, targets, evIdx = append(writes, w), append(targets, d), append(evIdx, -1)
 	}
 	seen := map[string]bool{}
-	for _, it := range b.items {
+	for _, it := range items {
 		id := it.rec.Envelope.ID
-		if _, bad := b.poisoned[it.idx]; bad || seen[id] {
+		_, bad := b.poisoned[it.idx]
+		_, dead := b.dead[it.idx]
+		if bad || dead || seen[id] {
 			continue
 		}
 		seen[id] = true
@@ -296,7 +416,8 @@ func (b *batch) write(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", id, err)
 		}
-		writes, targets = append(writes, Write{Ref: Ref{Kind: KindEvent, ID: id}, Op: Create, Doc: src}), append(targets, nil)
+		writes = append(writes, Write{Ref: Ref{Kind: KindEvent, ID: id}, Op: Create, Doc: src})
+		targets, evIdx = append(targets, nil), append(evIdx, it.idx)
 	}
 
 	bo := b.p.backoff()
@@ -308,31 +429,30 @@ func (b *batch) write(ctx context.Context) error {
 		var (
 			again      []Write
 			againT     []*doc
+			againI     []int
 			conflicted []*doc
-			refused    error
+			unready    bool
 		)
 		for i, r := range res {
 			d := targets[i]
 			switch {
 			case r.Err == nil:
 				if d != nil {
-					d.found, d.seq, d.term, d.changed = true, r.SeqNo, r.PrimaryTerm, false
+					// What changed it so far is durable: a later refusal
+					// (of the review sums) dead-letters only what follows.
+					d.found, d.seq, d.term, d.changed, d.items = true, r.SeqNo, r.PrimaryTerm, false, nil
 				}
 			case errors.Is(r.Err, ErrConflict):
 				if d == nil {
 					continue // the event document exists: written before
 				}
 				conflicted = append(conflicted, d)
+			case r.Retryable:
+				unready = true
+				b.p.m.retries.WithLabelValues("unavailable").Inc()
+				again, againT, againI = append(again, writes[i]), append(againT, d), append(againI, evIdx[i])
 			default:
-				refused = r.Err
-				reason := "rejected"
-				if r.Retryable {
-					reason = "unavailable"
-				} else {
-					b.p.log.Error("elasticsearch refused a document; retrying", "kind", writes[i].Ref.Kind, "id", writes[i].Ref.ID, "err", r.Err)
-				}
-				b.p.m.retries.WithLabelValues(reason).Inc()
-				again, againT = append(again, writes[i]), append(againT, d)
+				b.refuse(writes[i].Ref, d, evIdx[i], r.Err)
 			}
 		}
 		if len(conflicted) > 0 {
@@ -357,12 +477,12 @@ func (b *batch) write(ctx context.Context) error {
 					if err != nil {
 						return err
 					}
-					again, againT = append(again, w), append(againT, d)
+					again, againT, againI = append(again, w), append(againT, d), append(againI, -1)
 				}
 			}
 		}
-		writes, targets = again, againT
-		if refused != nil && len(writes) > 0 {
+		writes, targets, evIdx = again, againT, againI
+		if unready && len(writes) > 0 {
 			if err := sleep(ctx, bo); err != nil {
 				return err
 			}
@@ -371,11 +491,30 @@ func (b *batch) write(ctx context.Context) error {
 	return nil
 }
 
+// refuse handles a write the store refused for good (a 4xx other than a
+// conflict or overload: a mapping that rejects a field, a document too
+// large): the document is not written in this batch, and every event that
+// changed it becomes a dead letter parked under it, so that later events
+// of the document follow them instead of being applied past a hole.
+func (b *batch) refuse(ref Ref, d *doc, evItem int, err error) {
+	b.p.m.retries.WithLabelValues("rejected").Inc()
+	reason := fmt.Sprintf("elasticsearch refused %s %s: %v", ref.Kind, ref.ID, err)
+	b.p.log.Error("elasticsearch refused a document for good; dead-lettering the events that made it", "kind", ref.Kind, "id", ref.ID, "err", err)
+	if d == nil {
+		b.kill(evItem, ref, reason)
+		return
+	}
+	d.refused, d.changed, d.notify = reason, false, false
+	for _, idx := range d.items {
+		b.kill(idx, ref, reason)
+	}
+}
+
 // changes lists the documents this batch changed, for the notice.
 func (b *batch) changes() []Change {
 	var out []Change
 	for _, d := range b.order {
-		if !d.notify {
+		if !d.notify || d.refused != "" {
 			continue
 		}
 		c := Change{Kind: d.ref.Kind, ID: d.ref.ID, Version: d.version(), Position: d.position,
@@ -416,6 +555,15 @@ type doc struct {
 	position  int64
 	types     []string
 	conflicts int
+	items     []int  // idx of the items that changed it, in order
+	refused   string // why the store refused it for good, "" if it did not
+}
+
+// by records that item idx changed the document (-1: none).
+func (d *doc) by(idx int) {
+	if idx >= 0 && !slices.Contains(d.items, idx) {
+		d.items = append(d.items, idx)
+	}
 }
 
 // try runs op and keeps it, for replay, when it changed the document. e is
@@ -510,15 +658,18 @@ func (d *doc) write() (Write, error) {
 	return w, nil
 }
 
-func ownRef(e event.Envelope) Ref {
+// ownRef is the document of the event's own stream; false for a stream
+// type that has no read model (a dead letter, never a document).
+func ownRef(e event.Envelope) (Ref, bool) {
 	switch e.StreamType {
+	case event.StreamProduct:
+		return Ref{Kind: KindProduct, ID: e.StreamID}, true
 	case event.StreamReview:
-		return Ref{Kind: KindReview, ID: e.StreamID}
+		return Ref{Kind: KindReview, ID: e.StreamID}, true
 	case event.StreamOrder:
-		return Ref{Kind: KindOrder, ID: e.StreamID}
-	default:
-		return Ref{Kind: KindProduct, ID: e.StreamID}
+		return Ref{Kind: KindOrder, ID: e.StreamID}, true
 	}
+	return Ref{}, false
 }
 
 // productOf is the product a review event changes, or "".
