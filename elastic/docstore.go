@@ -240,6 +240,22 @@ func (s *DocStore) ReviewStats(ctx context.Context, productIDs []string) (map[st
 	if err := s.send(ctx, "/"+index+"/_refresh", "application/json", nil, &struct{}{}); err != nil {
 		return nil, fmt.Errorf("refresh reviews: %w", err)
 	}
+	// Chunks keep each aggregation far below Elasticsearch's bucket limit
+	// (search.max_buckets, 65,536: up to 6 buckets per product).
+	for len(productIDs) > 0 {
+		n := min(len(productIDs), reviewStatsChunk)
+		if err := s.reviewStats(ctx, index, productIDs[:n], out); err != nil {
+			return nil, err
+		}
+		productIDs = productIDs[n:]
+	}
+	return out, nil
+}
+
+// reviewStatsChunk is how many products one aggregation sums.
+const reviewStatsChunk = 1000
+
+func (s *DocStore) reviewStats(ctx context.Context, index string, productIDs []string, out map[string]query.ReviewStats) error {
 	body := map[string]any{
 		"size": 0,
 		"query": map[string]any{"bool": map[string]any{"filter": []any{
@@ -263,7 +279,7 @@ func (s *DocStore) ReviewStats(ctx context.Context, productIDs []string) (map[st
 	}
 	raw, err := json.Marshal(body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var res struct {
 		Aggregations struct {
@@ -292,7 +308,7 @@ func (s *DocStore) ReviewStats(ctx context.Context, productIDs []string) (map[st
 		} `json:"aggregations"`
 	}
 	if err := s.send(ctx, "/"+index+"/_search", "application/json", raw, &res); err != nil {
-		return nil, fmt.Errorf("sum reviews of %d products: %w", len(productIDs), err)
+		return fmt.Errorf("sum reviews of %d products: %w", len(productIDs), err)
 	}
 	for _, b := range res.Aggregations.Products.Buckets {
 		st := query.ReviewStats{Count: b.Count, Sum: int(math.Round(b.Sum.Value))}
@@ -306,7 +322,7 @@ func (s *DocStore) ReviewStats(ctx context.Context, productIDs []string) (map[st
 		}
 		out[b.Key] = st
 	}
-	return out, nil
+	return nil
 }
 
 // send posts body and decodes a 2xx answer into out; anything else is an
