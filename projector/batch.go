@@ -213,12 +213,16 @@ func (b *batch) rate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	byIdx := make(map[int]item, len(b.items))
+	for _, it := range b.items {
+		byIdx[it.idx] = it
+	}
 	for _, id := range ids {
 		d := b.docs[Ref{Kind: KindProduct, ID: id}]
 		st := stats[id]
 		var cause event.Envelope
 		for _, idx := range b.rated[id] {
-			if e := b.itemAt(idx).rec.Envelope; e.Position > cause.Position {
+			if e := byIdx[idx].rec.Envelope; e.Position > cause.Position {
 				cause = e
 			}
 		}
@@ -231,14 +235,6 @@ func (b *batch) rate(ctx context.Context) error {
 	return b.write(ctx, nil)
 }
 
-func (b *batch) itemAt(idx int) item {
-	for _, it := range b.items {
-		if it.idx == idx {
-			return it
-		}
-	}
-	return item{}
-}
 
 // park stores the batch's dead letters, in relay order, before anything is
 // acked. A replay parks nothing: it reports.

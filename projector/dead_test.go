@@ -11,12 +11,6 @@ import (
 	"github.com/splitstream/splitstream/query"
 )
 
-// customerRegistered stands for an event of an aggregate this build's
-// projector has no read model for (a newer writer's, say).
-type customerRegistered struct{}
-
-func (customerRegistered) EventType() string { return "CustomerRegistered" }
-
 // An event whose stream type has no read model is parked with the reason,
 // never written as a (product) document, and the watermark passes it.
 func TestHandleUnknownStreamTypeIsADeadLetter(t *testing.T) {
