@@ -227,7 +227,9 @@ func (e *tooLargeError) Error() string { return "elasticsearch answered 413: " +
 
 // ReviewStats sums the current reviews of products with one aggregation
 // over the reviews index, after a refresh so that every acknowledged
-// review write is counted. The rules are query.StatsOf's.
+// review write is counted. The rules are query.StatsOf's. The projector
+// asks only when a removal took one of a product's newest reviews away
+// (it counts reviews as they come otherwise), so the refresh is rare.
 func (s *DocStore) ReviewStats(ctx context.Context, productIDs []string) (map[string]query.ReviewStats, error) {
 	out := make(map[string]query.ReviewStats, len(productIDs))
 	if len(productIDs) == 0 {

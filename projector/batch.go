@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/splitstream/splitstream/event"
@@ -40,7 +41,7 @@ func (p *Projector) project(ctx context.Context, items []item, replaying map[Ref
 	for attempt := 1; ; attempt++ {
 		b := &batch{p: p, items: items, docs: map[Ref]*doc{}, history: map[string][]event.Envelope{},
 			poisoned: map[int]error{}, outcomes: map[int]string{}, dead: map[int]deadItem{},
-			rated: map[string][]int{}, replaying: replaying, cur: -1}
+			replaying: replaying, cur: -1}
 		err := b.run(ctx)
 		if err == nil {
 			return b, nil
@@ -66,10 +67,6 @@ type batch struct {
 	poisoned map[int]error  // item idx -> why it cannot apply
 	outcomes map[int]string // item idx -> applied or duplicate
 	dead     map[int]deadItem
-	// rated lists, per product, the review events of the batch about it:
-	// its rating figures are summed again from its reviews once they are
-	// written.
-	rated     map[string][]int
 	replaying map[Ref]bool
 	cur       int // idx of the item being applied, -1 outside
 }
@@ -101,9 +98,9 @@ func refsOf(it item, own Ref) []Ref {
 
 // run applies the batch: events of unknown stream types and events that
 // touch a parked document become dead letters untouched; the others are
-// folded into their documents, which are written; the products their
-// reviews are about get their rating figures summed again from the written
-// reviews; and what the store refused for good is parked with its events.
+// folded into their documents (a review event also counts for its
+// product), which are written, products before reviews; and what the
+// store refused for good is parked with its events.
 func (b *batch) run(ctx context.Context) error {
 	var live []item
 	owns := map[int]Ref{}
@@ -143,6 +140,20 @@ func (b *batch) run(ctx context.Context) error {
 	if err := b.load(ctx, refs); err != nil {
 		return err
 	}
+	// Marks left by an attempt that wrote a product and not its reviews:
+	// read those reviews, to clear the marks they now satisfy.
+	var marked []Ref
+	for _, d := range b.order {
+		if d.product != nil {
+			for id := range d.product.Counted {
+				marked = append(marked, Ref{Kind: KindReview, ID: id})
+			}
+		}
+	}
+	slices.SortFunc(marked, func(a, c Ref) int { return strings.Compare(a.ID, c.ID) })
+	if err := b.load(ctx, marked); err != nil {
+		return err
+	}
 	for _, it := range kept {
 		b.cur = it.idx
 		out, err := b.apply(ctx, it.rec.Envelope, it.pl, true)
@@ -157,20 +168,79 @@ func (b *batch) run(ctx context.Context) error {
 		default:
 			b.outcomes[it.idx] = outcomeDuplicate
 		}
-		if pid := productOf(it.pl); pid != "" && err == nil {
-			// Even a duplicate: an earlier attempt may have written the
-			// review and not the product's sums.
-			b.rated[pid] = append(b.rated[pid], it.idx)
-		}
 	}
 	b.cur = -1
-	if err := b.write(ctx, kept); err != nil {
+	// Products (and everything but reviews) first, then reviews: a review
+	// document holds its version only once its product counted it, so a
+	// review event that is a duplicate for its review is one for its
+	// product too, and a retry after a crash between the two writes finds
+	// the product's mark.
+	if err := b.write(ctx, kept, func(d *doc) bool { return d.review == nil }); err != nil {
 		return err
 	}
-	if err := b.rate(ctx); err != nil {
+	b.holdReviewsOfRefused()
+	if err := b.write(ctx, nil, func(d *doc) bool { return d.review != nil }); err != nil {
+		return err
+	}
+	if err := b.settleProducts(ctx); err != nil {
 		return err
 	}
 	return b.park(ctx)
+}
+
+// holdReviewsOfRefused keeps back the review documents changed by events
+// that became dead letters (their product was refused): written now, they
+// would say their product counted them, which it did not.
+func (b *batch) holdReviewsOfRefused() {
+	for _, d := range b.order {
+		if d.review == nil || !d.changed || d.refused != "" {
+			continue
+		}
+		for _, idx := range d.items {
+			if dl, dead := b.dead[idx]; dead {
+				d.refused, d.changed, d.notify = dl.reason, false, false
+				for _, other := range d.items {
+					b.kill(other, dl.ref, dl.reason)
+				}
+				break
+			}
+		}
+	}
+}
+
+// settleProducts clears the marks of reviews now written, and reads the
+// latest reviews again from the index for products a removal left short
+// (rare: one of the newest five removed), then writes those products.
+func (b *batch) settleProducts(ctx context.Context) error {
+	var stale []string
+	for _, d := range b.order {
+		if d.product == nil || d.refused != "" {
+			continue
+		}
+		if d.product.LatestStale {
+			stale = append(stale, d.ref.ID)
+		}
+		d.try(event.Envelope{}, func(d *doc) bool {
+			return d.product.Uncount(func(id string) int {
+				r := b.docs[Ref{Kind: KindReview, ID: id}]
+				if r == nil || !r.found || r.changed || r.refused != "" {
+					return -1
+				}
+				return r.review.Version
+			})
+		})
+	}
+	if len(stale) > 0 {
+		stats, err := b.p.reviewStats(ctx, stale)
+		if err != nil {
+			return err
+		}
+		for _, id := range stale {
+			latest := stats[id].Latest
+			b.docs[Ref{Kind: KindProduct, ID: id}].try(event.Envelope{}, func(d *doc) bool { return d.product.SetLatest(latest) })
+		}
+	}
+	return b.write(ctx, nil, func(d *doc) bool { return d.product != nil })
 }
 
 func firstParked(refs []Ref, parked map[Ref]bool) (Ref, bool) {
@@ -181,60 +251,6 @@ func firstParked(refs []Ref, parked map[Ref]bool) (Ref, bool) {
 	}
 	return Ref{}, false
 }
-
-// rate sums the reviews of every product a review event of the batch is
-// about, now that the reviews are written, and writes the products whose
-// figures changed. The sums come from the review documents, each exact
-// under redelivery, reordering and gaps by its own version, so the rating
-// is exact whatever order review events arrive in, and the product
-// document stays the same size however many reviews it has.
-func (b *batch) rate(ctx context.Context) error {
-	var ids []string
-	for id, idxs := range b.rated {
-		d := b.docs[Ref{Kind: KindProduct, ID: id}]
-		if d == nil {
-			continue
-		}
-		if d.refused != "" {
-			// The review events touch a refused document: they park
-			// with the events that made it.
-			for _, idx := range idxs {
-				b.kill(idx, d.ref, d.refused)
-			}
-			continue
-		}
-		ids = append(ids, id)
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	slices.Sort(ids)
-	stats, err := b.p.reviewStats(ctx, ids)
-	if err != nil {
-		return err
-	}
-	byIdx := make(map[int]item, len(b.items))
-	for _, it := range b.items {
-		byIdx[it.idx] = it
-	}
-	for _, id := range ids {
-		d := b.docs[Ref{Kind: KindProduct, ID: id}]
-		st := stats[id]
-		var cause event.Envelope
-		for _, idx := range b.rated[id] {
-			if e := byIdx[idx].rec.Envelope; e.Position > cause.Position {
-				cause = e
-			}
-		}
-		if d.try(cause, func(d *doc) bool { return d.product.SetReviewStats(id, st) }) {
-			for _, idx := range b.rated[id] {
-				d.by(idx)
-			}
-		}
-	}
-	return b.write(ctx, nil)
-}
-
 
 // park stores the batch's dead letters, in relay order, before anything is
 // acked. A replay parks nothing: it reports.
@@ -324,6 +340,16 @@ func (b *batch) apply(ctx context.Context, e event.Envelope, pl event.Payload, f
 			return out, poisonError{fmt.Errorf("stream %s: versions %d to %d are not in the event store", e.StreamID, own.version()+1, e.Version-1)}
 		}
 	}
+	// A review event counts for its product when it applied to the review.
+	if pid := productOf(pl); pid != "" && out == query.Applied {
+		pd, err := b.doc(ctx, Ref{Kind: KindProduct, ID: pid})
+		if err != nil {
+			return 0, err
+		}
+		if pd.try(e, func(d *doc) bool { return d.product.CountReview(e, pl) }) {
+			pd.by(b.cur)
+		}
+	}
 	return out, nil
 }
 
@@ -377,20 +403,20 @@ func (b *batch) fill(ctx context.Context, own *doc, e event.Envelope) error {
 	return nil
 }
 
-// write sends every changed document and the event documents of items in
-// one bulk request, then retries only what did not go through: a document
+// write sends every changed document which selects and the event
+// documents of items in one bulk request, then retries only what did not go through: a document
 // whose guard failed is read again and its operations applied again; an
 // item the store refused for now is sent again after a pause; a document
 // (or event document) the store refused for good is left out and the
 // events that changed it become dead letters.
-func (b *batch) write(ctx context.Context, items []item) error {
+func (b *batch) write(ctx context.Context, items []item, which func(*doc) bool) error {
 	var (
 		writes  []Write
 		targets []*doc // nil for event documents
 		evIdx   []int  // item idx of each event document, -1 for documents
 	)
 	for _, d := range b.order {
-		if !d.changed || d.refused != "" {
+		if !d.changed || d.refused != "" || !which(d) {
 			continue
 		}
 		w, err := d.write()
@@ -434,9 +460,10 @@ func (b *batch) write(ctx context.Context, items []item) error {
 			switch {
 			case r.Err == nil:
 				if d != nil {
-					// What changed it so far is durable: a later refusal
-					// (of the review sums) dead-letters only what follows.
-					d.found, d.seq, d.term, d.changed, d.items = true, r.SeqNo, r.PrimaryTerm, false, nil
+					// What changed it so far is durable: a later conflict
+					// replays, and a later refusal dead-letters, only what
+					// follows.
+					d.found, d.seq, d.term, d.changed, d.items, d.ops = true, r.SeqNo, r.PrimaryTerm, false, nil, nil
 				}
 			case errors.Is(r.Err, ErrConflict):
 				if d == nil {

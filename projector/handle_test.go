@@ -411,7 +411,8 @@ func TestHandleReappliesOnConflict(t *testing.T) {
 		first = false
 		var p query.Product
 		f.store.decode(t, Ref{KindProduct, "p1"}, &p)
-		p.SetReviewStats("p1", query.ReviewStats{Count: 1, Sum: 3, Histogram: [5]int{0, 0, 1, 0, 0}})
+		pl, _ := r1.Envelope.Payload()
+		p.CountReview(r1.Envelope, pl)
 		src, _ := json.Marshal(p)
 		f.store.mu.Lock()
 		f.store.seq++
@@ -429,15 +430,13 @@ func TestHandleReappliesOnConflict(t *testing.T) {
 			bulks = append(bulks, w)
 		}
 	}
-	// The reviews and events go first; then the product with its sums, and
-	// after the conflict the product alone again.
-	if len(bulks) != 3 {
-		t.Fatalf("bulks = %v, want 3", bulks)
+	// The product and the events go first; after the conflict the product
+	// alone again; then the reviews; then the product, its marks cleared.
+	if len(bulks) != 4 || len(bulks[1]) != 1 || bulks[1][0].Ref != (Ref{KindProduct, "p1"}) {
+		t.Errorf("bulks = %v, want the second to hold only the conflicting product", refsOfBulks(bulks))
 	}
-	for _, b := range bulks[1:] {
-		if len(b) != 1 || b[0].Ref != (Ref{KindProduct, "p1"}) {
-			t.Errorf("bulks = %v, want the second and third to hold only the conflicting product", bulks)
-		}
+	if p := f.store.product(t, "p1"); len(p.Counted) != 0 {
+		t.Errorf("marks left after the reviews were written: %v", p.Counted)
 	}
 }
 
@@ -631,5 +630,50 @@ func TestHoleFilledFromTheLog(t *testing.T) {
 	}
 	if p := f.store.product(t, "p1"); p.Name != "Steel kettle" || p.Version != 2 {
 		t.Errorf("p1 = %+v; the record in the hole was not applied", p)
+	}
+}
+
+func refsOfBulks(bulks [][]Write) [][]Ref {
+	out := make([][]Ref, len(bulks))
+	for i, b := range bulks {
+		for _, w := range b {
+			out[i] = append(out[i], w.Ref)
+		}
+	}
+	return out
+}
+
+// The product is written, then the write of its reviews fails (a crash
+// between the two, as far as the store can tell): the retry finds the
+// product's marks and counts nothing twice.
+func TestHandleCountsOnceWhenReviewsWereNotWritten(t *testing.T) {
+	f := newFixture(t, nil)
+	l := f.log
+	acked(t, f.handle(t, l.add(t, "p1", created("Kettle"))))
+	failed := false
+	f.store.failWrite = func(_ int, ws []Write) ([]*WriteResult, error) {
+		if !failed && ws[0].Ref.Kind == KindReview {
+			failed = true
+			return nil, errors.New("connection reset")
+		}
+		return nil, nil
+	}
+	acked(t, f.handle(t,
+		l.add(t, "r1", event.ReviewAdded{ProductID: "p1", Author: "Ada", Rating: 3}),
+		l.add(t, "r2", event.ReviewAdded{ProductID: "p1", Author: "Bob", Rating: 5}),
+		l.add(t, "r1", event.ReviewRemoved{ProductID: "p1", Rating: 3}),
+	))
+	if !failed {
+		t.Fatal("the review write never failed")
+	}
+	p := f.store.product(t, "p1")
+	if p.ReviewCount != 1 || p.RatingSum != 5 || len(p.Counted) != 0 || len(p.LatestReviews) != 1 || p.LatestReviews[0].ID != "r2" {
+		t.Errorf("product after a lost review write = %+v", p)
+	}
+	// And a redelivery of everything changes nothing.
+	before := f.store.product(t, "p1")
+	acked(t, f.handle(t, l.records...))
+	if after := f.store.product(t, "p1"); after.ReviewCount != before.ReviewCount || after.RatingSum != before.RatingSum {
+		t.Errorf("redelivery changed the product: %+v", after)
 	}
 }

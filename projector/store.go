@@ -87,7 +87,8 @@ type Store interface {
 	// ReviewStats sums the current reviews of each product (query.StatsOf)
 	// over every review document written so far: the store makes its
 	// acknowledged writes visible to the sum first. A product with no
-	// reviews is absent from the answer or has zero stats.
+	// reviews is absent from the answer or has zero stats. Asked only to
+	// read a product's newest reviews again after a removal.
 	ReviewStats(ctx context.Context, productIDs []string) (map[string]query.ReviewStats, error)
 }
 

@@ -79,10 +79,9 @@ func ApplyProduct(p *Product, e event.Envelope, pl event.Payload) Outcome {
 
 // ReviewStats is what a product's document says of its current reviews:
 // counts and sums, whose size does not depend on how many reviews there
-// are. The projector computes them from the review documents (which are
-// exact under redelivery, reordering and gaps by their own version), so a
-// product's rating is a function of its reviews' state rather than of the
-// order review events arrived in; see projector.ReviewStatser.
+// are. StatsOf computes them from review documents (time travel, tests,
+// and the index's aggregation follows the same rules); the projector keeps
+// them by CountReview, which arrives at the same figures.
 type ReviewStats struct {
 	Count     int
 	Sum       int
@@ -125,6 +124,85 @@ func SortLatest(refs []ReviewRef) {
 		}
 		return refs[i].ID < refs[j].ID
 	})
+}
+
+// CountReview applies a review event's effect to its product's counts and
+// sums, once. The caller calls it only when the event just applied to the
+// review's own document (its version check passed: a duplicate never gets
+// here, and a gap is filled first, so a review's events come in version
+// order); a mark at or past the event's version says an earlier attempt,
+// whose review write was lost, already counted it. The result equals
+// StatsOf over the review documents, in any order of arrival, except that
+// a removal taking one of the latest reviews away sets LatestStale.
+func (p *Product) CountReview(e event.Envelope, pl event.Payload) bool {
+	if m, ok := p.Counted[e.StreamID]; ok && m.Version >= e.Version {
+		return false
+	}
+	var sign, rating int
+	switch pl := pl.(type) {
+	case event.ReviewAdded:
+		p.ID, sign, rating = pl.ProductID, 1, pl.Rating
+	case event.ReviewRemoved:
+		p.ID, sign, rating = pl.ProductID, -1, pl.Rating
+	default:
+		return false
+	}
+	if p.Counted == nil {
+		p.Counted = map[string]ReviewMark{}
+	}
+	p.Counted[e.StreamID] = ReviewMark{Version: e.Version}
+	if len(p.RatingHistogram) != 5 {
+		p.RatingHistogram = make([]int, 5)
+	}
+	if rating < 1 || rating > 5 {
+		return true // never counted, as StatsOf does not
+	}
+	p.ReviewCount += sign
+	p.RatingSum += sign * rating
+	p.RatingHistogram[rating-1] += sign
+	p.AverageRating = 0
+	if p.ReviewCount > 0 {
+		p.AverageRating = math.Round(float64(p.RatingSum)/float64(p.ReviewCount)*100) / 100
+	}
+	if sign > 0 {
+		latest := append(slices.Clone(p.LatestReviews), ReviewRef{ID: e.StreamID, CreatedAt: e.OccurredAt})
+		SortLatest(latest)
+		p.LatestReviews = latest[:min(len(latest), LatestReviewsKept)]
+	} else if i := slices.IndexFunc(p.LatestReviews, func(r ReviewRef) bool { return r.ID == e.StreamID }); i >= 0 {
+		p.LatestReviews = slices.Delete(slices.Clone(p.LatestReviews), i, i+1)
+		if p.ReviewCount > len(p.LatestReviews) {
+			p.LatestStale = true
+		}
+	}
+	return true
+}
+
+// Uncount drops the marks of reviews whose documents now hold at least the
+// marked version; version is the review document's version, or -1 when
+// it is not known.
+func (p *Product) Uncount(version func(reviewID string) int) bool {
+	changed := false
+	for id, m := range p.Counted {
+		if version(id) >= m.Version {
+			delete(p.Counted, id)
+			changed = true
+		}
+	}
+	if len(p.Counted) == 0 {
+		p.Counted = nil
+	}
+	return changed
+}
+
+// SetLatest replaces the latest reviews (read again from the index after
+// a removal) and reports whether they changed.
+func (p *Product) SetLatest(latest []ReviewRef) bool {
+	p.LatestStale = false
+	if slices.EqualFunc(p.LatestReviews, latest, func(a, b ReviewRef) bool { return a.ID == b.ID && a.CreatedAt.Equal(b.CreatedAt) }) {
+		return false
+	}
+	p.LatestReviews = slices.Clone(latest)
+	return true
 }
 
 // SetReviewStats puts s into the product's rating figures and reports

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,9 @@ func TestTenThousandReviewsKeepTheProductSmallAndExact(t *testing.T) {
 
 	reviews := map[string]*Review{}
 	payloads := map[string]event.Payload{}
+	// counted is the product as the projector keeps it: a review event
+	// counts when it applies to its review document.
+	counted := &Product{}
 	apply := func(r *Review, e event.Envelope) Outcome {
 		pl, ok := payloads[e.ID]
 		if !ok {
@@ -64,7 +68,11 @@ func TestTenThousandReviewsKeepTheProductSmallAndExact(t *testing.T) {
 			}
 			payloads[e.ID] = pl
 		}
-		return ApplyReview(r, e, pl)
+		out := ApplyReview(r, e, pl)
+		if out == Applied {
+			counted.CountReview(e, pl)
+		}
+		return out
 	}
 	for _, e := range deliveries {
 		r := reviews[e.StreamID]
@@ -101,6 +109,15 @@ func TestTenThousandReviewsKeepTheProductSmallAndExact(t *testing.T) {
 	// Summing again (a redelivery of everything) changes nothing.
 	if p.SetReviewStats("p1", StatsOf(all)) {
 		t.Error("summing the same reviews again changed the product")
+	}
+	// The counted product agrees with the sum over the review documents.
+	if counted.LatestStale {
+		counted.SetLatest(StatsOf(all).Latest) // the projector reads them again from the index
+	}
+	counted.Uncount(func(id string) int { return reviews[id].Version }) // the reviews are written
+	if counted.ReviewCount != p.ReviewCount || counted.RatingSum != p.RatingSum || counted.AverageRating != p.AverageRating ||
+		!slices.Equal(counted.RatingHistogram, p.RatingHistogram) || !slices.Equal(counted.LatestReviews, p.LatestReviews) || len(counted.Counted) != 0 {
+		t.Errorf("counted product %+v\ndiffers from the sum over its reviews %+v", counted, p)
 	}
 	doc, err := json.Marshal(p)
 	if err != nil {

@@ -21,9 +21,9 @@ const (
 const LatestReviewsKept = 5
 
 // Product is the products index document. Its size does not grow with its
-// reviews: the rating figures are counts and sums over the product's
-// current review documents (see ReviewStats), and the latest reviews are
-// named by id, their text read from the reviews index when asked for.
+// reviews: the rating figures are counts and sums (CountReview), and the
+// latest reviews are named by id, their text read from the reviews index
+// when asked for.
 type Product struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
@@ -40,13 +40,30 @@ type Product struct {
 	AverageRating   float64     `json:"averageRating"`
 	RatingHistogram []int       `json:"ratingHistogram"` // counts of ratings 1..5
 	LatestReviews   []ReviewRef `json:"latestReviews"`
-	Version         int         `json:"version"`
+	// Counted marks the reviews whose events the figures include while
+	// their own documents may not be written yet: the projector writes a
+	// product before its reviews, so a retry after a crash between the
+	// two finds the mark and does not count again. Marks are cleared as
+	// soon as the reviews are written (the same batch), so at most one
+	// batch's worth exists, and only after a crash. Stored under the old
+	// per-review map's name, whose mapping it reuses.
+	Counted map[string]ReviewMark `json:"reviews,omitempty"`
+	// LatestStale says a removal took one of LatestReviews away while
+	// older current reviews exist: the list is read again from the
+	// reviews index. Not stored.
+	LatestStale bool `json:"-"`
+	Version     int  `json:"version"`
 	Position        int64       `json:"position"`
 	CreatedAt       time.Time   `json:"createdAt"`
 	UpdatedAt       time.Time   `json:"updatedAt"`
 	// Rev orders writes of this document in the index (from its sequence
 	// number); reviews change a product without changing its version.
 	Rev int64 `json:"-"`
+}
+
+// ReviewMark is a review version a product's figures include.
+type ReviewMark struct {
+	Version int `json:"v"`
 }
 
 // ReviewRef names one of a product's latest reviews, newest first.
