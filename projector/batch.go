@@ -69,6 +69,9 @@ type batch struct {
 	dead     map[int]deadItem
 	replaying map[Ref]bool
 	cur       int // idx of the item being applied, -1 outside
+	// fresh holds review versions read again after a product's write
+	// conflicted, for its replayed counts.
+	fresh map[string]int
 }
 
 // deadItem is why an item is a dead letter, and the document it is
@@ -137,14 +140,30 @@ func (b *batch) run(ctx context.Context) error {
 			refs = append(refs, Ref{Kind: KindProduct, ID: pid})
 		}
 	}
-	if err := b.load(ctx, refs); err != nil {
+	// Products are read before reviews: a review read later than its
+	// product can only be newer, and a review that holds an event means
+	// its product counted it (products are written first), so an event
+	// is never counted twice by two writers (a rebuild catching up beside
+	// the live projector, a replay).
+	var products, others []Ref
+	for _, r := range refs {
+		if r.Kind == KindProduct {
+			products = append(products, r)
+		} else {
+			others = append(others, r)
+		}
+	}
+	if err := b.load(ctx, products); err != nil {
+		return err
+	}
+	if err := b.load(ctx, others); err != nil {
 		return err
 	}
 	// Marks left by an attempt that wrote a product and not its reviews:
 	// read those reviews, to clear the marks they now satisfy.
 	var marked []Ref
 	for _, d := range b.order {
-		if d.product != nil {
+		if d.product != nil && len(d.product.Counted) > keptMarks {
 			for id := range d.product.Counted {
 				marked = append(marked, Ref{Kind: KindReview, ID: id})
 			}
@@ -208,6 +227,13 @@ func (b *batch) holdReviewsOfRefused() {
 	}
 }
 
+// keptMarks is how many marks a product keeps before the ones whose
+// reviews are written are cleared: recent marks stay, so that a second
+// writer working from an older copy of a review (a rebuild catching up
+// beside the live projector) finds them; at about 50 bytes a mark the
+// document stays small.
+const keptMarks = 64
+
 // settleProducts clears the marks of reviews now written, and reads the
 // latest reviews again from the index for products a removal left short
 // (rare: one of the newest five removed), then writes those products.
@@ -219,6 +245,9 @@ func (b *batch) settleProducts(ctx context.Context) error {
 		}
 		if d.product.LatestStale {
 			stale = append(stale, d.ref.ID)
+		}
+		if len(d.product.Counted) <= keptMarks {
+			continue
 		}
 		d.try(event.Envelope{}, func(d *doc) bool {
 			return d.product.Uncount(func(id string) int {
@@ -346,8 +375,14 @@ func (b *batch) apply(ctx context.Context, e event.Envelope, pl event.Payload, f
 		if err != nil {
 			return 0, err
 		}
-		if pd.try(e, func(d *doc) bool { return d.product.CountReview(e, pl) }) {
+		if pd.try(e, func(d *doc) bool {
+			if v, ok := b.fresh[e.StreamID]; ok && v >= e.Version {
+				return false // another writer applied it, and counted it first
+			}
+			return d.product.CountReview(e, pl)
+		}) {
 			pd.by(b.cur)
+			pd.counts = append(pd.counts, e.StreamID)
 		}
 	}
 	return out, nil
@@ -463,7 +498,7 @@ func (b *batch) write(ctx context.Context, items []item, which func(*doc) bool) 
 					// What changed it so far is durable: a later conflict
 					// replays, and a later refusal dead-letters, only what
 					// follows.
-					d.found, d.seq, d.term, d.changed, d.items, d.ops = true, r.SeqNo, r.PrimaryTerm, false, nil, nil
+					d.found, d.seq, d.term, d.changed, d.items, d.ops, d.counts = true, r.SeqNo, r.PrimaryTerm, false, nil, nil, nil
 				}
 			case errors.Is(r.Err, ErrConflict):
 				if d == nil {
@@ -486,6 +521,9 @@ func (b *batch) write(ctx context.Context, items []item, which func(*doc) bool) 
 			}
 			stored, err := b.p.get(ctx, refs)
 			if err != nil {
+				return err
+			}
+			if err := b.refreshCounted(ctx, conflicted); err != nil {
 				return err
 			}
 			for i, d := range conflicted {
@@ -514,13 +552,44 @@ func (b *batch) write(ctx context.Context, items []item, which func(*doc) bool) 
 	return nil
 }
 
+// refreshCounted reads again, after the conflicting products themselves,
+// the reviews their replayed operations count, so that a count another
+// writer made meanwhile (its review written since) is not made twice.
+func (b *batch) refreshCounted(ctx context.Context, conflicted []*doc) error {
+	var refs []Ref
+	for _, d := range conflicted {
+		for _, id := range d.counts {
+			refs = append(refs, Ref{Kind: KindReview, ID: id})
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	stored, err := b.p.get(ctx, refs)
+	if err != nil {
+		return err
+	}
+	if b.fresh == nil {
+		b.fresh = map[string]int{}
+	}
+	for _, s := range stored {
+		var r query.Review
+		if s.Found {
+			if err := json.Unmarshal(s.Source, &r); err != nil {
+				return fmt.Errorf("decode review %s: %w", s.Ref.ID, err)
+			}
+		}
+		b.fresh[s.Ref.ID] = r.Version
+	}
+	return nil
+}
+
 // refuse handles a write the store refused for good (a 4xx other than a
 // conflict or overload: a mapping that rejects a field, a document too
 // large): the document is not written in this batch, and every event that
 // changed it becomes a dead letter parked under it, so that later events
 // of the document follow them instead of being applied past a hole.
 func (b *batch) refuse(ref Ref, d *doc, evItem int, err error) {
-	b.p.m.retries.WithLabelValues("rejected").Inc()
 	reason := fmt.Sprintf("elasticsearch refused %s %s: %v", ref.Kind, ref.ID, err)
 	b.p.log.Error("elasticsearch refused a document for good; dead-lettering the events that made it", "kind", ref.Kind, "id", ref.ID, "err", err)
 	if d == nil {
@@ -578,8 +647,9 @@ type doc struct {
 	position  int64
 	types     []string
 	conflicts int
-	items     []int  // idx of the items that changed it, in order
-	refused   string // why the store refused it for good, "" if it did not
+	items     []int    // idx of the items that changed it, in order
+	refused   string   // why the store refused it for good, "" if it did not
+	counts    []string // reviews its operations since its last write count
 }
 
 // by records that item idx changed the document (-1: none).

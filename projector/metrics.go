@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 		}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "splitstream_projector_write_retries_total",
-			Help: "Writes sent again, by reason (conflict, rejected, unavailable).",
+			Help: "Writes sent again, by reason (conflict, unavailable). A write refused for good is not sent again: its events are dead-lettered.",
 		}, []string{"reason"}),
 		holesFilled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "splitstream_projector_hole_records_total",
