@@ -59,14 +59,14 @@ func (p *Projector) project(ctx context.Context, items []item, replaying map[Ref
 // batch is the working set of one attempt at a batch: every document it
 // touches, loaded once, with the operations applied to it.
 type batch struct {
-	p        *Projector
-	items    []item
-	docs     map[Ref]*doc
-	order    []*doc // first-touched order, for deterministic writes
-	history  map[string][]event.Envelope
-	poisoned map[int]error  // item idx -> why it cannot apply
-	outcomes map[int]string // item idx -> applied or duplicate
-	dead     map[int]deadItem
+	p         *Projector
+	items     []item
+	docs      map[Ref]*doc
+	order     []*doc // first-touched order, for deterministic writes
+	history   map[string][]event.Envelope
+	poisoned  map[int]error  // item idx -> why it cannot apply
+	outcomes  map[int]string // item idx -> applied or duplicate
+	dead      map[int]deadItem
 	replaying map[Ref]bool
 	cur       int // idx of the item being applied, -1 outside
 	// fresh holds review versions read again after a product's write

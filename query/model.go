@@ -51,11 +51,11 @@ type Product struct {
 	// LatestStale says a removal took one of LatestReviews away while
 	// older current reviews exist: the list is read again from the
 	// reviews index. Not stored.
-	LatestStale bool `json:"-"`
-	Version     int  `json:"version"`
-	Position        int64       `json:"position"`
-	CreatedAt       time.Time   `json:"createdAt"`
-	UpdatedAt       time.Time   `json:"updatedAt"`
+	LatestStale bool      `json:"-"`
+	Version     int       `json:"version"`
+	Position    int64     `json:"position"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
 	// Rev orders writes of this document in the index (from its sequence
 	// number); reviews change a product without changing its version.
 	Rev int64 `json:"-"`
