@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 
 	"github.com/elastic/go-elasticsearch/v8"
 
 	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/query"
 )
 
 // DocStore is the projector's document store: multi-get with each
@@ -167,6 +169,10 @@ func (s *DocStore) Write(ctx context.Context, writes []projector.Write) ([]proje
 	}
 	path := "/_bulk?filter_path=errors,items.*.status,items.*._seq_no,items.*._primary_term,items.*.error.type,items.*.error.reason"
 	if err := s.send(ctx, path, "application/x-ndjson", buf.Bytes(), &res); err != nil {
+		var tl *tooLargeError
+		if errors.As(err, &tl) {
+			return s.writeApart(ctx, writes, tl)
+		}
 		return nil, fmt.Errorf("bulk of %d: %w", len(writes), err)
 	}
 	if len(res.Items) != len(writes) {
@@ -195,8 +201,135 @@ func (s *DocStore) Write(ctx context.Context, writes []projector.Write) ([]proje
 	return out, nil
 }
 
+// writeApart sends writes one bulk each after Elasticsearch refused them
+// together as too large (413): a write refused alone as too large is
+// refused for good (the projector dead-letters its events); the others
+// go through as usual. Bounded: one request per write.
+func (s *DocStore) writeApart(ctx context.Context, writes []projector.Write, whole *tooLargeError) ([]projector.WriteResult, error) {
+	if len(writes) == 1 {
+		return []projector.WriteResult{{Err: fmt.Errorf("%s %s: 413 request_entity_too_large: %s", writes[0].Ref.Kind, writes[0].Ref.ID, whole.msg)}}, nil
+	}
+	out := make([]projector.WriteResult, len(writes))
+	for i, w := range writes {
+		res, err := s.Write(ctx, []projector.Write{w})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = res[0]
+	}
+	return out, nil
+}
+
+// tooLargeError is a request Elasticsearch refused as too large as a whole.
+type tooLargeError struct{ msg string }
+
+func (e *tooLargeError) Error() string { return "elasticsearch answered 413: " + e.msg }
+
+// ReviewStats sums the current reviews of products with one aggregation
+// over the reviews index, after a refresh so that every acknowledged
+// review write is counted. The rules are query.StatsOf's. The projector
+// asks only when a removal took one of a product's newest reviews away
+// (it counts reviews as they come otherwise), so the refresh is rare.
+func (s *DocStore) ReviewStats(ctx context.Context, productIDs []string) (map[string]query.ReviewStats, error) {
+	out := make(map[string]query.ReviewStats, len(productIDs))
+	if len(productIDs) == 0 {
+		return out, nil
+	}
+	index, err := s.alias(projector.KindReview)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.send(ctx, "/"+index+"/_refresh", "application/json", nil, &struct{}{}); err != nil {
+		return nil, fmt.Errorf("refresh reviews: %w", err)
+	}
+	// Chunks keep each aggregation far below Elasticsearch's bucket limit
+	// (search.max_buckets, 65,536: up to 6 buckets per product).
+	for len(productIDs) > 0 {
+		n := min(len(productIDs), reviewStatsChunk)
+		if err := s.reviewStats(ctx, index, productIDs[:n], out); err != nil {
+			return nil, err
+		}
+		productIDs = productIDs[n:]
+	}
+	return out, nil
+}
+
+// reviewStatsChunk is how many products one aggregation sums.
+const reviewStatsChunk = 1000
+
+func (s *DocStore) reviewStats(ctx context.Context, index string, productIDs []string, out map[string]query.ReviewStats) error {
+	body := map[string]any{
+		"size": 0,
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			map[string]any{"terms": map[string]any{"productId": productIDs}},
+			map[string]any{"term": map[string]any{"removed": false}},
+			map[string]any{"range": map[string]any{"version": map[string]any{"gte": 1}}},
+			map[string]any{"range": map[string]any{"rating": map[string]any{"gte": 1, "lte": 5}}},
+		}}},
+		"aggs": map[string]any{"products": map[string]any{
+			"terms": map[string]any{"field": "productId", "size": len(productIDs)},
+			"aggs": map[string]any{
+				"sum":   map[string]any{"sum": map[string]any{"field": "rating"}},
+				"stars": map[string]any{"terms": map[string]any{"field": "rating", "size": 5}},
+				"latest": map[string]any{"top_hits": map[string]any{
+					"size":    query.LatestReviewsKept,
+					"sort":    []any{map[string]any{"createdAt": "desc"}, map[string]any{"id": "asc"}},
+					"_source": []string{"id", "createdAt"},
+				}},
+			},
+		}},
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Aggregations struct {
+			Products struct {
+				Buckets []struct {
+					Key   string `json:"key"`
+					Count int    `json:"doc_count"`
+					Sum   struct {
+						Value float64 `json:"value"`
+					} `json:"sum"`
+					Stars struct {
+						Buckets []struct {
+							Key   int `json:"key"`
+							Count int `json:"doc_count"`
+						} `json:"buckets"`
+					} `json:"stars"`
+					Latest struct {
+						Hits struct {
+							Hits []struct {
+								Source query.ReviewRef `json:"_source"`
+							} `json:"hits"`
+						} `json:"hits"`
+					} `json:"latest"`
+				} `json:"buckets"`
+			} `json:"products"`
+		} `json:"aggregations"`
+	}
+	if err := s.send(ctx, "/"+index+"/_search", "application/json", raw, &res); err != nil {
+		return fmt.Errorf("sum reviews of %d products: %w", len(productIDs), err)
+	}
+	for _, b := range res.Aggregations.Products.Buckets {
+		st := query.ReviewStats{Count: b.Count, Sum: int(math.Round(b.Sum.Value))}
+		for _, star := range b.Stars.Buckets {
+			if star.Key >= 1 && star.Key <= 5 {
+				st.Histogram[star.Key-1] = star.Count
+			}
+		}
+		for _, h := range b.Latest.Hits.Hits {
+			st.Latest = append(st.Latest, h.Source)
+		}
+		out[b.Key] = st
+	}
+	return nil
+}
+
 // send posts body and decodes a 2xx answer into out; anything else is an
-// *UnavailableError (429, 5xx, no answer) or a plain error (other 4xx).
+// *UnavailableError (429, 5xx, no answer), a *tooLargeError (413) or a
+// plain error (other 4xx).
 func (s *DocStore) send(ctx context.Context, path, contentType string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(body))
 	if err != nil {
@@ -216,6 +349,9 @@ func (s *DocStore) send(ctx context.Context, path, contentType string, body []by
 		msg := errors.New(string(bytes.TrimSpace(data[:min(len(data), 512)])))
 		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500 {
 			return &UnavailableError{Status: res.StatusCode, Err: msg}
+		}
+		if res.StatusCode == http.StatusRequestEntityTooLarge {
+			return &tooLargeError{msg: msg.Error()}
 		}
 		return fmt.Errorf("elasticsearch answered %d: %w", res.StatusCode, msg)
 	}

@@ -37,19 +37,38 @@ func Alias(prefix, model string) string { return prefix + "-" + model }
 
 const keywordText = `{"type":"text","fields":{"keyword":{"type":"keyword","ignore_above":256}}}`
 
+// keyword is every exact-match field. ignore_above is the second line of
+// defence behind the command side's input limits: Lucene refuses a term
+// over 32,766 bytes, which would make Elasticsearch refuse the whole
+// document (and, before dead letters, stall the projector). A longer value
+// is still stored in _source and returned; it is only not indexed, so it
+// cannot be filtered or sorted on. 1,024 characters is far above every
+// validated input (ids 128 bytes, names, categories and currencies less)
+// and, at up to 4 bytes a character in UTF-8, far below Lucene's limit
+// (8,191 characters is the most that always fits).
+const keyword = `{"type":"keyword","ignore_above":1024}`
+
+// KeywordIgnoreAbove is keyword's ignore_above, for tests.
+const KeywordIgnoreAbove = 1024
+
+// mappings are strict, so a field a document has and its mapping lacks is
+// refused (and dead-lettered) rather than guessed. Products keep "reviews"
+// and reviews keep "productName"/"productVersion" only so that documents
+// written before reviews were summed and names read at read time still
+// fit; no document written now has them.
 var mappings = map[string]string{
 	Products: `{
 	  "dynamic": "strict",
 	  "properties": {
-	    "id": {"type":"keyword"},
+	    "id": ` + keyword + `,
 	    "name": ` + keywordText + `,
 	    "description": {"type":"text"},
-	    "category": {"type":"keyword"},
+	    "category": ` + keyword + `,
 	    "priceCents": {"type":"long"},
-	    "currency": {"type":"keyword"},
+	    "currency": ` + keyword + `,
 	    "stock": {"type":"integer"},
 	    "inStock": {"type":"boolean"},
-	    "status": {"type":"keyword"},
+	    "status": ` + keyword + `,
 	    "reviewCount": {"type":"integer"},
 	    "ratingSum": {"type":"integer"},
 	    "averageRating": {"type":"float"},
@@ -65,8 +84,8 @@ var mappings = map[string]string{
 	Reviews: `{
 	  "dynamic": "strict",
 	  "properties": {
-	    "id": {"type":"keyword"},
-	    "productId": {"type":"keyword"},
+	    "id": ` + keyword + `,
+	    "productId": ` + keyword + `,
 	    "productName": ` + keywordText + `,
 	    "productVersion": {"type":"integer"},
 	    "author": ` + keywordText + `,
@@ -81,17 +100,17 @@ var mappings = map[string]string{
 	Orders: `{
 	  "dynamic": "strict",
 	  "properties": {
-	    "id": {"type":"keyword"},
-	    "customerId": {"type":"keyword"},
-	    "status": {"type":"keyword"},
+	    "id": ` + keyword + `,
+	    "customerId": ` + keyword + `,
+	    "status": ` + keyword + `,
 	    "lines": {"properties": {
-	      "productId": {"type":"keyword"},
+	      "productId": ` + keyword + `,
 	      "productName": ` + keywordText + `,
 	      "quantity": {"type":"integer"},
 	      "unitPriceCents": {"type":"long"}
 	    }},
 	    "totalCents": {"type":"long"},
-	    "currency": {"type":"keyword"},
+	    "currency": ` + keyword + `,
 	    "rejectionReason": {"type":"text"},
 	    "cancelReason": {"type":"text"},
 	    "version": {"type":"integer"},
@@ -103,22 +122,22 @@ var mappings = map[string]string{
 	Events: `{
 	  "dynamic": "strict",
 	  "properties": {
-	    "id": {"type":"keyword"},
-	    "streamId": {"type":"keyword"},
-	    "streamType": {"type":"keyword"},
-	    "productId": {"type":"keyword"},
+	    "id": ` + keyword + `,
+	    "streamId": ` + keyword + `,
+	    "streamType": ` + keyword + `,
+	    "productId": ` + keyword + `,
 	    "version": {"type":"integer"},
-	    "type": {"type":"keyword"},
+	    "type": ` + keyword + `,
 	    "schemaVersion": {"type":"integer"},
 	    "position": {"type":"long"},
 	    "tx": {"type":"long"},
 	    "occurredAt": {"type":"date"},
 	    "data": {"type":"object","enabled":false},
 	    "metadata": {"properties": {
-	      "commandId": {"type":"keyword"},
-	      "correlationId": {"type":"keyword"},
-	      "causationId": {"type":"keyword"},
-	      "actor": {"type":"keyword"}
+	      "commandId": ` + keyword + `,
+	      "correlationId": ` + keyword + `,
+	      "causationId": ` + keyword + `,
+	      "actor": ` + keyword + `
 	    }}
 	  }
 	}`,
@@ -130,6 +149,12 @@ var mappings = map[string]string{
 	    "updatedAt": {"type":"date"}
 	  }
 	}`,
+}
+
+// Mapping returns the mapping of model's indices (for tests and tools).
+func Mapping(model string) (string, bool) {
+	m, ok := mappings[model]
+	return m, ok
 }
 
 // Indices creates and swaps the versioned indices behind the aliases.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
@@ -210,7 +211,7 @@ func (s *Searcher) SearchProducts(ctx context.Context, q query.ProductQuery) (qu
 	body := map[string]any{
 		"query":   map[string]any{"bool": boolQuery},
 		"sort":    sorts,
-		"_source": map[string]any{"excludes": []string{"reviews"}},
+		"_source": map[string]any{"excludes": []string{"reviews"}}, // old documents' per-review map
 		"aggs": map[string]any{
 			"categories": map[string]any{"terms": map[string]any{"field": "category", "size": 50}},
 			// No scripts: the integ-test distribution has no Painless.
@@ -387,4 +388,73 @@ func (s *Searcher) GetReview(ctx context.Context, id string) (*query.Review, err
 	}
 	r.Rev = rev
 	return &r, nil
+}
+
+// mget reads ids of model in real time, with only the fields of source
+// when it is not empty, and calls each for every document found.
+func (s *Searcher) mget(ctx context.Context, model string, ids []string, source []string, each func(id string, src json.RawMessage, rev int64) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	body := map[string]any{"ids": ids}
+	path := "/" + Alias(s.prefix, model) + "/_mget?realtime=true"
+	if len(source) > 0 {
+		path += "&_source_includes=" + url.QueryEscape(strings.Join(source, ","))
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Docs []struct {
+			ID          string          `json:"_id"`
+			Found       bool            `json:"found"`
+			SeqNo       int64           `json:"_seq_no"`
+			PrimaryTerm int64           `json:"_primary_term"`
+			Source      json.RawMessage `json:"_source"`
+		} `json:"docs"`
+	}
+	if err := Do(ctx, s.es, http.MethodPost, path, string(raw), &res); err != nil {
+		return fmt.Errorf("mget %d %s: %w", len(ids), model, err)
+	}
+	for _, d := range res.Docs {
+		if !d.Found {
+			continue
+		}
+		if err := each(d.ID, d.Source, d.PrimaryTerm<<40|d.SeqNo); err != nil {
+			return fmt.Errorf("decode %s %s: %w", model, d.ID, err)
+		}
+	}
+	return nil
+}
+
+// GetReviews is a real-time multi-get of reviews, in the order of ids.
+func (s *Searcher) GetReviews(ctx context.Context, ids []string) ([]query.Review, error) {
+	var out []query.Review
+	err := s.mget(ctx, Reviews, ids, nil, func(_ string, src json.RawMessage, rev int64) error {
+		var r query.Review
+		if err := json.Unmarshal(src, &r); err != nil {
+			return err
+		}
+		r.Rev = rev
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// ProductNames reads only the names of products, in real time.
+func (s *Searcher) ProductNames(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	err := s.mget(ctx, Products, ids, []string{"name"}, func(id string, src json.RawMessage, _ int64) error {
+		var p struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(src, &p); err != nil {
+			return err
+		}
+		out[id] = p.Name
+		return nil
+	})
+	return out, err
 }

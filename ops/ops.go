@@ -86,6 +86,11 @@ func mux(checks []Check, gatherer prometheus.Gatherer, show func(name string, er
 		status, code := "ok", http.StatusOK
 		results := map[string]string{}
 		for name, err := range run(ctx, checks) {
+			var note Note
+			if errors.As(err, &note) {
+				results[name] = "ok: " + string(note)
+				continue
+			}
 			if err != nil {
 				status, code = "unavailable", http.StatusServiceUnavailable
 			}
@@ -124,14 +129,26 @@ func PublicReason(err error) string {
 	return "unavailable"
 }
 
-// Ready runs every check at once and returns "ok" or the failure per name,
-// in full.
+// Note is what a check returns to stay green and still say something
+// (e.g. how many dead letters wait): /readyz shows "ok: <note>". A note
+// says counts, never addresses: the public /readyz shows it as it is.
+type Note string
+
+func (n Note) Error() string { return string(n) }
+
+// Ready runs every check at once and returns "ok" (or "ok: <note>") or the
+// failure per name, in full.
 func Ready(ctx context.Context, checks []Check) map[string]string {
 	out := make(map[string]string, len(checks))
 	for name, err := range run(ctx, checks) {
-		out[name] = "ok"
-		if err != nil {
+		var note Note
+		switch {
+		case errors.As(err, &note):
+			out[name] = "ok: " + string(note)
+		case err != nil:
 			out[name] = err.Error()
+		default:
+			out[name] = "ok"
 		}
 	}
 	return out

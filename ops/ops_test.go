@@ -123,3 +123,25 @@ func TestPublicReadyzHidesAddresses(t *testing.T) {
 		t.Errorf("recovery not logged:\n%s", logs.String())
 	}
 }
+// A check that returns a Note stays green and shows the note; any other
+// error turns /readyz red.
+func TestReadyzNotes(t *testing.T) {
+	get := func(checks []ops.Check) (int, map[string]any) {
+		rec := httptest.NewRecorder()
+		ops.Mux(checks, prometheus.NewRegistry()).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Code, body
+	}
+	note := ops.Check{Name: "projector", Fn: func(context.Context) error { return ops.Note("3 dead letters waiting") }}
+	code, body := get([]ops.Check{note})
+	if code != http.StatusOK || body["checks"].(map[string]any)["projector"] != "ok: 3 dead letters waiting" {
+		t.Errorf("with a note: %d %v", code, body)
+	}
+	bad := ops.Check{Name: "es", Fn: func(context.Context) error { return errors.New("down") }}
+	if code, body := get([]ops.Check{note, bad}); code != http.StatusServiceUnavailable {
+		t.Errorf("with a failure: %d %v", code, body)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/splitstream/splitstream/event"
@@ -31,11 +32,16 @@ func (e poisonError) Unwrap() error { return e.err }
 // until it succeeds or ctx ends. Starting over is safe because every fold
 // rule is idempotent: what an earlier attempt did write reads back as a
 // duplicate.
-func (p *Projector) project(ctx context.Context, items []item) (*batch, error) {
+//
+// replaying names parked documents whose dead letters items are: they are
+// applied as if those documents were not parked, and nothing is parked
+// (Replay reports instead). nil for live work.
+func (p *Projector) project(ctx context.Context, items []item, replaying map[Ref]bool) (*batch, error) {
 	bo := p.backoff()
 	for attempt := 1; ; attempt++ {
 		b := &batch{p: p, items: items, docs: map[Ref]*doc{}, history: map[string][]event.Envelope{},
-			poisoned: map[int]error{}, outcomes: map[int]string{}, renamed: map[string]string{}}
+			poisoned: map[int]error{}, outcomes: map[int]string{}, dead: map[int]deadItem{},
+			replaying: replaying, cur: -1}
 		err := b.run(ctx)
 		if err == nil {
 			return b, nil
@@ -53,29 +59,122 @@ func (p *Projector) project(ctx context.Context, items []item) (*batch, error) {
 // batch is the working set of one attempt at a batch: every document it
 // touches, loaded once, with the operations applied to it.
 type batch struct {
-	p        *Projector
-	items    []item
-	docs     map[Ref]*doc
-	order    []*doc // first-touched order, for deterministic writes
-	history  map[string][]event.Envelope
-	poisoned map[int]error     // item idx -> why it cannot apply
-	outcomes map[int]string    // item idx -> applied or duplicate
-	renamed  map[string]string // product id -> the event type that set its name
+	p         *Projector
+	items     []item
+	docs      map[Ref]*doc
+	order     []*doc // first-touched order, for deterministic writes
+	history   map[string][]event.Envelope
+	poisoned  map[int]error  // item idx -> why it cannot apply
+	outcomes  map[int]string // item idx -> applied or duplicate
+	dead      map[int]deadItem
+	replaying map[Ref]bool
+	cur       int // idx of the item being applied, -1 outside
+	// fresh holds review versions read again after a product's write
+	// conflicted, for its replayed counts.
+	fresh map[string]int
 }
 
+// deadItem is why an item is a dead letter, and the document it is
+// parked under.
+type deadItem struct {
+	ref    Ref
+	reason string
+}
+
+// kill makes item idx a dead letter, unless it already is one (the first
+// reason is the one that counts).
+func (b *batch) kill(idx int, ref Ref, reason string) {
+	if _, ok := b.dead[idx]; !ok {
+		b.dead[idx] = deadItem{ref: ref, reason: reason}
+	}
+}
+
+// refsOf lists the documents an item's event may change: its own, the
+// product a review is about, and its event document.
+func refsOf(it item, own Ref) []Ref {
+	refs := []Ref{own, {Kind: KindEvent, ID: it.rec.Envelope.ID}}
+	if pid := productOf(it.pl); pid != "" {
+		refs = append(refs, Ref{Kind: KindProduct, ID: pid})
+	}
+	return refs
+}
+
+// run applies the batch: events of unknown stream types and events that
+// touch a parked document become dead letters untouched; the others are
+// folded into their documents (a review event also counts for its
+// product), which are written, products before reviews; and what the
+// store refused for good is parked with its events.
 func (b *batch) run(ctx context.Context) error {
-	// Load every document the batch touches in one read.
-	refs := make([]Ref, 0, 2*len(b.items))
+	var live []item
+	owns := map[int]Ref{}
+	var check []Ref
 	for _, it := range b.items {
-		refs = append(refs, ownRef(it.rec.Envelope))
+		e := it.rec.Envelope
+		own, ok := ownRef(e)
+		if !ok {
+			kind := Kind(e.StreamType)
+			if kind == "" {
+				kind = "unknown"
+			}
+			b.kill(it.idx, Ref{Kind: kind, ID: e.StreamID}, fmt.Sprintf("stream type %q has no read model: %s %s v%d is never written as a document", e.StreamType, e.Type, e.StreamID, e.Version))
+			continue
+		}
+		owns[it.idx] = own
+		check = append(check, refsOf(it, own)...)
+		live = append(live, it)
+	}
+	parked, err := b.p.parked(ctx, check, b.replaying)
+	if err != nil {
+		return err
+	}
+	refs := make([]Ref, 0, 2*len(live))
+	kept := live[:0:0]
+	for _, it := range live {
+		if r, ok := firstParked(refsOf(it, owns[it.idx]), parked); ok {
+			b.kill(it.idx, r, fmt.Sprintf("%s %s has earlier dead letters: parked behind them, in order", r.Kind, r.ID))
+			continue
+		}
+		kept = append(kept, it)
+		refs = append(refs, owns[it.idx])
 		if pid := productOf(it.pl); pid != "" {
 			refs = append(refs, Ref{Kind: KindProduct, ID: pid})
 		}
 	}
-	if err := b.load(ctx, refs); err != nil {
+	// Products are read before reviews: a review read later than its
+	// product can only be newer, and a review that holds an event means
+	// its product counted it (products are written first), so an event
+	// is never counted twice by two writers (a rebuild catching up beside
+	// the live projector, a replay).
+	var products, others []Ref
+	for _, r := range refs {
+		if r.Kind == KindProduct {
+			products = append(products, r)
+		} else {
+			others = append(others, r)
+		}
+	}
+	if err := b.load(ctx, products); err != nil {
 		return err
 	}
-	for _, it := range b.items {
+	if err := b.load(ctx, others); err != nil {
+		return err
+	}
+	// Marks left by an attempt that wrote a product and not its reviews:
+	// read those reviews, to clear the marks they now satisfy.
+	var marked []Ref
+	for _, d := range b.order {
+		if d.product != nil && len(d.product.Counted) > keptMarks {
+			for id := range d.product.Counted {
+				marked = append(marked, Ref{Kind: KindReview, ID: id})
+			}
+		}
+	}
+	slices.SortFunc(marked, func(a, c Ref) int { return strings.Compare(a.ID, c.ID) })
+	if err := b.load(ctx, marked); err != nil {
+		return err
+	}
+	for _, it := range kept {
+		b.cur = it.idx
 		out, err := b.apply(ctx, it.rec.Envelope, it.pl, true)
 		var pe poisonError
 		switch {
@@ -89,10 +188,122 @@ func (b *batch) run(ctx context.Context) error {
 			b.outcomes[it.idx] = outcomeDuplicate
 		}
 	}
-	if err := b.syncProductNames(ctx); err != nil {
+	b.cur = -1
+	// Products (and everything but reviews) first, then reviews: a review
+	// document holds its version only once its product counted it, so a
+	// review event that is a duplicate for its review is one for its
+	// product too, and a retry after a crash between the two writes finds
+	// the product's mark.
+	if err := b.write(ctx, kept, func(d *doc) bool { return d.review == nil }); err != nil {
 		return err
 	}
-	return b.write(ctx)
+	b.holdReviewsOfRefused()
+	if err := b.write(ctx, nil, func(d *doc) bool { return d.review != nil }); err != nil {
+		return err
+	}
+	if err := b.settleProducts(ctx); err != nil {
+		return err
+	}
+	return b.park(ctx)
+}
+
+// holdReviewsOfRefused keeps back the review documents changed by events
+// that became dead letters (their product was refused): written now, they
+// would say their product counted them, which it did not.
+func (b *batch) holdReviewsOfRefused() {
+	for _, d := range b.order {
+		if d.review == nil || !d.changed || d.refused != "" {
+			continue
+		}
+		for _, idx := range d.items {
+			if dl, dead := b.dead[idx]; dead {
+				d.refused, d.changed, d.notify = dl.reason, false, false
+				for _, other := range d.items {
+					b.kill(other, dl.ref, dl.reason)
+				}
+				break
+			}
+		}
+	}
+}
+
+// keptMarks is how many marks a product keeps before the ones whose
+// reviews are written are cleared: recent marks stay, so that a second
+// writer working from an older copy of a review (a rebuild catching up
+// beside the live projector) finds them; at about 50 bytes a mark the
+// document stays small.
+const keptMarks = 64
+
+// settleProducts clears the marks of reviews now written, and reads the
+// latest reviews again from the index for products a removal left short
+// (rare: one of the newest five removed), then writes those products.
+func (b *batch) settleProducts(ctx context.Context) error {
+	var stale []string
+	for _, d := range b.order {
+		if d.product == nil || d.refused != "" {
+			continue
+		}
+		if d.product.LatestStale {
+			stale = append(stale, d.ref.ID)
+		}
+		if len(d.product.Counted) <= keptMarks {
+			continue
+		}
+		d.try(event.Envelope{}, func(d *doc) bool {
+			return d.product.Uncount(func(id string) int {
+				r := b.docs[Ref{Kind: KindReview, ID: id}]
+				if r == nil || !r.found || r.changed || r.refused != "" {
+					return -1
+				}
+				return r.review.Version
+			})
+		})
+	}
+	if len(stale) > 0 {
+		stats, err := b.p.reviewStats(ctx, stale)
+		if err != nil {
+			return err
+		}
+		for _, id := range stale {
+			latest := stats[id].Latest
+			b.docs[Ref{Kind: KindProduct, ID: id}].try(event.Envelope{}, func(d *doc) bool { return d.product.SetLatest(latest) })
+		}
+	}
+	return b.write(ctx, nil, func(d *doc) bool { return d.product != nil })
+}
+
+func firstParked(refs []Ref, parked map[Ref]bool) (Ref, bool) {
+	for _, r := range refs {
+		if parked[r] {
+			return r, true
+		}
+	}
+	return Ref{}, false
+}
+
+// park stores the batch's dead letters, in relay order, before anything is
+// acked. A replay parks nothing: it reports.
+func (b *batch) park(ctx context.Context) error {
+	if b.replaying != nil || len(b.dead) == 0 {
+		return nil
+	}
+	var letters []Letter
+	now := b.p.cfg.Now().UTC()
+	for _, it := range b.items {
+		if d, ok := b.dead[it.idx]; ok {
+			letters = append(letters, Letter{Ref: d.ref, Record: it.rec, Reason: d.reason, ParkedAt: now})
+		}
+	}
+	slices.SortStableFunc(letters, func(a, c Letter) int {
+		switch {
+		case a.Record.Cursor.Less(c.Record.Cursor):
+			return -1
+		case c.Record.Cursor.Less(a.Record.Cursor):
+			return 1
+		}
+		return 0
+	})
+	return b.p.park(ctx, letters)
 }
 
 // load reads the documents not yet in the working set.
@@ -138,7 +349,11 @@ func (b *batch) doc(ctx context.Context, r Ref) (*doc, error) {
 // affects. A gap before it is filled from the event store first (only when
 // fill; events read from the event store have no gap before them).
 func (b *batch) apply(ctx context.Context, e event.Envelope, pl event.Payload, fill bool) (query.Outcome, error) {
-	own, err := b.doc(ctx, ownRef(e))
+	ref, ok := ownRef(e)
+	if !ok {
+		return 0, poisonError{fmt.Errorf("stream %s: stream type %q has no read model", e.StreamID, e.StreamType)}
+	}
+	own, err := b.doc(ctx, ref)
 	if err != nil {
 		return 0, err
 	}
@@ -154,23 +369,28 @@ func (b *batch) apply(ctx context.Context, e event.Envelope, pl event.Payload, f
 			return out, poisonError{fmt.Errorf("stream %s: versions %d to %d are not in the event store", e.StreamID, own.version()+1, e.Version-1)}
 		}
 	}
-	// A review event's effect on its product is applied even when the
-	// review already had it: a batch that failed half-way may have written
-	// the review but not the product. The product remembers each review's
-	// version, so this counts once.
-	if pid := productOf(pl); pid != "" {
+	// A review event counts for its product when it applied to the review.
+	if pid := productOf(pl); pid != "" && out == query.Applied {
 		pd, err := b.doc(ctx, Ref{Kind: KindProduct, ID: pid})
 		if err != nil {
 			return 0, err
 		}
-		pd.try(e, func(d *doc) bool { return query.ApplyReviewToProduct(d.product, e, pl) == query.Applied })
+		if pd.try(e, func(d *doc) bool {
+			if v, ok := b.fresh[e.StreamID]; ok && v >= e.Version {
+				return false // another writer applied it, and counted it first
+			}
+			return d.product.CountReview(e, pl)
+		}) {
+			pd.by(b.cur)
+			pd.counts = append(pd.counts, e.StreamID)
+		}
 	}
 	return out, nil
 }
 
 func (b *batch) applyOwn(d *doc, e event.Envelope, pl event.Payload) query.Outcome {
 	var out query.Outcome
-	d.try(e, func(d *doc) bool {
+	if d.try(e, func(d *doc) bool {
 		switch d.ref.Kind {
 		case KindProduct:
 			out = query.ApplyProduct(d.product, e, pl)
@@ -180,12 +400,8 @@ func (b *batch) applyOwn(d *doc, e event.Envelope, pl event.Payload) query.Outco
 			out = query.ApplyOrder(d.order, e, pl)
 		}
 		return out == query.Applied
-	})
-	if out == query.Applied && d.ref.Kind == KindProduct {
-		switch pl.(type) {
-		case event.ProductCreated, event.ProductRenamed:
-			b.renamed[d.ref.ID] = e.Type
-		}
+	}) {
+		d.by(b.cur)
 	}
 	return out
 }
@@ -211,10 +427,7 @@ func (b *batch) fill(ctx context.Context, own *doc, e event.Envelope) error {
 		if h.Version >= e.Version {
 			break
 		}
-		hp, err := h.Payload()
-		if err == nil && event.StreamTypeOf(hp) != h.StreamType {
-			err = fmt.Errorf("%s is not a %s event", h.Type, h.StreamType)
-		}
+		hp, err := b.p.payload(h)
 		if err != nil {
 			return poisonError{fmt.Errorf("stream %s: version %d, needed before version %d, cannot be read: %w", e.StreamID, h.Version, e.Version, err)}
 		}
@@ -225,70 +438,34 @@ func (b *batch) fill(ctx context.Context, own *doc, e event.Envelope) error {
 	return nil
 }
 
-// syncProductNames gives every review the name of its product as of the
-// product's version: the reviews of each product renamed (or created) in
-// this batch, found through the product's own list of its reviews, and
-// every review touched in this batch. SetProductName keeps the newest, so
-// this is exact in any order of arrival.
-func (b *batch) syncProductNames(ctx context.Context) error {
-	var refs []Ref
-	for id := range b.renamed {
-		pd := b.docs[Ref{Kind: KindProduct, ID: id}]
-		for rid := range pd.product.Reviews {
-			refs = append(refs, Ref{Kind: KindReview, ID: rid})
-		}
-	}
-	slices.SortFunc(refs, func(a, c Ref) int {
-		if a.ID < c.ID {
-			return -1
-		}
-		if a.ID > c.ID {
-			return 1
-		}
-		return 0
-	})
-	if err := b.load(ctx, refs); err != nil {
-		return err
-	}
-	for _, d := range b.order {
-		if d.ref.Kind != KindReview || d.review.ProductID == "" {
-			continue
-		}
-		pd, ok := b.docs[Ref{Kind: KindProduct, ID: d.review.ProductID}]
-		if !ok || pd.product.Version == 0 {
-			continue
-		}
-		name, version := pd.product.Name, pd.product.Version
-		// The change is the product's: its position and, after a rename, its type.
-		cause := event.Envelope{Position: pd.product.Position, Type: b.renamed[pd.ref.ID]}
-		d.try(cause, func(d *doc) bool { return d.review.SetProductName(name, version) })
-	}
-	return nil
-}
-
-// write sends every changed document and every event document in one bulk
-// request, then retries only what did not go through: a document whose
-// guard failed is read again and its operations applied again; an item the
-// store refused for now is sent again after a pause.
-func (b *batch) write(ctx context.Context) error {
+// write sends every changed document which selects and the event
+// documents of items in one bulk request, then retries only what did not go through: a document
+// whose guard failed is read again and its operations applied again; an
+// item the store refused for now is sent again after a pause; a document
+// (or event document) the store refused for good is left out and the
+// events that changed it become dead letters.
+func (b *batch) write(ctx context.Context, items []item, which func(*doc) bool) error {
 	var (
 		writes  []Write
 		targets []*doc // nil for event documents
+		evIdx   []int  // item idx of each event document, -1 for documents
 	)
 	for _, d := range b.order {
-		if !d.changed {
+		if !d.changed || d.refused != "" || !which(d) {
 			continue
 		}
 		w, err := d.write()
 		if err != nil {
 			return err
 		}
-		writes, targets = append(writes, w), append(targets, d)
+		writes, targets, evIdx = append(writes, w), append(targets, d), append(evIdx, -1)
 	}
 	seen := map[string]bool{}
-	for _, it := range b.items {
+	for _, it := range items {
 		id := it.rec.Envelope.ID
-		if _, bad := b.poisoned[it.idx]; bad || seen[id] {
+		_, bad := b.poisoned[it.idx]
+		_, dead := b.dead[it.idx]
+		if bad || dead || seen[id] {
 			continue
 		}
 		seen[id] = true
@@ -296,7 +473,8 @@ func (b *batch) write(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", id, err)
 		}
-		writes, targets = append(writes, Write{Ref: Ref{Kind: KindEvent, ID: id}, Op: Create, Doc: src}), append(targets, nil)
+		writes = append(writes, Write{Ref: Ref{Kind: KindEvent, ID: id}, Op: Create, Doc: src})
+		targets, evIdx = append(targets, nil), append(evIdx, it.idx)
 	}
 
 	bo := b.p.backoff()
@@ -308,31 +486,31 @@ func (b *batch) write(ctx context.Context) error {
 		var (
 			again      []Write
 			againT     []*doc
+			againI     []int
 			conflicted []*doc
-			refused    error
+			unready    bool
 		)
 		for i, r := range res {
 			d := targets[i]
 			switch {
 			case r.Err == nil:
 				if d != nil {
-					d.found, d.seq, d.term, d.changed = true, r.SeqNo, r.PrimaryTerm, false
+					// What changed it so far is durable: a later conflict
+					// replays, and a later refusal dead-letters, only what
+					// follows.
+					d.found, d.seq, d.term, d.changed, d.items, d.ops, d.counts = true, r.SeqNo, r.PrimaryTerm, false, nil, nil, nil
 				}
 			case errors.Is(r.Err, ErrConflict):
 				if d == nil {
 					continue // the event document exists: written before
 				}
 				conflicted = append(conflicted, d)
+			case r.Retryable:
+				unready = true
+				b.p.m.retries.WithLabelValues("unavailable").Inc()
+				again, againT, againI = append(again, writes[i]), append(againT, d), append(againI, evIdx[i])
 			default:
-				refused = r.Err
-				reason := "rejected"
-				if r.Retryable {
-					reason = "unavailable"
-				} else {
-					b.p.log.Error("elasticsearch refused a document; retrying", "kind", writes[i].Ref.Kind, "id", writes[i].Ref.ID, "err", r.Err)
-				}
-				b.p.m.retries.WithLabelValues(reason).Inc()
-				again, againT = append(again, writes[i]), append(againT, d)
+				b.refuse(writes[i].Ref, d, evIdx[i], r.Err)
 			}
 		}
 		if len(conflicted) > 0 {
@@ -343,6 +521,9 @@ func (b *batch) write(ctx context.Context) error {
 			}
 			stored, err := b.p.get(ctx, refs)
 			if err != nil {
+				return err
+			}
+			if err := b.refreshCounted(ctx, conflicted); err != nil {
 				return err
 			}
 			for i, d := range conflicted {
@@ -357,12 +538,12 @@ func (b *batch) write(ctx context.Context) error {
 					if err != nil {
 						return err
 					}
-					again, againT = append(again, w), append(againT, d)
+					again, againT, againI = append(again, w), append(againT, d), append(againI, -1)
 				}
 			}
 		}
-		writes, targets = again, againT
-		if refused != nil && len(writes) > 0 {
+		writes, targets, evIdx = again, againT, againI
+		if unready && len(writes) > 0 {
 			if err := sleep(ctx, bo); err != nil {
 				return err
 			}
@@ -371,11 +552,61 @@ func (b *batch) write(ctx context.Context) error {
 	return nil
 }
 
+// refreshCounted reads again, after the conflicting products themselves,
+// the reviews their replayed operations count, so that a count another
+// writer made meanwhile (its review written since) is not made twice.
+func (b *batch) refreshCounted(ctx context.Context, conflicted []*doc) error {
+	var refs []Ref
+	for _, d := range conflicted {
+		for _, id := range d.counts {
+			refs = append(refs, Ref{Kind: KindReview, ID: id})
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	stored, err := b.p.get(ctx, refs)
+	if err != nil {
+		return err
+	}
+	if b.fresh == nil {
+		b.fresh = map[string]int{}
+	}
+	for _, s := range stored {
+		var r query.Review
+		if s.Found {
+			if err := json.Unmarshal(s.Source, &r); err != nil {
+				return fmt.Errorf("decode review %s: %w", s.Ref.ID, err)
+			}
+		}
+		b.fresh[s.Ref.ID] = r.Version
+	}
+	return nil
+}
+
+// refuse handles a write the store refused for good (a 4xx other than a
+// conflict or overload: a mapping that rejects a field, a document too
+// large): the document is not written in this batch, and every event that
+// changed it becomes a dead letter parked under it, so that later events
+// of the document follow them instead of being applied past a hole.
+func (b *batch) refuse(ref Ref, d *doc, evItem int, err error) {
+	reason := fmt.Sprintf("elasticsearch refused %s %s: %v", ref.Kind, ref.ID, err)
+	b.p.log.Error("elasticsearch refused a document for good; dead-lettering the events that made it", "kind", ref.Kind, "id", ref.ID, "err", err)
+	if d == nil {
+		b.kill(evItem, ref, reason)
+		return
+	}
+	d.refused, d.changed, d.notify = reason, false, false
+	for _, idx := range d.items {
+		b.kill(idx, ref, reason)
+	}
+}
+
 // changes lists the documents this batch changed, for the notice.
 func (b *batch) changes() []Change {
 	var out []Change
 	for _, d := range b.order {
-		if !d.notify {
+		if !d.notify || d.refused != "" {
 			continue
 		}
 		c := Change{Kind: d.ref.Kind, ID: d.ref.ID, Version: d.version(), Position: d.position,
@@ -416,6 +647,16 @@ type doc struct {
 	position  int64
 	types     []string
 	conflicts int
+	items     []int    // idx of the items that changed it, in order
+	refused   string   // why the store refused it for good, "" if it did not
+	counts    []string // reviews its operations since its last write count
+}
+
+// by records that item idx changed the document (-1: none).
+func (d *doc) by(idx int) {
+	if idx >= 0 && !slices.Contains(d.items, idx) {
+		d.items = append(d.items, idx)
+	}
 }
 
 // try runs op and keeps it, for replay, when it changed the document. e is
@@ -510,15 +751,18 @@ func (d *doc) write() (Write, error) {
 	return w, nil
 }
 
-func ownRef(e event.Envelope) Ref {
+// ownRef is the document of the event's own stream; false for a stream
+// type that has no read model (a dead letter, never a document).
+func ownRef(e event.Envelope) (Ref, bool) {
 	switch e.StreamType {
+	case event.StreamProduct:
+		return Ref{Kind: KindProduct, ID: e.StreamID}, true
 	case event.StreamReview:
-		return Ref{Kind: KindReview, ID: e.StreamID}
+		return Ref{Kind: KindReview, ID: e.StreamID}, true
 	case event.StreamOrder:
-		return Ref{Kind: KindOrder, ID: e.StreamID}
-	default:
-		return Ref{Kind: KindProduct, ID: e.StreamID}
+		return Ref{Kind: KindOrder, ID: e.StreamID}, true
 	}
+	return Ref{}, false
 }
 
 // productOf is the product a review event changes, or "".

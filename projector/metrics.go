@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 		}, []string{"type", "outcome"}),
 		dead: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "splitstream_projector_dead_lettered_total",
-			Help: "Messages sent to the dead-letter queue because they can never apply.",
+			Help: "Messages dead-lettered: to the dead-letter queue (cannot be read or applied) or parked in the dead-letter store (a document refused for good, or behind one).",
 		}),
 		bulkItems: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "splitstream_projector_bulk_items",
@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 		}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "splitstream_projector_write_retries_total",
-			Help: "Writes sent again, by reason (conflict, rejected, unavailable).",
+			Help: "Writes sent again, by reason (conflict, unavailable). A write refused for good is not sent again: its events are dead-lettered.",
 		}, []string{"reason"}),
 		holesFilled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "splitstream_projector_hole_records_total",
@@ -92,6 +92,10 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 			}
 			return 0
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "splitstream_projector_dead_letters",
+			Help: "Dead letters waiting in the dead-letter store for an operator (splitstream dead list), as last counted.",
+		}, func() float64 { return float64(p.DeadLetterCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_breaker_open",
 			Help: "1 while the circuit breaker around Elasticsearch is open or half-open.",

@@ -23,6 +23,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/query"
 )
 
 // CheckpointID is the id of the projector's document in the checkpoints model.
@@ -42,6 +43,10 @@ type Config struct {
 	// EventLog reads the event log in relay order, to fill a hole in the
 	// watermark that redelivery will not fill; nil never fills holes.
 	EventLog Log
+	// DeadLetters keeps the events whose documents the store refused for
+	// good, and the events parked behind them; nil keeps them in memory
+	// only (a rebuild, tests).
+	DeadLetters DeadLetters
 	// HoleTimeout is how long records may wait behind a hole before the
 	// log is read (10s).
 	HoleTimeout time.Duration
@@ -78,6 +83,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.DeadLetters == nil {
+		c.DeadLetters = newMemDeadLetters()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -170,6 +178,21 @@ type Projector struct {
 	notice       *Notice   // last notice, kept when publishing it failed
 	cpDirty      bool      // the watermark moved but the checkpoint write failed
 	holeSince    time.Time // since when records wait behind a hole, without progress
+	deadCount    int       // dead letters waiting, as last counted
+	// streamOf is the stream type an event's payload belongs to
+	// (event.StreamTypeOf); a test swaps it to feed a stream type the
+	// projector has no read model for.
+	streamOf func(event.Payload) string
+}
+
+// payload decodes e and checks that its payload belongs to the stream type
+// its envelope names.
+func (p *Projector) payload(e event.Envelope) (event.Payload, error) {
+	pl, err := e.Payload()
+	if err == nil && p.streamOf(pl) != e.StreamType {
+		err = fmt.Errorf("%w: %s is a %s event, the envelope says %q", event.ErrMalformed, e.Type, p.streamOf(pl), e.StreamType)
+	}
+	return pl, err
 }
 
 // New returns a projector; Handle resumes from the stored checkpoint.
@@ -178,7 +201,7 @@ func New(cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Projector{cfg: cfg, log: cfg.Log, attempts: map[string]int{}, consumingAt: cfg.Now()}
+	p := &Projector{cfg: cfg, log: cfg.Log, attempts: map[string]int{}, consumingAt: cfg.Now(), streamOf: event.StreamTypeOf}
 	p.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 		Name:        "elasticsearch",
 		MaxRequests: 1,
@@ -294,10 +317,7 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 			verdicts[i] = p.dead(e.Type, m.Invalid.Error())
 			continue
 		}
-		pl, err := e.Payload()
-		if err == nil && event.StreamTypeOf(pl) != e.StreamType {
-			err = fmt.Errorf("%w: %s is a %s event, the envelope says %q", event.ErrMalformed, e.Type, event.StreamTypeOf(pl), e.StreamType)
-		}
+		pl, err := p.payload(e)
 		if err != nil {
 			verdicts[i] = p.poison(e, err, errors.Is(err, event.ErrMalformed))
 			continue
@@ -312,11 +332,16 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 	p.pendingAge, p.seenPos = oldest, max(p.seenPos, seen)
 	p.mu.Unlock()
 
-	b, err := p.project(ctx, items)
+	b, err := p.project(ctx, items, nil)
 	if err != nil {
 		return nil, err
 	}
 	for _, it := range b.items {
+		if d, dead := b.dead[it.idx]; dead {
+			p.forget(it.rec.Envelope.ID)
+			verdicts[it.idx] = p.parkedVerdict(it.rec.Envelope, d)
+			continue
+		}
 		if reason, bad := b.poisoned[it.idx]; bad {
 			verdicts[it.idx] = p.poison(it.rec.Envelope, reason, false)
 			continue
@@ -407,8 +432,8 @@ func (p *Projector) fillHole(ctx context.Context) {
 		}
 		var items []item
 		for i, r := range recs {
-			pl, err := r.Envelope.Payload()
-			if err != nil || event.StreamTypeOf(pl) != r.Envelope.StreamType {
+			pl, err := p.payload(r.Envelope)
+			if err != nil {
 				break
 			}
 			items = append(items, item{idx: i, rec: r, pl: pl})
@@ -417,7 +442,7 @@ func (p *Projector) fillHole(ctx context.Context) {
 			return
 		}
 		p.log.Info("filling a hole in the watermark from the log", "after", at, "records", len(items), "held", held)
-		b, err := p.project(ctx, items)
+		b, err := p.project(ctx, items, nil)
 		if err != nil {
 			return
 		}
@@ -427,6 +452,10 @@ func (p *Projector) fillHole(ctx context.Context) {
 				break
 			}
 			done = append(done, link{it.rec.Cursor, it.rec.Prev})
+			if d, dead := b.dead[it.idx]; dead {
+				p.parkedVerdict(it.rec.Envelope, d)
+				continue
+			}
 			outcome := outcomeApplied
 			if b.outcomes[it.idx] == outcomeDuplicate {
 				outcome = outcomeDuplicate
@@ -454,6 +483,7 @@ func (p *Projector) Idle(ctx context.Context) {
 	p.mu.Unlock()
 	p.saveCheckpoint(ctx)
 	p.fillHole(ctx)
+	p.countDead(ctx)
 	p.mu.Lock()
 	n := p.notice
 	p.mu.Unlock()
@@ -477,6 +507,81 @@ func (p *Projector) publish(ctx context.Context, n Notice) {
 		return
 	}
 	p.notice = nil
+}
+
+// parkedVerdict counts an event parked in the dead-letter store: it is
+// acked (the store has it durably) and the watermark passes it.
+func (p *Projector) parkedVerdict(e event.Envelope, d deadItem) Verdict {
+	p.m.events.WithLabelValues(typeLabel(e.Type), outcomeDead).Inc()
+	p.m.dead.Inc()
+	p.log.Warn("event parked in the dead-letter store", "event", e.ID, "type", e.Type, "stream", e.StreamID,
+		"kind", d.ref.Kind, "id", d.ref.ID, "reason", d.reason)
+	return Verdict{Action: Ack, Reason: "dead letter: " + d.reason}
+}
+
+// DeadLetterCount is how many dead letters wait in the store, as last
+// counted (after each batch that parked some, and when idle).
+func (p *Projector) DeadLetterCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.deadCount
+}
+
+// countDead counts the dead letters waiting; an operator's replay or drop
+// in another process lowers it, so it is counted again when idle.
+func (p *Projector) countDead(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+	defer cancel()
+	n, err := p.cfg.DeadLetters.Count(ctx)
+	if err != nil {
+		p.log.Warn("count dead letters", "err", err)
+		return
+	}
+	p.mu.Lock()
+	p.deadCount = n
+	p.mu.Unlock()
+}
+
+// parked asks the dead-letter store which of refs are parked, leaving out
+// the ones being replayed.
+func (p *Projector) parked(ctx context.Context, refs []Ref, replaying map[Ref]bool) (map[Ref]bool, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+	defer cancel()
+	got, err := p.cfg.DeadLetters.Parked(ctx, refs)
+	if err != nil {
+		return nil, fmt.Errorf("read parked documents: %w", err)
+	}
+	for r := range replaying {
+		delete(got, r)
+	}
+	return got, nil
+}
+
+// park stores dead letters durably; they are acked only after.
+func (p *Projector) park(ctx context.Context, letters []Letter) error {
+	pctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+	defer cancel()
+	if err := p.cfg.DeadLetters.Park(pctx, letters); err != nil {
+		return fmt.Errorf("park %d dead letters: %w", len(letters), err)
+	}
+	p.countDead(ctx)
+	return nil
+}
+
+// reviewStats sums the reviews of products through the circuit breaker.
+func (p *Projector) reviewStats(ctx context.Context, ids []string) (map[string]query.ReviewStats, error) {
+	out, err := p.breaker.Execute(func() (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+		defer cancel()
+		return p.cfg.Store.ReviewStats(ctx, ids)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sum the reviews of %d products: %w", len(ids), err)
+	}
+	return out.(map[string]query.ReviewStats), nil
 }
 
 // dead dead-letters a message at once.
@@ -547,6 +652,7 @@ func (p *Projector) resume(ctx context.Context) error {
 			p.wm = newWatermark(event.Cursor{Tx: cp.Tx, Position: cp.Position})
 			p.mu.Unlock()
 			p.log.Info("projector resumed", "tx", cp.Tx, "position", cp.Position)
+			p.countDead(ctx)
 			return nil
 		}
 		p.log.Warn("read projector checkpoint", "err", err)

@@ -2,11 +2,17 @@ package projector_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/splitstream/splitstream/command"
+	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/query"
 )
 
 // TestProjectionEqualsFold runs 1,000 random commands of every kind on the
@@ -87,3 +93,93 @@ func TestProjectionEqualsFold(t *testing.T) {
 		}
 	})
 }
+
+// 300 reviews of 4,000 '<' characters each (six bytes apiece in Go's JSON:
+// several megabytes if the product carried them) on one product, projected
+// into real Elasticsearch with every record delivered twice and shuffled:
+// the product document stays small, its rating equals the review streams'
+// (verify), and reviews read the product's current name after a rename.
+func TestLongReviewsKeepTheProductSmall(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	m := command.Meta{}
+	res, err := w.svc.CreateProduct(ctx, m, command.CreateProduct{Name: "Kettle", Description: "d", Category: "c", PriceCents: 100, Currency: "EUR", Stock: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := res.ID
+	comment := strings.Repeat("<", 4000)
+	var reviews []string
+	for i := range 300 {
+		r, err := w.svc.AddReview(ctx, m, command.AddReview{ProductID: pid, Author: fmt.Sprintf("a%d", i), Rating: 1 + i%5, Comment: comment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reviews = append(reviews, r.ID)
+	}
+	for _, id := range reviews[:30] {
+		if _, err := w.svc.RemoveReview(ctx, id, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.svc.ChangeProduct(ctx, "renameProduct", pid, m, command.RenameProduct{Name: "Steel kettle"}); err != nil {
+		t.Fatal(err)
+	}
+	recs := readLog(t, w.pool)
+	deliveries := append(append([]event.Record(nil), recs...), recs...)
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
+
+	rm := newReadModels(t)
+	p, _ := newProjector(t, w, rm, nil)
+	handle(t, p, deliveries, 100)
+	verify(t, w.pool, rm)
+
+	stored, err := rm.docs.Get(ctx, []projector.Ref{{Kind: projector.KindProduct, ID: pid}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got query.Product
+	mustDecode(t, stored[0].Source, &got)
+	t.Logf("product document with 300 reviews of 4,000 '<': %d bytes", len(stored[0].Source))
+	if len(stored[0].Source) >= 64<<10 {
+		t.Errorf("product document is %d bytes, want under 64 KiB", len(stored[0].Source))
+	}
+	if got.ReviewCount != 270 {
+		t.Errorf("review count = %d, want 270", got.ReviewCount)
+	}
+
+	// Reviews read the current name from the product, at read time.
+	searcher := elastic.NewSearcher(rm.es, rm.prefix)
+	svc, err := query.NewService(searcher, nowMark{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rm.idx.Refresh(ctx, elastic.Reviews); err != nil {
+		t.Fatal(err)
+	}
+	page, err := svc.Reviews(ctx, query.ReviewQuery{ProductID: pid, First: 100}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.TotalCount != 270 || len(page.Items) != 100 {
+		t.Fatalf("reviews page: %d of %d", len(page.Items), page.TotalCount)
+	}
+	for _, r := range page.Items {
+		if r.ProductName != "Steel kettle" {
+			t.Fatalf("review %s reads product name %q, want the current one", r.ID, r.ProductName)
+		}
+	}
+	latest, err := svc.LatestReviews(ctx, &got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(latest) != query.LatestReviewsKept || latest[0].ID != reviews[299] || latest[0].Comment != comment || latest[0].ProductName != "Steel kettle" {
+		t.Errorf("latest reviews: %d, first %s (want %s)", len(latest), latest[0].ID, reviews[299])
+	}
+}
+
+// nowMark is a watermark that is always there (the test passes no token).
+type nowMark struct{}
+
+func (nowMark) WaitFor(context.Context, event.Cursor) error { return nil }

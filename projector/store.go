@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/query"
 )
 
 // Kind names a document collection in the store.
@@ -82,6 +84,37 @@ type Store interface {
 	// write, in order. An error means the request as a whole failed (any of
 	// the writes may or may not have been applied).
 	Write(ctx context.Context, writes []Write) ([]WriteResult, error)
+	// ReviewStats sums the current reviews of each product (query.StatsOf)
+	// over every review document written so far: the store makes its
+	// acknowledged writes visible to the sum first. A product with no
+	// reviews is absent from the answer or has zero stats. Asked only to
+	// read a product's newest reviews again after a removal.
+	ReviewStats(ctx context.Context, productIDs []string) (map[string]query.ReviewStats, error)
+}
+
+// Letter is a dead letter: an event that can never apply as things stand, parked
+// under the document it could not be written to (or, for an event whose
+// stream type has no read model, under that stream), with the reason.
+type Letter struct {
+	Ref      Ref
+	Record   event.Record
+	Reason   string
+	ParkedAt time.Time
+}
+
+// DeadLetters is where dead letters wait for an operator, by document, in
+// relay order. A document with dead letters is parked: every later event
+// that touches it is parked behind them, so the document never skips an
+// event and applies a later one. The projector writes; the operator's
+// tools (splitstream dead) read, replay and drop.
+type DeadLetters interface {
+	// Parked reports which of refs have dead letters waiting.
+	Parked(ctx context.Context, refs []Ref) (map[Ref]bool, error)
+	// Park stores letters durably before they are acked; parking a letter
+	// that is already there (same document and event) changes nothing.
+	Park(ctx context.Context, letters []Letter) error
+	// Count is how many dead letters wait, all documents together.
+	Count(ctx context.Context) (int, error)
 }
 
 // History reads one stream from the event store, to fill a gap.

@@ -2,6 +2,7 @@ package query
 
 import (
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/splitstream/splitstream/event"
@@ -76,66 +77,162 @@ func ApplyProduct(p *Product, e event.Envelope, pl event.Payload) Outcome {
 	return Applied
 }
 
-// ApplyReviewToProduct applies a review event's effect on its product. Each
-// review's last applied version is remembered, so a duplicate is a no-op and
-// a removal that overtakes its addition still wins.
-func ApplyReviewToProduct(p *Product, e event.Envelope, pl event.Payload) Outcome {
-	mark, seen := p.Reviews[e.StreamID]
-	if seen && e.Version <= mark.Version {
-		return Duplicate
-	}
-	switch pl := pl.(type) {
-	case event.ReviewAdded:
-		p.ID = pl.ProductID
-		mark = ReviewMark{Version: e.Version, Rating: pl.Rating, Removed: mark.Removed,
-			Author: pl.Author, Comment: pl.Comment, CreatedAt: e.OccurredAt}
-	case event.ReviewRemoved:
-		p.ID = pl.ProductID
-		mark = ReviewMark{Version: e.Version, Rating: pl.Rating, Removed: true, CreatedAt: mark.CreatedAt}
-	default:
-		return Duplicate
-	}
-	if p.Reviews == nil {
-		p.Reviews = map[string]ReviewMark{}
-	}
-	p.Reviews[e.StreamID] = mark
-	p.summarizeReviews()
-	return Applied
+// ReviewStats is what a product's document says of its current reviews:
+// counts and sums, whose size does not depend on how many reviews there
+// are. StatsOf computes them from review documents (time travel, tests,
+// and the index's aggregation follows the same rules); the projector keeps
+// them by CountReview, which arrives at the same figures.
+type ReviewStats struct {
+	Count     int
+	Sum       int
+	Histogram [5]int      // counts of ratings 1..5
+	Latest    []ReviewRef // newest first, at most LatestReviewsKept
 }
 
-// summarizeReviews derives the rating figures and latest reviews from the
-// remembered reviews.
-func (p *Product) summarizeReviews() {
-	p.ReviewCount, p.RatingSum = 0, 0
-	p.RatingHistogram = make([]int, 5)
-	latest := make([]ReviewSummary, 0, len(p.Reviews))
-	for id, m := range p.Reviews {
-		if m.Removed || m.Rating < 1 || m.Rating > 5 {
+// Counts reports whether r is one of its product's current reviews.
+func (r *Review) Counts() bool {
+	return r.Version >= 1 && !r.Removed && r.Rating >= 1 && r.Rating <= 5
+}
+
+// StatsOf sums the current reviews among reviews (of one product). It is
+// the rule the index aggregation in elastic.DocStore.ReviewStats follows.
+func StatsOf(reviews []*Review) ReviewStats {
+	var s ReviewStats
+	var latest []ReviewRef
+	for _, r := range reviews {
+		if !r.Counts() {
 			continue
 		}
-		p.ReviewCount++
-		p.RatingSum += m.Rating
-		p.RatingHistogram[m.Rating-1]++
-		latest = append(latest, ReviewSummary{ID: id, Author: m.Author, Rating: m.Rating, Comment: m.Comment, CreatedAt: m.CreatedAt})
+		s.Count++
+		s.Sum += r.Rating
+		s.Histogram[r.Rating-1]++
+		latest = append(latest, ReviewRef{ID: r.ID, CreatedAt: r.CreatedAt})
 	}
+	SortLatest(latest)
+	if len(latest) > LatestReviewsKept {
+		latest = latest[:LatestReviewsKept]
+	}
+	s.Latest = latest
+	return s
+}
+
+// SortLatest orders reviews newest first, ties by id.
+func SortLatest(refs []ReviewRef) {
+	sort.Slice(refs, func(i, j int) bool {
+		if !refs[i].CreatedAt.Equal(refs[j].CreatedAt) {
+			return refs[i].CreatedAt.After(refs[j].CreatedAt)
+		}
+		return refs[i].ID < refs[j].ID
+	})
+}
+
+// CountReview applies a review event's effect to its product's counts and
+// sums, once. The caller calls it only when the event just applied to the
+// review's own document (its version check passed: a duplicate never gets
+// here, and a gap is filled first, so a review's events come in version
+// order); a mark at or past the event's version says an earlier attempt,
+// whose review write was lost, already counted it. The result equals
+// StatsOf over the review documents, in any order of arrival, except that
+// a removal taking one of the latest reviews away sets LatestStale.
+func (p *Product) CountReview(e event.Envelope, pl event.Payload) bool {
+	if m, ok := p.Counted[e.StreamID]; ok && m.Version >= e.Version {
+		return false
+	}
+	var sign, rating int
+	switch pl := pl.(type) {
+	case event.ReviewAdded:
+		p.ID, sign, rating = pl.ProductID, 1, pl.Rating
+	case event.ReviewRemoved:
+		p.ID, sign, rating = pl.ProductID, -1, pl.Rating
+	default:
+		return false
+	}
+	if p.Counted == nil {
+		p.Counted = map[string]ReviewMark{}
+	}
+	p.Counted[e.StreamID] = ReviewMark{Version: e.Version}
+	if len(p.RatingHistogram) != 5 {
+		p.RatingHistogram = make([]int, 5)
+	}
+	if rating < 1 || rating > 5 {
+		return true // never counted, as StatsOf does not
+	}
+	p.ReviewCount += sign
+	p.RatingSum += sign * rating
+	p.RatingHistogram[rating-1] += sign
 	p.AverageRating = 0
 	if p.ReviewCount > 0 {
 		p.AverageRating = math.Round(float64(p.RatingSum)/float64(p.ReviewCount)*100) / 100
 	}
-	sort.Slice(latest, func(i, j int) bool {
-		if !latest[i].CreatedAt.Equal(latest[j].CreatedAt) {
-			return latest[i].CreatedAt.After(latest[j].CreatedAt)
+	if sign > 0 {
+		latest := append(slices.Clone(p.LatestReviews), ReviewRef{ID: e.StreamID, CreatedAt: e.OccurredAt})
+		SortLatest(latest)
+		p.LatestReviews = latest[:min(len(latest), LatestReviewsKept)]
+	} else if i := slices.IndexFunc(p.LatestReviews, func(r ReviewRef) bool { return r.ID == e.StreamID }); i >= 0 {
+		p.LatestReviews = slices.Delete(slices.Clone(p.LatestReviews), i, i+1)
+		if p.ReviewCount > len(p.LatestReviews) {
+			p.LatestStale = true
 		}
-		return latest[i].ID < latest[j].ID
-	})
-	if len(latest) > LatestReviewsKept {
-		latest = latest[:LatestReviewsKept]
 	}
-	p.LatestReviews = latest
+	return true
+}
+
+// Uncount drops the marks of reviews whose documents now hold at least the
+// marked version; version is the review document's version, or -1 when
+// it is not known.
+func (p *Product) Uncount(version func(reviewID string) int) bool {
+	changed := false
+	for id, m := range p.Counted {
+		if version(id) >= m.Version {
+			delete(p.Counted, id)
+			changed = true
+		}
+	}
+	if len(p.Counted) == 0 {
+		p.Counted = nil
+	}
+	return changed
+}
+
+// SetLatest replaces the latest reviews (read again from the index after
+// a removal) and reports whether they changed.
+func (p *Product) SetLatest(latest []ReviewRef) bool {
+	p.LatestStale = false
+	if slices.EqualFunc(p.LatestReviews, latest, func(a, b ReviewRef) bool { return a.ID == b.ID && a.CreatedAt.Equal(b.CreatedAt) }) {
+		return false
+	}
+	p.LatestReviews = slices.Clone(latest)
+	return true
+}
+
+// SetReviewStats puts s into the product's rating figures and reports
+// whether anything changed. id is the product's id (a review may be the
+// first thing the projector hears of a product).
+func (p *Product) SetReviewStats(id string, s ReviewStats) bool {
+	hist := s.Histogram[:]
+	avg := 0.0
+	if s.Count > 0 {
+		avg = math.Round(float64(s.Sum)/float64(s.Count)*100) / 100
+	}
+	latest := s.Latest
+	if latest == nil {
+		latest = []ReviewRef{}
+	}
+	if p.ID == id && p.ReviewCount == s.Count && p.RatingSum == s.Sum && p.AverageRating == avg &&
+		slices.Equal(p.RatingHistogram, hist) && slices.EqualFunc(p.LatestReviews, latest, func(a, b ReviewRef) bool {
+		return a.ID == b.ID && a.CreatedAt.Equal(b.CreatedAt)
+	}) {
+		return false
+	}
+	p.ID = id
+	p.ReviewCount, p.RatingSum, p.AverageRating = s.Count, s.Sum, avg
+	p.RatingHistogram = slices.Clone(hist)
+	p.LatestReviews = slices.Clone(latest)
+	return true
 }
 
 // ApplyReview applies one of the review's own events. The product's name is
-// set by the caller (SetProductName), since it comes from another stream.
+// not stored: it is read from the product document when the review is read.
 func ApplyReview(r *Review, e event.Envelope, pl event.Payload) Outcome {
 	if out, ok := stepOf(r.Version, e); !ok {
 		return out
@@ -150,16 +247,6 @@ func ApplyReview(r *Review, e event.Envelope, pl event.Payload) Outcome {
 	}
 	r.Version, r.Position = e.Version, e.Position
 	return Applied
-}
-
-// SetProductName records the product's name as of productVersion, unless the
-// review already has a newer one.
-func (r *Review) SetProductName(name string, productVersion int) bool {
-	if productVersion <= r.ProductVersion {
-		return false
-	}
-	r.ProductName, r.ProductVersion = name, productVersion
-	return true
 }
 
 // ApplyOrder applies one of the order's own events.

@@ -239,7 +239,7 @@ func (h *Hub) Publish(ctx context.Context, changes []Change) {
 			}
 			h.mu.Unlock()
 		case KindReview:
-			// Only additions: a rename also rewrites a product's reviews.
+			// Only additions: a rename reaches reviews when they are read.
 			h.mu.Lock()
 			wanted := slices.Contains(c.Types, "ReviewAdded") &&
 				(len(h.reviews[c.ProductID]) > 0 || (c.ProductID == "" && len(h.reviews) > 0))
@@ -252,6 +252,12 @@ func (h *Hub) Publish(ctx context.Context, changes []Change) {
 				h.logMiss(c, err)
 				continue
 			}
+			one := []Review{*r}
+			if err := FillProductNames(ctx, h.index, one); err != nil {
+				h.logMiss(c, err)
+				continue
+			}
+			r = &one[0]
 			h.mu.Lock()
 			offerAll(h, h.reviews[r.ProductID], r.ID, r.Rev, r)
 			h.mu.Unlock()

@@ -17,10 +17,13 @@ const (
 	StatusDiscontinued = "DISCONTINUED"
 )
 
-// LatestReviewsKept is how many recent reviews a product document carries.
+// LatestReviewsKept is how many recent reviews a product document names.
 const LatestReviewsKept = 5
 
-// Product is the products index document.
+// Product is the products index document. Its size does not grow with its
+// reviews: the rating figures are counts and sums (CountReview), and the
+// latest reviews are named by id, their text read from the reviews index
+// when asked for.
 type Product struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
@@ -29,62 +32,64 @@ type Product struct {
 	PriceCents  int64  `json:"priceCents"`
 	Currency    string `json:"currency"`
 	// Stock is what can still be ordered; reserved units are not in it.
-	Stock           int             `json:"stock"`
-	InStock         bool            `json:"inStock"`
-	Status          string          `json:"status"`
-	ReviewCount     int             `json:"reviewCount"`
-	RatingSum       int             `json:"ratingSum"`
-	AverageRating   float64         `json:"averageRating"`
-	RatingHistogram []int           `json:"ratingHistogram"` // counts of ratings 1..5
-	LatestReviews   []ReviewSummary `json:"latestReviews"`
-	// Reviews remembers the last applied version of every review of this
-	// product, so a redelivered or reordered review event changes the rating
-	// exactly once. Not indexed.
-	Reviews   map[string]ReviewMark `json:"reviews"`
-	Version   int                   `json:"version"`
-	Position  int64                 `json:"position"`
-	CreatedAt time.Time             `json:"createdAt"`
-	UpdatedAt time.Time             `json:"updatedAt"`
+	Stock           int         `json:"stock"`
+	InStock         bool        `json:"inStock"`
+	Status          string      `json:"status"`
+	ReviewCount     int         `json:"reviewCount"`
+	RatingSum       int         `json:"ratingSum"`
+	AverageRating   float64     `json:"averageRating"`
+	RatingHistogram []int       `json:"ratingHistogram"` // counts of ratings 1..5
+	LatestReviews   []ReviewRef `json:"latestReviews"`
+	// Counted marks the reviews whose events the figures include while
+	// their own documents may not be written yet: the projector writes a
+	// product before its reviews, so a retry after a crash between the
+	// two finds the mark and does not count again. Marks are cleared as
+	// soon as the reviews are written (the same batch), so at most one
+	// batch's worth exists, and only after a crash. Stored under the old
+	// per-review map's name, whose mapping it reuses.
+	Counted map[string]ReviewMark `json:"reviews,omitempty"`
+	// LatestStale says a removal took one of LatestReviews away while
+	// older current reviews exist: the list is read again from the
+	// reviews index. Not stored.
+	LatestStale bool      `json:"-"`
+	Version     int       `json:"version"`
+	Position    int64     `json:"position"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
 	// Rev orders writes of this document in the index (from its sequence
 	// number); reviews change a product without changing its version.
 	Rev int64 `json:"-"`
 }
 
-// ReviewMark is what a product remembers of one review.
+// ReviewMark is a review version a product's figures include.
 type ReviewMark struct {
-	Version   int       `json:"v"`
-	Rating    int       `json:"r"`
-	Removed   bool      `json:"x,omitempty"`
-	Author    string    `json:"a,omitempty"`
-	Comment   string    `json:"c,omitempty"`
-	CreatedAt time.Time `json:"t"`
+	Version int `json:"v"`
 }
 
-// ReviewSummary is one of a product's latest reviews.
-type ReviewSummary struct {
+// ReviewRef names one of a product's latest reviews, newest first.
+type ReviewRef struct {
 	ID        string    `json:"id"`
-	Author    string    `json:"author"`
-	Rating    int       `json:"rating"`
-	Comment   string    `json:"comment"`
 	CreatedAt time.Time `json:"createdAt"`
 }
 
 // Review is the reviews index document.
 type Review struct {
-	ID          string `json:"id"`
-	ProductID   string `json:"productId"`
-	ProductName string `json:"productName"`
-	// ProductVersion is the product version ProductName was read at, so a
-	// late rename never overwrites a newer name.
-	ProductVersion int       `json:"productVersion"`
-	Author         string    `json:"author"`
-	Rating         int       `json:"rating"`
-	Comment        string    `json:"comment"`
-	Removed        bool      `json:"removed"`
-	Version        int       `json:"version"`
-	Position       int64     `json:"position"`
-	CreatedAt      time.Time `json:"createdAt"`
-	Rev            int64     `json:"-"`
+	ID        string `json:"id"`
+	ProductID string `json:"productId"`
+	// ProductName is the product's current name, filled at read time from
+	// the product document (the query service's FillProductNames) and
+	// never stored: a rename then reaches every review without rewriting
+	// any of them. Review documents written before this rule may still
+	// carry a stored name; it is overwritten when read.
+	ProductName string    `json:"productName,omitempty"`
+	Author      string    `json:"author"`
+	Rating      int       `json:"rating"`
+	Comment     string    `json:"comment"`
+	Removed     bool      `json:"removed"`
+	Version     int       `json:"version"`
+	Position    int64     `json:"position"`
+	CreatedAt   time.Time `json:"createdAt"`
+	Rev         int64     `json:"-"`
 }
 
 // OrderLine is one line of an order, with the name and price at ordering time.

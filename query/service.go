@@ -100,6 +100,11 @@ type Index interface {
 	GetProduct(ctx context.Context, id string) (*Product, error)
 	GetOrder(ctx context.Context, id string) (*Order, error)
 	GetReview(ctx context.Context, id string) (*Review, error)
+	// GetReviews is a real-time multi-get; absent reviews are left out.
+	GetReviews(ctx context.Context, ids []string) ([]Review, error)
+	// ProductNames reads the current name of each product (real time);
+	// absent products are left out.
+	ProductNames(ctx context.Context, ids []string) (map[string]string, error)
 	SearchProducts(ctx context.Context, q ProductQuery) (ProductPage, error)
 	SearchReviews(ctx context.Context, q ReviewQuery) (Page[Review], error)
 	SearchOrders(ctx context.Context, q OrderQuery) (Page[Order], error)
@@ -234,7 +239,65 @@ func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Pa
 		return Page[Review]{}, err
 	}
 	q.First = first
-	return s.index.SearchReviews(ctx, q)
+	page, err := s.index.SearchReviews(ctx, q)
+	if err != nil {
+		return page, err
+	}
+	if err := FillProductNames(ctx, s.index, page.Items); err != nil {
+		return Page[Review]{}, err
+	}
+	return page, nil
+}
+
+// LatestReviews reads the reviews a product document names as its latest,
+// with the product's name. Reviews the index no longer has (or has since
+// removed) are left out.
+func (s *Service) LatestReviews(ctx context.Context, p *Product) ([]Review, error) {
+	if len(p.LatestReviews) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(p.LatestReviews))
+	for i, r := range p.LatestReviews {
+		ids[i] = r.ID
+	}
+	got, err := s.index.GetReviews(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("latest reviews of %s: %w", p.ID, err)
+	}
+	out := got[:0]
+	for _, r := range got {
+		if r.Removed || r.Version == 0 {
+			continue
+		}
+		r.ProductName = p.Name
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// FillProductNames gives each review its product's current name, read from
+// the product documents in one multi-get: review documents do not store
+// the name, so a rename never rewrites them.
+func FillProductNames(ctx context.Context, index Index, reviews []Review) error {
+	if len(reviews) == 0 {
+		return nil
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, r := range reviews {
+		if !seen[r.ProductID] {
+			seen[r.ProductID] = true
+			ids = append(ids, r.ProductID)
+		}
+	}
+	names, err := index.ProductNames(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("product names of %d reviews: %w", len(reviews), err)
+	}
+	for i := range reviews {
+		reviews[i].ProductName = names[reviews[i].ProductID]
+	}
+	return nil
 }
 
 // Order returns an order, or nil when there is none.
@@ -311,10 +374,13 @@ func (s *Service) ProductAt(ctx context.Context, id string, at time.Time, token 
 
 // FoldProductEvents folds a product's events and its reviews' events, in
 // position order, into the product as they make it; nil if it was not
-// created by then.
+// created by then. Reviews are folded into their own documents first and
+// summed with StatsOf, the rule the projector follows.
 func FoldProductEvents(evs []Event) (*Product, error) {
 	sort.Slice(evs, func(i, j int) bool { return evs[i].Position < evs[j].Position })
 	var p Product
+	reviews := map[string]*Review{}
+	var order []*Review
 	for _, d := range evs {
 		env := event.Envelope{ID: d.ID, Position: d.Position, StreamID: d.StreamID, StreamType: d.StreamType,
 			Version: d.Version, Type: d.Type, SchemaVersion: d.SchemaVersion, Data: d.Data, OccurredAt: d.OccurredAt}
@@ -323,7 +389,13 @@ func FoldProductEvents(evs []Event) (*Product, error) {
 			return nil, fmt.Errorf("fold %s v%d: %w", d.StreamID, d.Version, err)
 		}
 		if d.StreamType == event.StreamReview {
-			ApplyReviewToProduct(&p, env, pl)
+			r := reviews[d.StreamID]
+			if r == nil {
+				r = &Review{}
+				reviews[d.StreamID] = r
+				order = append(order, r)
+			}
+			ApplyReview(r, env, pl)
 		} else {
 			ApplyProduct(&p, env, pl)
 		}
@@ -331,6 +403,7 @@ func FoldProductEvents(evs []Event) (*Product, error) {
 	if p.Version == 0 {
 		return nil, nil
 	}
+	p.SetReviewStats(p.ID, StatsOf(order))
 	return &p, nil
 }
 

@@ -42,6 +42,7 @@ func subcommands() []subcommand {
 		{"migrate", "bring the Postgres schema up to date and exit", func(*flag.FlagSet) func(context.Context, *app) error {
 			return func(ctx context.Context, a *app) error { return a.migrate(ctx) }
 		}},
+		{"dead", "list, show, replay or drop the projector's dead letters", deadFlags},
 		{"rebuild", "rebuild read models from the event store into new indices, then swap aliases", rebuildFlags},
 		{"seed", "create demo data through the command layer", seedFlags},
 		{"bench", "measure the running stack beside each component's raw ceiling", benchFlags},

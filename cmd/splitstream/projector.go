@@ -13,8 +13,9 @@ import (
 )
 
 // projectorRole consumes the projector queue into the read models. It reads
-// Postgres only to fill a gap in a stream, so Postgres is not among its
-// readiness checks; a stall it causes shows in the "projector" check.
+// Postgres to fill a gap in a stream and to park dead letters, so Postgres
+// is not among its readiness checks; a stall it causes shows in the
+// "projector" check.
 func (a *app) projectorRole(ctx context.Context) (role, error) {
 	pool, err := a.postgres(ctx)
 	if err != nil {
@@ -38,13 +39,18 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 		return role{}, err
 	}
 	log := a.log.With("role", roleProjector)
+	dead, err := postgres.NewDeadLetters(pool)
+	if err != nil {
+		return role{}, err
+	}
 	p, err := projector.New(projector.Config{
-		Store:      elastic.NewDocStore(es, a.cfg.IndexPrefix),
-		History:    postgres.NewEventStore(pool),
-		EventLog:   postgres.NewRelaySource(pool),
-		Notices:    notices,
-		Registerer: a.reg,
-		Log:        log,
+		Store:       elastic.NewDocStore(es, a.cfg.IndexPrefix),
+		History:     postgres.NewEventStore(pool),
+		EventLog:    postgres.NewRelaySource(pool),
+		DeadLetters: dead,
+		Notices:     notices,
+		Registerer:  a.reg,
+		Log:         log,
 	})
 	if err != nil {
 		return role{}, err
@@ -56,7 +62,14 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 	return role{
 		name: roleProjector,
 		checks: []ops.Check{a.rabbitCheck(conn), a.esCheck(es), {Name: "projector", Fn: func(context.Context) error {
-			return p.Healthy(projector.DefaultMaxStall)
+			if err := p.Healthy(projector.DefaultMaxStall); err != nil {
+				return err
+			}
+			// Dead letters do not stop the pipeline: green, with the count.
+			if n := p.DeadLetterCount(); n > 0 {
+				return ops.Note(fmt.Sprintf("%d dead letters waiting (splitstream dead list)", n))
+			}
+			return nil
 		}}},
 		workers: []func(ctx context.Context) error{func(ctx context.Context) error {
 			defer notices.Close()

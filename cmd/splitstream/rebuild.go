@@ -19,6 +19,7 @@ import (
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/query"
 )
 
 // rebuildFlags: splitstream rebuild [--model products|reviews|orders|events|all] [--keep-old].
@@ -316,4 +317,13 @@ func (s rebuildStore) Write(ctx context.Context, writes []projector.Write) ([]pr
 		}
 	}
 	return out, nil
+}
+
+// ReviewStats sums reviews where the rebuild writes them when reviews are
+// rebuilt, else in the live index.
+func (s rebuildStore) ReviewStats(ctx context.Context, productIDs []string) (map[string]query.ReviewStats, error) {
+	if _, ok := s.rebuilt[projector.KindReview]; ok {
+		return s.target.ReviewStats(ctx, productIDs)
+	}
+	return s.live.ReviewStats(ctx, productIDs)
 }

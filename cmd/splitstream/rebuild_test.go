@@ -205,6 +205,10 @@ func TestRebuildUnderLoad(t *testing.T) {
 			t.Fatalf("%s: live has %d documents, rebuilt %d", m, len(a), len(b))
 		}
 		for id, doc := range a {
+			// "reviews" holds a product's marks of recently counted
+			// reviews, bookkeeping whose set depends on batch bounds.
+			delete(doc, "reviews")
+			delete(b[id], "reviews")
 			if !reflect.DeepEqual(doc, b[id]) {
 				t.Fatalf("%s %s differs:\nlive    %v\nrebuilt %v", m, id, doc, b[id])
 			}

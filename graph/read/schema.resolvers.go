@@ -24,10 +24,13 @@ func (r *orderResolver) CancelReason(ctx context.Context, obj *query.Order) (*st
 
 // LatestReviews is the resolver for the latestReviews field.
 func (r *productResolver) LatestReviews(ctx context.Context, obj *query.Product) ([]*query.Review, error) {
-	out := make([]*query.Review, len(obj.LatestReviews))
-	for i, rv := range obj.LatestReviews {
-		out[i] = &query.Review{ID: rv.ID, ProductID: obj.ID, ProductName: obj.Name, Author: rv.Author,
-			Rating: rv.Rating, Comment: rv.Comment, CreatedAt: rv.CreatedAt, Version: 1}
+	got, err := r.Reads.LatestReviews(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*query.Review, len(got))
+	for i := range got {
+		out[i] = &got[i]
 	}
 	return out, nil
 }
