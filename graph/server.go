@@ -31,6 +31,8 @@ type Options struct {
 	// ComplexityLimit caps a query's cost (each field 1; a schema may price lists by page size).
 	ComplexityLimit int
 	Introspection   bool
+	// Document bounds a document before validation (DefaultDocumentLimits when zero).
+	Document DocumentLimits
 	// Transports added after POST and GET (for example WebSocket).
 	Transports []graphql.Transport
 	// AroundResponses, if set, may add to each response (for example freshness extensions).
@@ -54,6 +56,7 @@ func NewServer(schema graphql.ExecutableSchema, o Options) *handler.Server {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	useDocumentLimits(srv, o.Document) // after persisted queries resolve, before anything else
 	if o.ComplexityLimit > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
 	}
@@ -156,7 +159,7 @@ func Middleware(maxBody int64, next http.Handler) http.Handler {
 				return
 			}
 			if err != nil {
-				http.Error(w, "cannot read request body", http.StatusBadRequest)
+				readFailed(w, err)
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))

@@ -1,8 +1,11 @@
 package graph
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +25,12 @@ type WebSocketOptions struct {
 	KeepAlive time.Duration
 	// MaxSubscriptions caps the subscriptions one connection may hold.
 	MaxSubscriptions int
+	// WriteTimeout bounds each message the server writes; a client that
+	// stops reading is dropped when it passes.
+	WriteTimeout time.Duration
+	// MaxMessageBytes caps one client message (a subscribe with its query
+	// and variables); a larger one closes the connection (1009).
+	MaxMessageBytes int64
 	// Origins lists Origin host patterns allowed besides the request's own
 	// host; "*" allows any. A request without an Origin header (not from a
 	// browser) is always allowed.
@@ -38,8 +47,10 @@ func WebSocket(o WebSocketOptions) (transport.Websocket, graphql.OperationMiddle
 			accept.InsecureSkipVerify = true // any origin, as configured
 		}
 	}
+	readLimit := o.MaxMessageBytes
 	ws := transport.Websocket{
-		Implementation:        initTimeoutCode{transport.CoderWebsocketImplementation{AcceptOptions: accept}},
+		Implementation:        initTimeoutCode{inner: transport.CoderWebsocketImplementation{AcceptOptions: accept}, writeTimeout: o.WriteTimeout},
+		PayloadReadLimit:      &readLimit,
 		InitTimeout:           o.InitTimeout,
 		KeepAlivePingInterval: o.KeepAlive,
 		PingPongInterval:      o.KeepAlive,
@@ -70,21 +81,63 @@ func WebSocket(o WebSocketOptions) (transport.Websocket, graphql.OperationMiddle
 type subsKey struct{}
 
 // initTimeoutCode reports an init timeout with the close code the
-// graphql-transport-ws protocol names, 4408.
+// graphql-transport-ws protocol names, 4408, and puts a deadline on every
+// write (gqlgen's coder adapter writes with context.Background, so a
+// client that stops reading would hold its writer forever).
 type initTimeoutCode struct {
-	inner transport.WebsocketImplementation
+	inner        transport.WebsocketImplementation
+	writeTimeout time.Duration
 }
 
 func (i initTimeoutCode) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	conn, err := i.inner.Accept(w, r, o)
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := i.inner.Accept(hw, r, o)
 	if err != nil {
 		return nil, err
 	}
-	return &codeConn{WebsocketConn: conn}, nil
+	return &codeConn{WebsocketConn: conn, net: hw.conn, writeTimeout: i.writeTimeout}, nil
 }
+
+// hijackWriter keeps the hijacked connection, and clears the deadlines
+// the HTTP server's read and write timeouts left on it: from here on the
+// WebSocket's own keep-alive and write deadlines bound it.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	h.conn = c
+	return c, brw, nil
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 type codeConn struct {
 	transport.WebsocketConn
+	net          net.Conn
+	writeTimeout time.Duration
+	mu           sync.Mutex // one deadline at a time; gqlgen serialises its writes, this keeps it true
+}
+
+// WriteJSON writes one message under the write deadline. A write that
+// times out fails the connection, which gqlgen then closes.
+func (c *codeConn) WriteJSON(v any) error {
+	if c.net == nil || c.writeTimeout <= 0 {
+		return c.WebsocketConn.WriteJSON(v)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.net.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	err := c.WebsocketConn.WriteJSON(v)
+	_ = c.net.SetWriteDeadline(time.Time{})
+	return err
 }
 
 func (c *codeConn) WriteClose(code int, message string) error {

@@ -151,21 +151,33 @@ func (h *Hub) unregister(remove func()) {
 
 // ProductChanged streams the product after each change.
 func (h *Hub) ProductChanged(ctx context.Context, id string) (<-chan *Product, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	return register(ctx, h, h.products, id)
 }
 
 // ReviewAdded streams reviews added to the product.
 func (h *Hub) ReviewAdded(ctx context.Context, productID string) (<-chan *Review, error) {
+	if err := checkID("productId", productID); err != nil {
+		return nil, err
+	}
 	return register(ctx, h, h.reviews, productID)
 }
 
 // OrderChanged streams the order after each change.
 func (h *Hub) OrderChanged(ctx context.Context, id string) (<-chan *Order, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	return register(ctx, h, h.orders, id)
 }
 
 // ProductsChanged streams every changed product that matches filter.
 func (h *Hub) ProductsChanged(ctx context.Context, filter ProductFilter) (<-chan *Product, error) {
+	if err := checkFilter(filter); err != nil {
+		return nil, err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.count >= h.limit {

@@ -155,6 +155,9 @@ func (s *Service) Consistent(ctx context.Context, token *string) error {
 	if token == nil || *token == "" {
 		return nil
 	}
+	if err := checkLen("consistentWith", *token, MaxTokenBytes); err != nil {
+		return err
+	}
 	c, err := event.ParseToken(*token)
 	if err != nil {
 		return splitstream.Invalid("consistentWith", "not a token returned by a mutation")
@@ -173,6 +176,9 @@ func (s *Service) Consistent(ctx context.Context, token *string) error {
 
 // Product returns a product, or nil when there is none.
 func (s *Service) Product(ctx context.Context, id string, token *string) (*Product, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	if err := s.Consistent(ctx, token); err != nil {
 		return nil, err
 	}
@@ -185,6 +191,15 @@ func (s *Service) Product(ctx context.Context, id string, token *string) (*Produ
 
 // Products searches products.
 func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (ProductPage, error) {
+	if err := checkLen("search", q.Search, MaxSearchBytes); err != nil {
+		return ProductPage{}, err
+	}
+	if err := checkLen("after", q.After, MaxCursorBytes); err != nil {
+		return ProductPage{}, err
+	}
+	if err := checkFilter(q.Filter); err != nil {
+		return ProductPage{}, err
+	}
 	if err := s.consistentSearch(ctx, token, KindProduct); err != nil {
 		return ProductPage{}, err
 	}
@@ -194,9 +209,6 @@ func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (
 	}
 	q.First = first
 	q.Search = strings.TrimSpace(q.Search)
-	if len(q.Search) > 500 {
-		return ProductPage{}, splitstream.Invalid("search", "at most 500 characters")
-	}
 	if q.Sort == "" {
 		q.Sort = SortRelevance
 	}
@@ -212,6 +224,12 @@ func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (
 
 // Reviews pages through a product's reviews.
 func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Page[Review], error) {
+	if err := checkID("productId", q.ProductID); err != nil {
+		return Page[Review]{}, err
+	}
+	if err := checkLen("after", q.After, MaxCursorBytes); err != nil {
+		return Page[Review]{}, err
+	}
 	if err := s.consistentSearch(ctx, token, KindReview); err != nil {
 		return Page[Review]{}, err
 	}
@@ -225,6 +243,9 @@ func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Pa
 
 // Order returns an order, or nil when there is none.
 func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	if err := s.Consistent(ctx, token); err != nil {
 		return nil, err
 	}
@@ -237,6 +258,12 @@ func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, 
 
 // Orders pages through orders.
 func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page[Order], error) {
+	if err := checkOptionalID("customerId", q.CustomerID); err != nil {
+		return Page[Order]{}, err
+	}
+	if err := checkLen("after", q.After, MaxCursorBytes); err != nil {
+		return Page[Order]{}, err
+	}
 	if err := s.consistentSearch(ctx, token, KindOrder); err != nil {
 		return Page[Order]{}, err
 	}
@@ -250,6 +277,9 @@ func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page
 
 // ProductHistory returns the product's own events, oldest first.
 func (s *Service) ProductHistory(ctx context.Context, id string, token *string) ([]Event, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
 		return nil, err
 	}
@@ -258,6 +288,9 @@ func (s *Service) ProductHistory(ctx context.Context, id string, token *string) 
 
 // ProductAt folds the product's events, and its reviews', up to at.
 func (s *Service) ProductAt(ctx context.Context, id string, at time.Time, token *string) (*Product, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
 		return nil, err
 	}

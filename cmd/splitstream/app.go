@@ -172,7 +172,7 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 		if r.addr != "" {
 			mux := ops.Mux(r.checks, a.reg)
 			r.routes(mux)
-			g.Go(func() error { return ops.Serve(ctx, a.log, r.name, r.addr, mux, 10*time.Second) })
+			g.Go(func() error { return ops.Serve(ctx, a.log, r.name, r.addr, mux, a.cfg.Limits.HTTP, 10*time.Second) })
 		}
 		for _, w := range r.workers {
 			g.Go(func() error { return w(ctx) })
@@ -181,7 +181,9 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 	if needAdmin {
 		mux := ops.Mux(dedupe(adminCheck), a.reg)
 		ops.Profiling(mux)
-		g.Go(func() error { return ops.Serve(ctx, a.log, "admin", a.cfg.AdminAddr, mux, 5*time.Second) })
+		g.Go(func() error {
+			return ops.Serve(ctx, a.log, "admin", a.cfg.AdminAddr, mux, a.cfg.Limits.HTTP, 5*time.Second)
+		})
 	}
 	a.log.Info("splitstream started", "roles", names, "version", version)
 	err := g.Wait()

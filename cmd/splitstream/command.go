@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/graph"
@@ -27,6 +26,7 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 		Log:             a.log,
 		ComplexityLimit: a.cfg.ComplexityLimit,
 		Introspection:   a.cfg.Introspection,
+		Document:        a.cfg.Limits.Document,
 	})
 	metrics := ops.NewHTTPMetrics(a.reg, roleCommand)
 	return role{
@@ -34,7 +34,7 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 		addr:   a.cfg.CommandAddr,
 		checks: []ops.Check{a.pgCheck(pool)},
 		routes: func(mux *http.ServeMux) {
-			mux.Handle("/graphql", metrics.Wrap("/graphql", graph.Middleware(a.cfg.MaxBodyBytes, graph.Timeout(30*time.Second, srv))))
+			mux.Handle("/graphql", metrics.Wrap("/graphql", graph.Middleware(a.cfg.MaxBodyBytes, graph.Limit(graph.StreamLimits{Timeout: a.cfg.Limits.CommandTimeout}, srv))))
 			playground := graph.Playground(graph.PlaygroundConfig{Title: "Splitstream commands", Endpoint: "/graphql", Tabs: graph.CommandTabs()})
 			mux.Handle("GET /{$}", playground)
 			mux.Handle("GET /playground/", playground)
