@@ -126,8 +126,10 @@ type codeConn struct {
 	mu           sync.Mutex // one deadline at a time; gqlgen serialises its writes, this keeps it true
 }
 
-// WriteJSON writes one message under the write deadline. A write that
-// times out fails the connection, which gqlgen then closes.
+// WriteJSON writes one message under the write deadline. A failed write
+// closes the connection: gqlgen only reports write errors and would go on
+// writing into a stream with half a frame in it, and the close is what
+// ends its read loop and so the connection's handler.
 func (c *codeConn) WriteJSON(v any) error {
 	if c.net == nil || c.writeTimeout <= 0 {
 		return c.WebsocketConn.WriteJSON(v)
@@ -136,8 +138,12 @@ func (c *codeConn) WriteJSON(v any) error {
 	defer c.mu.Unlock()
 	_ = c.net.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	err := c.WebsocketConn.WriteJSON(v)
+	if err != nil {
+		_ = c.net.Close()
+		return err
+	}
 	_ = c.net.SetWriteDeadline(time.Time{})
-	return err
+	return nil
 }
 
 func (c *codeConn) WriteClose(code int, message string) error {
