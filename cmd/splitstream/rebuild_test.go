@@ -34,8 +34,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // stack runs every role in this process on fresh servers and returns the
-// command and query endpoints.
-func stack(t *testing.T) (env map[string]string, commandURL, queryURL string) {
+// command and query endpoints; settings adds or overrides environment.
+func stack(t *testing.T, settings ...map[string]string) (env map[string]string, commandURL, queryURL string) {
 	t.Helper()
 	dbURL, _ := testenv.Postgres(t)
 	amqpURL := testenv.RabbitMQ(t)
@@ -44,6 +44,11 @@ func stack(t *testing.T) (env map[string]string, commandURL, queryURL string) {
 		"DATABASE_URL": dbURL, "AMQP_URL": amqpURL, "SPLITSTREAM_INDEX_PREFIX": prefix,
 		"SPLITSTREAM_COMMAND_ADDR": freeAddr(t), "SPLITSTREAM_QUERY_ADDR": freeAddr(t), "SPLITSTREAM_ADMIN_ADDR": freeAddr(t),
 		"SPLITSTREAM_REFRESH_INTERVAL": "200ms",
+	}
+	for _, m := range settings {
+		for k, v := range m {
+			env[k] = v
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
