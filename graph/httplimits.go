@@ -47,6 +47,9 @@ func Limit(o StreamLimits, next http.Handler) http.Handler {
 				_, _ = w.Write([]byte(`{"errors":[{"message":"too many event streams on this instance","extensions":{"code":"RATE_LIMITED"}}]}`))
 				return
 			}
+			// Go's server lifts the read deadline itself once the body is
+			// read; the write deadline it set at the start of the request
+			// is replaced by one per write (streamWriter).
 			rc := http.NewResponseController(w)
 			_ = rc.SetReadDeadline(time.Time{})
 			_ = rc.SetWriteDeadline(time.Time{})

@@ -98,9 +98,10 @@ func (i initTimeoutCode) Accept(w http.ResponseWriter, r *http.Request, o transp
 	return &codeConn{WebsocketConn: conn, net: hw.conn, writeTimeout: i.writeTimeout}, nil
 }
 
-// hijackWriter keeps the hijacked connection, and clears the deadlines
-// the HTTP server's read and write timeouts left on it: from here on the
-// WebSocket's own keep-alive and write deadlines bound it.
+// hijackWriter keeps the hijacked connection, so writes can have
+// deadlines, and clears any deadline the HTTP server's timeouts left on it
+// (Go's server does so today; http.Hijacker leaves it to the caller): from
+// here on the WebSocket's keep-alive and write deadlines bound it.
 type hijackWriter struct {
 	http.ResponseWriter
 	conn net.Conn

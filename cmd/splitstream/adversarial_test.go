@@ -390,3 +390,85 @@ func sseSubscribe(query string, vars map[string]any) func(*testing.T, target) ou
 		return outcome{}
 	}
 }
+
+// Streams live longer than every HTTP timeout: the read, write and request
+// timeouts are for ordinary requests, and a subscriber over WebSocket or
+// SSE still gets a change made after all of them have passed.
+func TestStreamsOutliveHTTPTimeouts(t *testing.T) {
+	env, commandURL, queryURL := stack(t, map[string]string{
+		"SPLITSTREAM_HTTP_READ_HEADER_TIMEOUT": "1s", "SPLITSTREAM_HTTP_READ_TIMEOUT": "1s", "SPLITSTREAM_HTTP_WRITE_TIMEOUT": "3s",
+		"SPLITSTREAM_QUERY_TIMEOUT": "2s", "SPLITSTREAM_COMMAND_TIMEOUT": "2s", "SPLITSTREAM_CONSISTENCY_TIMEOUT": "1500ms",
+		"SPLITSTREAM_WS_KEEPALIVE": "1h", // no pings to refresh anything
+	})
+	var c struct{ CreateProduct struct{ ID, Token string } }
+	if err := gql(commandURL, `mutation { createProduct(input: {name: "Streamed", category: "c", priceCents: 100, currency: "EUR", stock: 1}) { id token } }`, nil, &c); err != nil {
+		t.Fatal(err)
+	}
+	id := c.CreateProduct.ID
+	if err := gql(queryURL, `query($id: ID!, $t: String) { product(id: $id, consistentWith: $t) { id } }`, map[string]any{"id": id, "t": c.CreateProduct.Token}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const sub = `subscription($id: ID!) { productChanged(id: $id) { name } }`
+
+	ws, _, err := websocket.Dial(ctx, "ws://"+env["SPLITSTREAM_QUERY_ADDR"]+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	_ = wsjson.Write(ctx, ws, map[string]any{"type": "connection_init"})
+	var ack struct{ Type string }
+	if err := wsjson.Read(ctx, ws, &ack); err != nil || ack.Type != "connection_ack" {
+		t.Fatalf("ack %q %v", ack.Type, err)
+	}
+	if err := wsjson.Write(ctx, ws, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": sub, "variables": map[string]any{"id": id}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	body, _ := json.Marshal(map[string]any{"query": sub, "variables": map[string]any{"id": id}})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, queryURL, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	events := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
+				events <- data
+			}
+		}
+		close(events)
+	}()
+
+	time.Sleep(4 * time.Second) // past the read, write and request timeouts
+	var r struct{ RenameProduct struct{ Token string } }
+	if err := gql(commandURL, `mutation($id: ID!) { renameProduct(input: {id: $id, name: "Renamed late"}) { token } }`, map[string]any{"id": id}, &r); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var msg struct {
+			Type    string
+			Payload struct {
+				Data struct{ ProductChanged struct{ Name string } }
+			}
+		}
+		if err := wsjson.Read(ctx, ws, &msg); err != nil {
+			t.Fatalf("the WebSocket subscription ended after the HTTP timeouts: %v", err)
+		}
+		if msg.Type == "next" && msg.Payload.Data.ProductChanged.Name == "Renamed late" {
+			break
+		}
+	}
+	for data := range events {
+		if strings.Contains(data, "Renamed late") {
+			return
+		}
+	}
+	t.Fatal("the SSE subscription ended after the HTTP timeouts without the change")
+}
