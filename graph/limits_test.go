@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/graph/read"
@@ -150,3 +153,12 @@ fragment TypeRef on __Type {
   kind name
   ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
 }`
+
+// Every playground tab passes the default document limits.
+func TestPlaygroundTabsPassDocumentLimits(t *testing.T) {
+	for _, tab := range append(graph.CommandTabs(), graph.QueryTabs()...) {
+		if err := graph.DefaultDocumentLimits.MutateOperationParameters(context.Background(), &graphql.RawParams{Query: tab.Query}); err != nil {
+			t.Errorf("tab %q: %v", tab.Name, err)
+		}
+	}
+}
