@@ -50,10 +50,12 @@ func (DocumentLimits) ExtensionName() string { return "DocumentLimits" }
 func (DocumentLimits) Validate(graphql.ExecutableSchema) error { return nil }
 
 // MutateOperationParameters runs for every operation on every transport
-// (POST, GET, WebSocket subscribe, SSE), after persisted queries resolve
-// and before gqlgen parses and validates; an error here ends the
-// operation. It parses once more, which is linear and bounded by
-// MaxTokens, so that the refusal costs microseconds.
+// (POST, GET, WebSocket subscribe, SSE) before gqlgen parses and
+// validates; an error here ends the operation. It runs before persisted
+// queries too, so their cache stores only documents within the limits (a
+// hash-only request has no query yet, and can only get a stored one). It
+// parses once more, which is linear and bounded by MaxTokens, so that the
+// refusal costs microseconds.
 func (l DocumentLimits) MutateOperationParameters(_ context.Context, p *graphql.RawParams) *gqlerror.Error {
 	if p.Query == "" {
 		return nil // gqlgen reports the missing query itself
@@ -92,6 +94,26 @@ func useDocumentLimits(srv *handler.Server, l DocumentLimits) {
 	}
 	srv.SetParserTokenLimit(l.MaxTokens)
 	srv.Use(l)
+}
+
+// cacheableQueryBytes is the longest query the parsed-query and persisted-
+// query caches keep. Without it, 1,000 valid documents each carrying a
+// 1 MiB string literal would pin a gigabyte; with it the caches hold at
+// most 1,000 × 16 KiB and 100 × 16 KiB. Longer queries are parsed anew
+// each time (and a persisted one is asked for again, as APQ allows).
+const cacheableQueryBytes = 16 << 10
+
+// smallQueries is a cache that keeps only entries whose query is at most
+// cacheableQueryBytes long (size says how long an entry's query is).
+type smallQueries[T any] struct {
+	graphql.Cache[T]
+	size func(key string, v T) int
+}
+
+func (c smallQueries[T]) Add(ctx context.Context, key string, v T) {
+	if c.size(key, v) <= cacheableQueryBytes {
+		c.Cache.Add(ctx, key, v)
+	}
 }
 
 func limitError(limit string, max int, format string, args ...any) *gqlerror.Error {

@@ -103,6 +103,7 @@ func hostileCases() []hostileCase {
 		{"over-long search", graphQL(onQuery, `query($s: String) { products(search: $s) { totalCount } }`, map[string]any{"s": long(100_000)}), invalid("search")},
 		{"over-long cursor", graphQL(onQuery, `query($a: String) { products(after: $a) { totalCount } }`, map[string]any{"a": long(100_000)}), invalid("after")},
 		{"over-long consistentWith", graphQL(onQuery, `query($t: String) { product(id: "x", consistentWith: $t) { id } }`, map[string]any{"t": long(100_000)}), invalid("consistentWith")},
+		{"600 distinct valid queries of 1,000,000 bytes", distinctBigQueries(600), invalid("search")},
 		{"over-long subscription id", wsSubscribe("graphql-transport-ws", `subscription($id: ID!) { productChanged(id: $id) { id } }`, map[string]any{"id": long(200)}), invalid("id")},
 	}
 }
@@ -471,4 +472,21 @@ func TestStreamsOutliveHTTPTimeouts(t *testing.T) {
 		}
 	}
 	t.Fatal("the SSE subscription ended after the HTTP timeouts without the change")
+}
+
+// distinctBigQueries sends n valid documents, each different and each
+// carrying an almost 1 MiB literal, as one client after another would: a
+// cache of parsed queries that kept them all would hold n MiB.
+func distinctBigQueries(n int) func(*testing.T, target) outcome {
+	return func(t *testing.T, s target) outcome {
+		var o outcome
+		pad := strings.Repeat("x", 1_000_000)
+		for i := range n {
+			o = graphQL(onQuery, fmt.Sprintf(`{ products(search: "%d%s") { totalCount } }`, i, pad), nil)(t, s)
+			if o.Code != "BAD_USER_INPUT" {
+				return o
+			}
+		}
+		return o
+	}
 }
