@@ -23,7 +23,8 @@ type StreamLimits struct {
 	// client that stops reading is dropped after it.
 	WriteTimeout time.Duration
 	// MaxStreams caps the SSE streams this handler holds at once; more get
-	// 429 RATE_LIMITED. Zero means no SSE streams.
+	// 429 RATE_LIMITED. Zero is for a handler without SSE (the command
+	// service): every request is then an ordinary one.
 	MaxStreams int
 }
 
@@ -31,12 +32,12 @@ type StreamLimits struct {
 // body has been read (under the server's read timeout) before the read
 // deadline is lifted.
 func Limit(o StreamLimits, next http.Handler) http.Handler {
-	streams := make(chan struct{}, max(o.MaxStreams, 0))
+	streams := make(chan struct{}, max(o.MaxStreams, 0)) // a semaphore
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Header.Get("Upgrade") != "":
 			next.ServeHTTP(w, r)
-		case transport.SSE{}.Supports(r):
+		case o.MaxStreams > 0 && transport.SSE{}.Supports(r):
 			select {
 			case streams <- struct{}{}:
 				defer func() { <-streams }()

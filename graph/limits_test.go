@@ -3,6 +3,8 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -160,5 +162,43 @@ func TestPlaygroundTabsPassDocumentLimits(t *testing.T) {
 		if err := graph.DefaultDocumentLimits.MutateOperationParameters(context.Background(), &graphql.RawParams{Query: tab.Query}); err != nil {
 			t.Errorf("tab %q: %v", tab.Name, err)
 		}
+	}
+}
+
+// Automatic persisted queries still work behind the document limits, and
+// a query too long to cache is asked for again rather than kept.
+func TestPersistedQueriesBehindTheLimits(t *testing.T) {
+	h := readServer(t)
+	send := func(q, hash string) []gqlError {
+		body, _ := json.Marshal(map[string]any{"query": q, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hash}}})
+		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var res struct{ Errors []gqlError }
+		_ = json.Unmarshal(rec.Body.Bytes(), &res)
+		return res.Errors
+	}
+	sha := func(q string) string { s := sha256.Sum256([]byte(q)); return hex.EncodeToString(s[:]) }
+	small := "{ __typename }"
+	if errs := send(small, sha(small)); len(errs) != 0 {
+		t.Fatalf("storing a persisted query: %v", errs)
+	}
+	if errs := send("", sha(small)); len(errs) != 0 {
+		t.Fatalf("a stored persisted query by hash: %v", errs)
+	}
+	long := "{ __typename " + strings.Repeat("# padding\n", 2000) + "}"
+	if errs := send(long, sha(long)); len(errs) != 0 {
+		t.Fatalf("a long persisted query: %v", errs)
+	}
+	if errs := send("", sha(long)); len(errs) != 1 || errs[0].Extensions["code"] != "PERSISTED_QUERY_NOT_FOUND" {
+		t.Fatalf("a long persisted query by hash: %v, want PERSISTED_QUERY_NOT_FOUND (it was not kept)", errs)
+	}
+	flood := repeat(200, func(i int) string { return "t" + itoa(i) + ": __typename" })
+	if errs := send(flood, sha(flood)); len(errs) != 1 || errs[0].Extensions["limit"] != "aliases" {
+		t.Fatalf("a flood as a persisted query: %v", errs)
+	}
+	if errs := send("", sha(flood)); len(errs) != 1 || errs[0].Extensions["code"] != "PERSISTED_QUERY_NOT_FOUND" {
+		t.Fatalf("a refused flood was stored: %v", errs)
 	}
 }

@@ -161,7 +161,7 @@ func (l Limits) validate(check func(ok bool, format string, args ...any)) {
 	check(d.MaxTokens > 0 && d.MaxFields > 0 && d.MaxAliases >= 0 && d.MaxDepth > 0, "SPLITSTREAM_GRAPHQL_MAX_*: must be positive")
 	check(l.WSWriteTimeout > 0, "SPLITSTREAM_WS_WRITE_TIMEOUT: must be positive")
 	check(l.WSMaxMessage >= 1024, "SPLITSTREAM_WS_MAX_MESSAGE_BYTES: must be at least 1024")
-	check(l.SSEMaxStreams >= 0, "SPLITSTREAM_SSE_MAX_STREAMS: must not be negative")
+	check(l.SSEMaxStreams > 0, "SPLITSTREAM_SSE_MAX_STREAMS: must be positive")
 }
 
 // bindConfig adds every setting to fs, defaulting from env, and returns a
