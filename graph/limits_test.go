@@ -202,3 +202,13 @@ func TestPersistedQueriesBehindTheLimits(t *testing.T) {
 		t.Fatalf("a refused flood was stored: %v", errs)
 	}
 }
+
+// BenchmarkCheck20000Aliases is the check alone, without HTTP and JSON.
+func BenchmarkCheck20000Aliases(b *testing.B) {
+	q := repeat(20000, func(int) string { return `a: product(id: "x1") { id }` })
+	for b.Loop() {
+		if err := graph.DefaultDocumentLimits.MutateOperationParameters(context.Background(), &graphql.RawParams{Query: q}); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}
