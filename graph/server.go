@@ -31,6 +31,8 @@ type Options struct {
 	// ComplexityLimit caps a query's cost (each field 1; a schema may price lists by page size).
 	ComplexityLimit int
 	Introspection   bool
+	// Document bounds a document before validation (DefaultDocumentLimits when zero).
+	Document DocumentLimits
 	// Transports added after POST and GET (for example WebSocket).
 	Transports []graphql.Transport
 	// AroundResponses, if set, may add to each response (for example freshness extensions).
@@ -49,11 +51,12 @@ func NewServer(schema graphql.ExecutableSchema, o Options) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(smallQueries[*ast.QueryDocument]{lru.New[*ast.QueryDocument](1000), func(q string, _ *ast.QueryDocument) int { return len(q) }})
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	useDocumentLimits(srv, o.Document) // first, so persisted queries are within the limits too
+	srv.Use(extension.AutomaticPersistedQuery{Cache: smallQueries[string]{lru.New[string](100), func(_, q string) int { return len(q) }}})
 	if o.ComplexityLimit > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
 	}
@@ -144,7 +147,7 @@ func Middleware(maxBody int64, next http.Handler) http.Handler {
 				return
 			}
 			if err != nil {
-				http.Error(w, "cannot read request body", http.StatusBadRequest)
+				readFailed(w, err)
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))

@@ -1,8 +1,11 @@
 package graph
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +25,12 @@ type WebSocketOptions struct {
 	KeepAlive time.Duration
 	// MaxSubscriptions caps the subscriptions one connection may hold.
 	MaxSubscriptions int
+	// WriteTimeout bounds each message the server writes; a client that
+	// stops reading is dropped when it passes.
+	WriteTimeout time.Duration
+	// MaxMessageBytes caps one client message (a subscribe with its query
+	// and variables); a larger one closes the connection (1009).
+	MaxMessageBytes int64
 	// Origins lists Origin host patterns allowed besides the request's own
 	// host; "*" allows any. A request without an Origin header (not from a
 	// browser) is always allowed.
@@ -48,8 +57,10 @@ func WebSocket(o WebSocketOptions) (graphql.Transport, graphql.OperationMiddlewa
 			accept.InsecureSkipVerify = true // any origin, as configured
 		}
 	}
+	readLimit := o.MaxMessageBytes
 	ws := transport.Websocket{
-		Implementation:        initTimeoutCode{transport.CoderWebsocketImplementation{AcceptOptions: accept}},
+		Implementation:        initTimeoutCode{inner: transport.CoderWebsocketImplementation{AcceptOptions: accept}, writeTimeout: o.WriteTimeout},
+		PayloadReadLimit:      &readLimit,
 		InitTimeout:           o.InitTimeout,
 		KeepAlivePingInterval: o.KeepAlive,
 		PingPongInterval:      o.KeepAlive,
@@ -92,23 +103,72 @@ func WebSocket(o WebSocketOptions) (graphql.Transport, graphql.OperationMiddlewa
 type subsKey struct{}
 
 // initTimeoutCode reports an init timeout with the close code the
-// graphql-transport-ws protocol names, 4408.
+// graphql-transport-ws protocol names, 4408, and puts a deadline on every
+// write (gqlgen's coder adapter writes with context.Background, so a
+// client that stops reading would hold its writer forever).
 type initTimeoutCode struct {
-	inner transport.WebsocketImplementation
+	inner        transport.WebsocketImplementation
+	writeTimeout time.Duration
 }
 
 func (i initTimeoutCode) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	conn, err := i.inner.Accept(w, r, o)
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := i.inner.Accept(hw, r, o)
 	if err != nil {
 		return nil, err
 	}
 	exp, _ := r.Context().Value(expiryKey{}).(*expiry)
-	return &codeConn{WebsocketConn: conn, expiry: exp}, nil
+	return &codeConn{WebsocketConn: conn, expiry: exp, net: hw.conn, writeTimeout: i.writeTimeout}, nil
 }
+
+// hijackWriter keeps the hijacked connection, so writes can have
+// deadlines, and clears any deadline the HTTP server's timeouts left on it
+// (Go's server does so today; http.Hijacker leaves it to the caller): from
+// here on the WebSocket's keep-alive and write deadlines bound it.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	h.conn = c
+	return c, brw, nil
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 type codeConn struct {
 	transport.WebsocketConn
-	expiry *expiry
+	expiry       *expiry
+	net          net.Conn
+	writeTimeout time.Duration
+	mu           sync.Mutex // one deadline at a time; gqlgen serialises its writes, this keeps it true
+}
+
+// WriteJSON writes one message under the write deadline. A failed write
+// closes the connection: gqlgen only reports write errors and would go on
+// writing into a stream with half a frame in it, and the close is what
+// ends its read loop and so the connection's handler.
+func (c *codeConn) WriteJSON(v any) error {
+	if c.net == nil || c.writeTimeout <= 0 {
+		return c.WebsocketConn.WriteJSON(v)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.net.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	err := c.WebsocketConn.WriteJSON(v)
+	if err != nil {
+		_ = c.net.Close()
+		return err
+	}
+	_ = c.net.SetWriteDeadline(time.Time{})
+	return nil
 }
 
 func (c *codeConn) WriteClose(code int, message string) error {

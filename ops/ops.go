@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
 // Check is one dependency a role needs to do its work.
@@ -181,17 +182,69 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Serve listens on addr and serves h until ctx ends, then drains for up to
-// grace before returning.
-func Serve(ctx context.Context, log *slog.Logger, name, addr string, h http.Handler, grace time.Duration) error {
+// Limits bound every connection a listener serves. Zero fields take the
+// defaults in DefaultLimits.
+type Limits struct {
+	// ReadHeaderTimeout cuts a client that sends its headers slowly.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, headers and body: a body
+	// that trickles is cut when it passes. Streams lift it once their
+	// request is read (graph.Limit).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a non-streaming response.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no request.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps the request line and headers.
+	MaxHeaderBytes int
+	// MaxConns caps open connections on the listener; more wait in the
+	// kernel's accept queue until one closes.
+	MaxConns int
+}
+
+// DefaultLimits are the limits when none are configured.
+var DefaultLimits = Limits{
+	ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+	IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, MaxConns: 4096,
+}
+
+func (l Limits) orDefaults() Limits {
+	d := DefaultLimits
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	l.ReadHeaderTimeout = pick(l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	l.ReadTimeout = pick(l.ReadTimeout, d.ReadTimeout)
+	l.WriteTimeout = pick(l.WriteTimeout, d.WriteTimeout)
+	l.IdleTimeout = pick(l.IdleTimeout, d.IdleTimeout)
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = d.MaxConns
+	}
+	return l
+}
+
+// Serve listens on addr and serves h under lim until ctx ends, then drains
+// for up to grace before returning.
+func Serve(ctx context.Context, log *slog.Logger, name, addr string, h http.Handler, lim Limits, grace time.Duration) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: listen on %s: %w", name, addr, err)
 	}
+	lim = lim.orDefaults()
+	ln = netutil.LimitListener(ln, lim.MaxConns)
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	log.Info("listening", "listener", name, "addr", ln.Addr().String())

@@ -162,6 +162,9 @@ func (h *Hub) ProductChanged(ctx context.Context, id string) (<-chan *Product, e
 	if err := h.opts.permit(ctx, "productChanged"); err != nil {
 		return nil, err
 	}
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	return register(ctx, h, h.products, id, nil)
 }
 
@@ -170,12 +173,18 @@ func (h *Hub) ReviewAdded(ctx context.Context, productID string) (<-chan *Review
 	if err := h.opts.permit(ctx, "reviewAdded"); err != nil {
 		return nil, err
 	}
+	if err := checkID("productId", productID); err != nil {
+		return nil, err
+	}
 	return register(ctx, h, h.reviews, productID, nil)
 }
 
 // OrderChanged streams the order after each change.
 func (h *Hub) OrderChanged(ctx context.Context, id string) (<-chan *Order, error) {
 	if err := h.opts.permit(ctx, "orderChanged"); err != nil {
+		return nil, err
+	}
+	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
 	var visible func(*Order) bool
@@ -188,6 +197,9 @@ func (h *Hub) OrderChanged(ctx context.Context, id string) (<-chan *Order, error
 // ProductsChanged streams every changed product that matches filter.
 func (h *Hub) ProductsChanged(ctx context.Context, filter ProductFilter) (<-chan *Product, error) {
 	if err := h.opts.permit(ctx, "productsChanged"); err != nil {
+		return nil, err
+	}
+	if err := checkFilter(filter); err != nil {
 		return nil, err
 	}
 	h.mu.Lock()

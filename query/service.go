@@ -165,6 +165,9 @@ func (s *Service) Consistent(ctx context.Context, token *string) error {
 	if token == nil || *token == "" {
 		return nil
 	}
+	if err := checkLen("consistentWith", *token, MaxTokenBytes); err != nil {
+		return err
+	}
 	c, err := s.opts.parseToken(*token)
 	if err != nil {
 		return splitstream.Invalid("consistentWith", "not a token returned by a mutation")
@@ -186,6 +189,9 @@ func (s *Service) Product(ctx context.Context, id string, token *string) (*Produ
 	if err := s.opts.permit(ctx, "product"); err != nil {
 		return nil, err
 	}
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	if err := s.Consistent(ctx, token); err != nil {
 		return nil, err
 	}
@@ -201,6 +207,15 @@ func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (
 	if err := s.opts.permit(ctx, "products"); err != nil {
 		return ProductPage{}, err
 	}
+	if err := checkLen("search", q.Search, MaxSearchBytes); err != nil {
+		return ProductPage{}, err
+	}
+	if err := checkLen("after", q.After, MaxCursorBytes); err != nil {
+		return ProductPage{}, err
+	}
+	if err := checkFilter(q.Filter); err != nil {
+		return ProductPage{}, err
+	}
 	if err := s.consistentSearch(ctx, token, KindProduct); err != nil {
 		return ProductPage{}, err
 	}
@@ -210,9 +225,6 @@ func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (
 	}
 	q.First = first
 	q.Search = strings.TrimSpace(q.Search)
-	if len(q.Search) > 500 {
-		return ProductPage{}, splitstream.Invalid("search", "at most 500 characters")
-	}
 	if q.Sort == "" {
 		q.Sort = SortRelevance
 	}
@@ -229,6 +241,12 @@ func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (
 // Reviews pages through a product's reviews.
 func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Page[Review], error) {
 	if err := s.opts.permit(ctx, "reviews"); err != nil {
+		return Page[Review]{}, err
+	}
+	if err := checkID("productId", q.ProductID); err != nil {
+		return Page[Review]{}, err
+	}
+	if err := checkLen("after", q.After, MaxCursorBytes); err != nil {
 		return Page[Review]{}, err
 	}
 	if err := s.consistentSearch(ctx, token, KindReview); err != nil {
@@ -305,6 +323,9 @@ func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, 
 	if err := s.opts.permit(ctx, "order"); err != nil {
 		return nil, err
 	}
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	if err := s.Consistent(ctx, token); err != nil {
 		return nil, err
 	}
@@ -321,6 +342,12 @@ func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, 
 // Orders pages through orders.
 func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page[Order], error) {
 	if err := s.opts.permit(ctx, "orders"); err != nil {
+		return Page[Order]{}, err
+	}
+	if err := checkOptionalID("customerId", q.CustomerID); err != nil {
+		return Page[Order]{}, err
+	}
+	if err := checkLen("after", q.After, MaxCursorBytes); err != nil {
 		return Page[Order]{}, err
 	}
 	if g := s.opts.guard; g != nil {
@@ -351,6 +378,9 @@ func (s *Service) ProductHistory(ctx context.Context, id string, token *string) 
 	if err := s.opts.permit(ctx, "productHistory"); err != nil {
 		return nil, err
 	}
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
 	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
 		return nil, err
 	}
@@ -360,6 +390,9 @@ func (s *Service) ProductHistory(ctx context.Context, id string, token *string) 
 // ProductAt folds the product's events, and its reviews', up to at.
 func (s *Service) ProductAt(ctx context.Context, id string, at time.Time, token *string) (*Product, error) {
 	if err := s.opts.permit(ctx, "productAt"); err != nil {
+		return nil, err
+	}
+	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
 	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {

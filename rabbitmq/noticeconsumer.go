@@ -11,11 +11,15 @@ import (
 	"github.com/splitstream/splitstream/projector"
 )
 
+// NoticePrefetch is how many notices the broker sends ahead of the handler.
+const NoticePrefetch = 256
+
 // ConsumeNotices binds a fresh exclusive, auto-deleted queue to
 // "splitstream.projected" (so every query instance sees every notice) and
 // calls handle for each notice until ctx ends, binding again after a
-// reconnect. Notices are auto-acked: they are hints, and the watermark they
-// carry is also in the checkpoint document.
+// reconnect. Notices are hints (the watermark they carry is also in the
+// checkpoint document), so each is acked as soon as it is handled; acks are
+// manual only so the broker's prefetch bounds what sits in this process.
 func ConsumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice)) error {
 	return conn.resubscribe(ctx, log, "projected notices consumer", func(ctx context.Context) error {
 		return consumeNotices(ctx, conn, log, handle)
@@ -54,7 +58,12 @@ func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle fu
 	if err := ch.QueueBind(q.Name, "", ProjectedExchange, false, nil); err != nil {
 		return fmt.Errorf("bind notice queue: %w", err)
 	}
-	deliveries, err = ch.ConsumeWithContext(ctx, q.Name, "", true, true, false, false, nil)
+	// Auto-ack would ignore the prefetch and let the broker push the whole
+	// queue (up to x-max-length) into this process's memory.
+	if err := ch.Qos(NoticePrefetch, 0, false); err != nil {
+		return fmt.Errorf("notice qos: %w", err)
+	}
+	deliveries, err = ch.ConsumeWithContext(ctx, q.Name, "", false, true, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume notices: %w", err)
 	}
@@ -72,9 +81,12 @@ func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle fu
 			n, err := projector.DecodeNotice(d.Body)
 			if err != nil {
 				log.Warn("projected notices: skipping an unreadable notice", "err", err)
-				continue
+			} else {
+				handle(ctx, n)
 			}
-			handle(ctx, n)
+			if err := d.Ack(false); err != nil {
+				return fmt.Errorf("ack notice: %w", err)
+			}
 		}
 	}
 }

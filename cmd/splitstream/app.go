@@ -174,7 +174,7 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 		if r.addr != "" {
 			mux := ops.PublicMux(r.checks, a.reg, a.log)
 			r.routes(mux)
-			g.Go(func() error { return ops.Serve(ctx, a.log, r.name, r.addr, mux, 10*time.Second) })
+			g.Go(func() error { return ops.Serve(ctx, a.log, r.name, r.addr, mux, a.cfg.Limits.HTTP, 10*time.Second) })
 		}
 		for _, w := range r.workers {
 			g.Go(func() error { return w(ctx) })
@@ -182,7 +182,9 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 	}
 	if needAdmin {
 		mux := a.adminMux(dedupe(adminCheck))
-		g.Go(func() error { return ops.Serve(ctx, a.log, "admin", a.cfg.AdminAddr, mux, 5*time.Second) })
+		g.Go(func() error {
+			return ops.Serve(ctx, a.log, "admin", a.cfg.AdminAddr, mux, a.cfg.Limits.HTTP, 5*time.Second)
+		})
 	}
 	a.log.Info("splitstream started", "roles", names, "version", version)
 	err := g.Wait()

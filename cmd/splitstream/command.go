@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/command"
@@ -32,6 +31,7 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 		Log:             a.log,
 		ComplexityLimit: a.cfg.ComplexityLimit,
 		Introspection:   a.cfg.Introspection,
+		Document:        a.cfg.Limits.Document,
 	})
 	metrics := ops.NewHTTPMetrics(a.reg, roleCommand)
 	return role{
@@ -39,7 +39,7 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 		addr:   a.cfg.CommandAddr,
 		checks: append([]ops.Check{a.pgCheck(pool)}, acc.checks()...),
 		routes: func(mux *http.ServeMux) {
-			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, graph.Timeout(30*time.Second, srv)))))
+			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, graph.Limit(graph.StreamLimits{Timeout: a.cfg.Limits.CommandTimeout}, srv)))))
 			playground := graph.Playground(a.playground(graph.PlaygroundConfig{
 				Title: "Splitstream commands", Endpoint: "/graphql", Tabs: graph.CommandTabs(), Hint: commandHint,
 			}, devAdminSubject, true))

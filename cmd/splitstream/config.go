@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/splitstream/splitstream/graph"
+	"github.com/splitstream/splitstream/ops"
 )
 
 // Config is every setting, read from the environment and overridable by flags.
@@ -42,6 +45,19 @@ type Config struct {
 	TokenSecret string
 	RateLimit   float64
 	AuthOff     bool
+	Limits      Limits
+}
+
+// Limits is what one client may make a server do: HTTP connection limits,
+// request timeouts and GraphQL document limits (settings in limitSettings).
+type Limits struct {
+	HTTP           ops.Limits
+	QueryTimeout   time.Duration
+	CommandTimeout time.Duration
+	Document       graph.DocumentLimits
+	WSWriteTimeout time.Duration
+	WSMaxMessage   int64
+	SSEMaxStreams  int
 }
 
 // setting ties one Config field to its environment name, flag and default.
@@ -54,7 +70,7 @@ func settings() []setting {
 	str := func(f func(c *Config) *string) func(*Config, string) error {
 		return func(c *Config, v string) error { *f(c) = v; return nil }
 	}
-	return []setting{
+	return append([]setting{
 		{"DATABASE_URL", "database-url", "postgres://postgres@127.0.0.1:5432/splitstream?sslmode=disable", "Postgres (event store; command, relay, saga, projector, rebuild)",
 			str(func(c *Config) *string { return &c.DatabaseURL })},
 		{"AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ",
@@ -121,7 +137,67 @@ func settings() []setting {
 				c.AuthOff = v == "off"
 				return nil
 			}},
+	}, limitSettings()...)
+}
+
+// limitSettings are the bounds on what one client may make a server do.
+func limitSettings() []setting {
+	dur := func(f func(c *Config) *time.Duration) func(*Config, string) error {
+		return func(c *Config, v string) (err error) { *f(c), err = time.ParseDuration(v); return }
 	}
+	num := func(f func(c *Config) *int) func(*Config, string) error {
+		return func(c *Config, v string) (err error) { *f(c), err = strconv.Atoi(v); return }
+	}
+	return []setting{
+		{"SPLITSTREAM_HTTP_READ_HEADER_TIMEOUT", "http-read-header-timeout", "10s", "longest wait for a request's headers (slow senders are cut)",
+			dur(func(c *Config) *time.Duration { return &c.Limits.HTTP.ReadHeaderTimeout })},
+		{"SPLITSTREAM_HTTP_READ_TIMEOUT", "http-read-timeout", "20s", "longest wait for a whole request, body included (a trickled body is cut)",
+			dur(func(c *Config) *time.Duration { return &c.Limits.HTTP.ReadTimeout })},
+		{"SPLITSTREAM_HTTP_WRITE_TIMEOUT", "http-write-timeout", "60s", "longest time to answer a non-streaming request; more than the request timeouts",
+			dur(func(c *Config) *time.Duration { return &c.Limits.HTTP.WriteTimeout })},
+		{"SPLITSTREAM_HTTP_IDLE_TIMEOUT", "http-idle-timeout", "120s", "a keep-alive connection with no request is closed after this",
+			dur(func(c *Config) *time.Duration { return &c.Limits.HTTP.IdleTimeout })},
+		{"SPLITSTREAM_HTTP_MAX_HEADER_BYTES", "http-max-header-bytes", "65536", "largest request line and headers",
+			num(func(c *Config) *int { return &c.Limits.HTTP.MaxHeaderBytes })},
+		{"SPLITSTREAM_HTTP_MAX_CONNS", "http-max-conns", "4096", "open connections per listener; more wait to be accepted",
+			num(func(c *Config) *int { return &c.Limits.HTTP.MaxConns })},
+		{"SPLITSTREAM_QUERY_TIMEOUT", "query-timeout", "15s", "longest query service request (streams excepted)",
+			dur(func(c *Config) *time.Duration { return &c.Limits.QueryTimeout })},
+		{"SPLITSTREAM_COMMAND_TIMEOUT", "command-timeout", "30s", "longest command service request",
+			dur(func(c *Config) *time.Duration { return &c.Limits.CommandTimeout })},
+		{"SPLITSTREAM_GRAPHQL_MAX_TOKENS", "graphql-max-tokens", "10000", "most parser tokens in a GraphQL document",
+			num(func(c *Config) *int { return &c.Limits.Document.MaxTokens })},
+		{"SPLITSTREAM_GRAPHQL_MAX_FIELDS", "graphql-max-fields", "500", "most field selections in a document, fragments counted per spread",
+			num(func(c *Config) *int { return &c.Limits.Document.MaxFields })},
+		{"SPLITSTREAM_GRAPHQL_MAX_ALIASES", "graphql-max-aliases", "100", "most aliases in a document",
+			num(func(c *Config) *int { return &c.Limits.Document.MaxAliases })},
+		{"SPLITSTREAM_GRAPHQL_MAX_DEPTH", "graphql-max-depth", "15", "deepest selection nesting in a document",
+			num(func(c *Config) *int { return &c.Limits.Document.MaxDepth })},
+		{"SPLITSTREAM_WS_WRITE_TIMEOUT", "ws-write-timeout", "10s", "longest a WebSocket or SSE write may block; a client that stops reading is dropped",
+			dur(func(c *Config) *time.Duration { return &c.Limits.WSWriteTimeout })},
+		{"SPLITSTREAM_WS_MAX_MESSAGE_BYTES", "ws-max-message-bytes", "262144", "largest WebSocket message from a client; larger closes the socket (1009)",
+			func(c *Config, v string) (err error) {
+				c.Limits.WSMaxMessage, err = strconv.ParseInt(v, 10, 64)
+				return
+			}},
+		{"SPLITSTREAM_SSE_MAX_STREAMS", "sse-max-streams", "1000", "SSE subscriptions one query instance holds at once; more get 429",
+			num(func(c *Config) *int { return &c.Limits.SSEMaxStreams })},
+	}
+}
+
+func (l Limits) validate(check func(ok bool, format string, args ...any)) {
+	h := l.HTTP
+	check(h.ReadHeaderTimeout > 0 && h.ReadTimeout >= h.ReadHeaderTimeout, "SPLITSTREAM_HTTP_READ_HEADER_TIMEOUT and SPLITSTREAM_HTTP_READ_TIMEOUT: must be positive, the header timeout no longer")
+	check(l.QueryTimeout > 0 && l.CommandTimeout > 0, "SPLITSTREAM_QUERY_TIMEOUT and SPLITSTREAM_COMMAND_TIMEOUT: must be positive")
+	check(h.WriteTimeout > max(l.QueryTimeout, l.CommandTimeout), "SPLITSTREAM_HTTP_WRITE_TIMEOUT: must be longer than the query and command timeouts")
+	check(h.IdleTimeout > 0, "SPLITSTREAM_HTTP_IDLE_TIMEOUT: must be positive")
+	check(h.MaxHeaderBytes >= 4096, "SPLITSTREAM_HTTP_MAX_HEADER_BYTES: must be at least 4096")
+	check(h.MaxConns > 0, "SPLITSTREAM_HTTP_MAX_CONNS: must be positive")
+	d := l.Document
+	check(d.MaxTokens > 0 && d.MaxFields > 0 && d.MaxAliases >= 0 && d.MaxDepth > 0, "SPLITSTREAM_GRAPHQL_MAX_*: must be positive")
+	check(l.WSWriteTimeout > 0, "SPLITSTREAM_WS_WRITE_TIMEOUT: must be positive")
+	check(l.WSMaxMessage >= 1024, "SPLITSTREAM_WS_MAX_MESSAGE_BYTES: must be at least 1024")
+	check(l.SSEMaxStreams > 0, "SPLITSTREAM_SSE_MAX_STREAMS: must be positive")
 }
 
 // bindConfig adds every setting to fs, defaulting from env, and returns a
@@ -186,6 +262,8 @@ func (c Config) validate() []error {
 		check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", "SPLITSTREAM_JWKS_URL: %q is not an http(s) URL", c.JWKSURL)
 	}
 	check(c.RateLimit >= 0 && c.RateLimit <= 1e6, "SPLITSTREAM_RATE_LIMIT: must be between 0 and 1000000")
+	check(c.ConsistencyTimeout < c.Limits.QueryTimeout, "SPLITSTREAM_CONSISTENCY_TIMEOUT: must be shorter than SPLITSTREAM_QUERY_TIMEOUT")
+	c.Limits.validate(check)
 	return errs
 }
 

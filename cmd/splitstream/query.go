@@ -50,13 +50,16 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		MaxSubscriptions: a.cfg.WSMaxSubscriptions,
 		Origins:          origins(a.cfg.AllowedOrigins),
 		Authenticate:     acc.verifier.ConnectionInit,
+		WriteTimeout:     a.cfg.Limits.WSWriteTimeout,
+		MaxMessageBytes:  a.cfg.Limits.WSMaxMessage,
 	})
 	schema := read.NewExecutableSchema(read.Config{Resolvers: &read.Resolver{Reads: reads, Changes: hub}, Complexity: read.Complexity()})
 	srv := graph.NewServer(schema, graph.Options{
 		Log:              a.log,
 		ComplexityLimit:  a.cfg.ComplexityLimit,
 		Introspection:    a.cfg.Introspection,
-		Transports:       []graphql.Transport{ws, transport.SSE{}},
+		Document:         a.cfg.Limits.Document,
+		Transports:       []graphql.Transport{ws, transport.SSE{KeepAlivePingInterval: a.cfg.WSKeepAlive}},
 		AroundOperations: capSubs,
 		AroundResponses:  freshness(tracker),
 	})
@@ -68,7 +71,9 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		checks:  append([]ops.Check{a.esCheck(es), a.rabbitCheck(conn)}, acc.checks()...),
 		workers: []func(context.Context) error{notices},
 		routes: func(mux *http.ServeMux) {
-			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, srv))))
+			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, graph.Limit(graph.StreamLimits{
+				Timeout: a.cfg.Limits.QueryTimeout, WriteTimeout: a.cfg.Limits.WSWriteTimeout, MaxStreams: a.cfg.Limits.SSEMaxStreams,
+			}, srv)))))
 			playground := graph.Playground(a.playground(graph.PlaygroundConfig{
 				Title: "Splitstream queries", Endpoint: "/graphql", Subscriptions: true, Tabs: graph.QueryTabs(), Hint: queryHint,
 			}, devCustomerSubject, false))

@@ -34,3 +34,21 @@ func TestListsCostTheirPageSize(t *testing.T) {
 		t.Fatalf("a typical search costs %d, over the default limit", typical)
 	}
 }
+
+func TestEventScansArePricedByWhatTheyLoad(t *testing.T) {
+	one := cost(t, `{ productAt(id: "p", at: "2026-01-01T00:00:00Z") { id name } }`)
+	if one < EventScanCost {
+		t.Fatalf("productAt costs %d, want at least %d: it loads up to 100,000 events", one, EventScanCost)
+	}
+	if h := cost(t, `{ productHistory(id: "p") { type version } }`); h < EventScanCost {
+		t.Fatalf("productHistory costs %d, want at least %d", h, EventScanCost)
+	}
+	four := cost(t, `{ a: productAt(id: "p", at: "2026-01-01T00:00:00Z") { id name } b: productAt(id: "q", at: "2026-01-01T00:00:00Z") { id name }
+		c: productAt(id: "r", at: "2026-01-01T00:00:00Z") { id name } d: productAt(id: "s", at: "2026-01-01T00:00:00Z") { id name } }`)
+	if four > 1000 {
+		t.Fatalf("four productAt cost %d, want them under the default limit of 1000", four)
+	}
+	if five := four + one; five <= 1000 {
+		t.Fatalf("five productAt cost %d, want over the default limit of 1000", five)
+	}
+}
