@@ -8,7 +8,7 @@ RUN_DIR   := .cache/run
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: run stop dev build generate check-generated vet staticcheck test test-go test-disruptive test-clients e2e bench help
+.PHONY: run stop dev build generate check-generated vet staticcheck test test-go test-disruptive test-fuzz test-clients e2e bench help
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -40,10 +40,14 @@ staticcheck:
 test-go: ## go test -race against the real servers
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+FUZZTIME ?= 20s
+test-fuzz: ## fuzzed mutation inputs against a real stack for FUZZTIME: every answer a client code, the read side keeps up
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzMutationInputs$$' -fuzztime $(FUZZTIME) -parallel 1 ./cmd/splitstream/
+
 test-disruptive: ## tests that stop a server (build tag disruptive, named TestDisruptive*), one package at a time
 	$(GO) test -race -count=1 -timeout 20m -tags disruptive -p 1 -run '^TestDisruptive' ./...
 
-test: services check-generated vet staticcheck test-go test-disruptive test-clients e2e ## every test, with real servers
+test: services check-generated vet staticcheck test-go test-disruptive test-fuzz test-clients e2e ## every test, with real servers
 	@echo "make test: all passed"
 
 bench: build ## benchmarks against a running stack (make run first)

@@ -8,7 +8,7 @@ import (
 	"fmt"
 )
 
-// Error codes, as the contract in ARCHITECTURE.md names them.
+// Error codes, as the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design) names them.
 const (
 	EInvalid         = "BAD_USER_INPUT"
 	ENotFound        = "NOT_FOUND"

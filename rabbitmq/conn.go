@@ -18,7 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// Exchange and queue names are part of the contract in ARCHITECTURE.md.
+// Exchange and queue names are part of the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design).
 const (
 	EventsExchange    = "splitstream.events"
 	ProjectedExchange = "splitstream.projected"

@@ -13,7 +13,7 @@ import (
 	"github.com/splitstream/splitstream/projector"
 )
 
-// The projector's queues, part of the contract in ARCHITECTURE.md.
+// The projector's queues, part of the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design).
 const (
 	ProjectorQueue     = "projector"
 	ProjectorDeadQueue = "projector.dead"

@@ -15,7 +15,7 @@ import (
 	"github.com/splitstream/splitstream/saga"
 )
 
-// The order saga's queues, part of the contract in ARCHITECTURE.md.
+// The order saga's queues, part of the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design).
 const (
 	SagaQueue     = "saga.orders"
 	SagaDeadQueue = "saga.orders.dead"

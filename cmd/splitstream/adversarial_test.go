@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,6 +105,7 @@ func hostileCases() []hostileCase {
 		{"over-long cursor", graphQL(onQuery, `query($a: String) { products(after: $a) { totalCount } }`, map[string]any{"a": long(100_000)}), invalid("after")},
 		{"over-long consistentWith", graphQL(onQuery, `query($t: String) { product(id: "x", consistentWith: $t) { id } }`, map[string]any{"t": long(100_000)}), invalid("consistentWith")},
 		{"600 distinct valid queries of 1,000,000 bytes", distinctBigQueries(600), invalid("search")},
+		{"300 reviews of 4,000 '<'", longReviews, outcome{Code: "none"}},
 		{"over-long subscription id", wsSubscribe("graphql-transport-ws", `subscription($id: ID!) { productChanged(id: $id) { id } }`, map[string]any{"id": long(200)}), invalid("id")},
 	}
 }
@@ -114,7 +116,7 @@ func TestAdversarialInputs(t *testing.T) {
 		"SPLITSTREAM_HTTP_READ_HEADER_TIMEOUT": "2s", "SPLITSTREAM_HTTP_READ_TIMEOUT": "3s",
 	})
 	s := target{command: commandURL, query: queryURL, commandAddr: env["SPLITSTREAM_COMMAND_ADDR"], queryAddr: env["SPLITSTREAM_QUERY_ADDR"]}
-	for _, c := range hostileCases() {
+	for _, c := range slices.Concat(hostileCases(), longMutationCases(), forgedCases()) {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()
 			got := c.send(t, s)

@@ -24,7 +24,7 @@ import (
 	"github.com/splitstream/splitstream/internal/testenv"
 )
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,7 +36,7 @@ func freeAddr(t *testing.T) string {
 
 // stack runs every role in this process on fresh servers and returns the
 // command and query endpoints; extra settings override the test defaults.
-func stack(t *testing.T, extra ...map[string]string) (env map[string]string, commandURL, queryURL string) {
+func stack(t testing.TB, extra ...map[string]string) (env map[string]string, commandURL, queryURL string) {
 	t.Helper()
 	dbURL, _ := testenv.Postgres(t)
 	amqpURL := testenv.RabbitMQ(t)

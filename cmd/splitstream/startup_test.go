@@ -31,7 +31,8 @@ func TestCopiesStartTogether(t *testing.T) {
 	start := make(chan struct{})
 	var ready []string
 	for i, role := range []string{"projector", "projector", "query"} {
-		env := map[string]string{"SPLITSTREAM_ADMIN_ADDR": freeAddr(t), "SPLITSTREAM_QUERY_ADDR": freeAddr(t)}
+		env := map[string]string{"SPLITSTREAM_ADMIN_ADDR": freeAddr(t), "SPLITSTREAM_QUERY_ADDR": freeAddr(t),
+			"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret}
 		for k, v := range base {
 			env[k] = v
 		}

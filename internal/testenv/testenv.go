@@ -27,7 +27,7 @@ import (
 	"github.com/splitstream/splitstream/rabbitmq"
 )
 
-// Defaults match ARCHITECTURE.md; the environment overrides them.
+// Defaults match the contract (../shared/ARCHITECTURE.md); the environment overrides them.
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
