@@ -123,6 +123,7 @@ func TestPublicReadyzHidesAddresses(t *testing.T) {
 		t.Errorf("recovery not logged:\n%s", logs.String())
 	}
 }
+
 // A check that returns a Note stays green and shows the note; any other
 // error turns /readyz red.
 func TestReadyzNotes(t *testing.T) {
