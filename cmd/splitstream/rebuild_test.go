@@ -255,23 +255,35 @@ func waitForRelayHead(t *testing.T, pool *pgxpool.Pool, es *elasticsearch.Client
 // allDocs reads every document of an index by id.
 func allDocs(t *testing.T, es *elasticsearch.Client, index string) map[string]map[string]any {
 	t.Helper()
-	if err := elastic.Do(context.Background(), es, http.MethodPost, "/"+index+"/_refresh", "", nil); err != nil {
+	ctx := context.Background()
+	if err := elastic.Do(ctx, es, http.MethodPost, "/"+index+"/_refresh", "", nil); err != nil {
 		t.Fatal(err)
 	}
-	var res struct {
-		Hits struct {
+	// Scroll through every document: a plain search returns at most 10,000,
+	// and two indices would then be compared on two arbitrary subsets.
+	type page struct {
+		ScrollID string `json:"_scroll_id"`
+		Hits     struct {
 			Hits []struct {
 				ID     string         `json:"_id"`
 				Source map[string]any `json:"_source"`
 			} `json:"hits"`
 		} `json:"hits"`
 	}
-	if err := elastic.Do(context.Background(), es, http.MethodPost, "/"+index+"/_search", `{"size":10000}`, &res); err != nil {
+	out := map[string]map[string]any{}
+	var res page
+	if err := elastic.Do(ctx, es, http.MethodPost, "/"+index+"/_search?scroll=1m", `{"size":5000,"sort":["_doc"]}`, &res); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]map[string]any{}
-	for _, h := range res.Hits.Hits {
-		out[h.ID] = h.Source
+	for len(res.Hits.Hits) > 0 {
+		for _, h := range res.Hits.Hits {
+			out[h.ID] = h.Source
+		}
+		id := res.ScrollID
+		res = page{}
+		if err := elastic.Do(ctx, es, http.MethodPost, "/_search/scroll", fmt.Sprintf(`{"scroll":"1m","scroll_id":%q}`, id), &res); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return out
 }
