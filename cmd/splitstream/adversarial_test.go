@@ -184,23 +184,9 @@ const (
 	onCommand
 )
 
-// graphQL posts a document to the query or command service.
+// graphQL posts a document to the query or command service, anonymously.
 func graphQL(service int, query string, vars map[string]any) func(*testing.T, target) outcome {
-	return func(t *testing.T, s target) outcome {
-		url := s.query
-		if service == onCommand {
-			url = s.command
-		}
-		body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-		res, err := http.Post(url, "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		o := firstError(t, res.Body)
-		o.Status = res.StatusCode
-		return o
-	}
+	return graphQLAs(service, "", query, vars)
 }
 
 // firstError reads a GraphQL response (or a list of errors) and returns its
