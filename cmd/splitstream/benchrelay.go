@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -38,32 +39,79 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 	if env.Quick && n > 10_000 {
 		n = 10_000
 	}
-	say := func(format string, args ...any) { fmt.Fprintf(env.Progress, "bench: relay: "+format+"\n", args...) }
-	tag := strings.ToLower(uuid.NewString()[:8])
+	b := relayBench{a: a, mgmt: mgmt, tag: strings.ToLower(uuid.NewString()[:8]),
+		say: func(format string, args ...any) { fmt.Fprintf(env.Progress, "bench: relay: "+format+"\n", args...) }}
+	pool, dropDB, err := b.backlog(ctx, env, n)
+	if err != nil {
+		return nil, err
+	}
+	defer dropDB()
+	source := postgres.NewRelaySource(pool)
+	records, msgs, err := b.readBack(ctx, source, n)
+	if err != nil {
+		return nil, err
+	}
+	ceiling, err := b.ceiling(ctx, records, msgs)
+	if err != nil {
+		return nil, err
+	}
+	rate, firstRate, secondRate, err := b.drain(ctx, source, records, ceiling)
+	if err != nil {
+		return nil, err
+	}
+	return []bench.Result{
+		bench.Rate(fmt.Sprintf("relay.drain.%dk", n/1000), rate, ceiling, "events/s", 0.8),
+		// The first half of the drain has twice the backlog ahead of it: a
+		// batch whose cost grows with the backlog shows up here below 1.
+		bench.Rate(fmt.Sprintf("relay.drain.%dk.flatness", n/1000), firstRate, secondRate, "events/s", 0.8),
+	}, nil
+}
 
-	// A scratch database holding the backlog.
-	dbName := "splitstream_bench_" + tag
+// relayBench holds what the steps of the relay suite share.
+type relayBench struct {
+	a    *app
+	mgmt string // RabbitMQ management API, for the scratch vhosts
+	tag  string // names this run's scratch database and vhosts
+	say  func(format string, args ...any)
+}
+
+// backlog makes a scratch database holding n events and returns its pool
+// and the function that drops it.
+func (b relayBench) backlog(ctx context.Context, env bench.Env, n int) (*pgxpool.Pool, func(), error) {
+	dbName := "splitstream_bench_" + b.tag
 	if _, err := env.Pool.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
-		return nil, fmt.Errorf("create scratch database: %w", err)
+		return nil, nil, fmt.Errorf("create scratch database: %w", err)
 	}
-	defer func() {
-		_, _ = env.Pool.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
+	pool, err := func() (*pgxpool.Pool, error) {
+		dbURL, err := url.Parse(b.a.cfg.DatabaseURL)
+		if err != nil {
+			return nil, err
+		}
+		dbURL.Path = "/" + dbName
+		return postgres.Open(ctx, dbURL.String(), 4)
 	}()
-	dbURL, err := url.Parse(a.cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
+	drop := func() {
+		if pool != nil {
+			pool.Close()
+		}
+		_, _ = env.Pool.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
 	}
-	dbURL.Path = "/" + dbName
-	pool, err := postgres.Open(ctx, dbURL.String(), 4)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = b.writeBacklog(ctx, pool, n)
 	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, a.log); err != nil {
-		return nil, err
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return pool, drop, nil
+}
+
+func (b relayBench) writeBacklog(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	if err := postgres.Migrate(ctx, pool, b.a.log); err != nil {
+		return err
 	}
 	const perTx = 1000
-	say("writing a backlog of %d events, %d per transaction", n, perTx)
+	b.say("writing a backlog of %d events, %d per transaction", n, perTx)
 	for i := 0; i < n; i += perTx {
 		if _, err := pool.Exec(ctx, `INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
 			SELECT gen_random_uuid(), 'bench-' || $1::int || '-' || g, 'product', 1, 'ProductCreated', 1,
@@ -72,24 +120,24 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 			  jsonb_build_object('commandId', 'bench-' || $1::int || '-' || g, 'correlationId', 'bench-' || $1::int || '-' || g, 'actor', 'bench'),
 			  now()
 			FROM generate_series(1, $2::int) g`, i, min(perTx, n-i)); err != nil {
-			return nil, fmt.Errorf("write backlog: %w", err)
+			return fmt.Errorf("write backlog: %w", err)
 		}
 		if (i/perTx)%20 == 19 {
-			say("written %d of %d", i+perTx, n)
+			b.say("written %d of %d", i+perTx, n)
 		}
 	}
 	// As autovacuum would have by the time such a backlog is drained.
-	if _, err := pool.Exec(ctx, "ANALYZE events"); err != nil {
-		return nil, err
-	}
+	_, err := pool.Exec(ctx, "ANALYZE events")
+	return err
+}
 
-	// The same messages, read once, for the ceiling.
-	source := postgres.NewRelaySource(pool)
+// readBack reads the backlog once, and encodes it, for the ceiling.
+func (b relayBench) readBack(ctx context.Context, source *postgres.RelaySource, n int) ([]event.Record, []amqp.Publishing, error) {
 	var records []event.Record
 	for cursor := (event.Cursor{}); ; {
 		recs, err := source.Next(ctx, cursor, 5000)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(recs) == 0 {
 			break
@@ -98,56 +146,65 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 		cursor = recs[len(recs)-1].Cursor
 	}
 	if len(records) != n {
-		return nil, fmt.Errorf("backlog: read %d of %d events back (is a transaction left open on the server?)", len(records), n)
+		return nil, nil, fmt.Errorf("backlog: read %d of %d events back (is a transaction left open on the server?)", len(records), n)
 	}
 	msgs := make([]amqp.Publishing, n)
 	for i, r := range records {
+		var err error
 		if msgs[i], err = rabbitmq.EncodeRecord(r); err != nil {
-			return nil, err
-		}
-	}
-
-	scratch := func(what string) (*rabbitmq.Conn, func(), error) {
-		vhost := "splitstream-bench-" + what + "-" + tag
-		if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
-			return nil, nil, fmt.Errorf("create vhost (RabbitMQ management API at RABBITMQ_MANAGEMENT_URL): %w", err)
-		}
-		drop := func() {
-			_ = rabbitmq.Management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
-		}
-		u, _ := url.Parse(a.cfg.AMQPURL)
-		if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+u.User.Username(),
-			`{"configure":".*","write":".*","read":".*"}`); err != nil {
-			drop()
 			return nil, nil, err
 		}
-		u.Path = "/" + vhost
-		conn, err := rabbitmq.Dial(ctx, u.String(), "splitstream-bench-"+what, a.log)
-		if err != nil {
-			drop()
-			return nil, nil, err
-		}
-		var once sync.Once // dropped early and deferred too
-		return conn, func() { once.Do(func() { conn.Close(); drop() }) }, nil
 	}
+	return records, msgs, nil
+}
 
-	// The ceiling: a confirm-mode channel into the relay's topology.
-	rawConn, dropRaw, err := scratch("raw")
-	if err != nil {
-		return nil, err
+// scratch makes a vhost of its own and connects to it; the function it
+// returns closes the connection and drops the vhost, once.
+func (b relayBench) scratch(ctx context.Context, what string) (*rabbitmq.Conn, func(), error) {
+	vhost := "splitstream-bench-" + what + "-" + b.tag
+	if err := rabbitmq.Management(ctx, b.mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
+		return nil, nil, fmt.Errorf("create vhost (RabbitMQ management API at RABBITMQ_MANAGEMENT_URL): %w", err)
 	}
-	defer dropRaw()
-	ch, err := rawConn.Channel()
-	if err != nil {
-		return nil, err
+	drop := func() {
+		_ = rabbitmq.Management(context.WithoutCancel(ctx), b.mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
 	}
+	u, _ := url.Parse(b.a.cfg.AMQPURL)
+	if err := rabbitmq.Management(ctx, b.mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+u.User.Username(),
+		`{"configure":".*","write":".*","read":".*"}`); err != nil {
+		drop()
+		return nil, nil, err
+	}
+	u.Path = "/" + vhost
+	conn, err := rabbitmq.Dial(ctx, u.String(), "splitstream-bench-"+what, b.a.log)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	var once sync.Once // dropped early and deferred too
+	return conn, func() { once.Do(func() { conn.Close(); drop() }) }, nil
+}
+
+// ceiling publishes msgs on a confirm-mode channel into the relay's
+// topology, in the relay's batch size, and returns messages per second.
+func (b relayBench) ceiling(ctx context.Context, records []event.Record, msgs []amqp.Publishing) (float64, error) {
+	n := len(msgs)
+	conn, dropRaw, err := b.scratch(ctx, "raw")
+	if err != nil {
+		return 0, err
+	}
+	defer dropRaw() // frees the broker's disk and memory before the relay runs
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
 	if err := ch.Confirm(false); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if err := rabbitmq.DeclareTopology(ch); err != nil {
-		return nil, err
+		return 0, err
 	}
-	say("ceiling: publishing the same %d messages in confirm mode, %d per batch", n, relayBatch)
+	b.say("ceiling: publishing the same %d messages in confirm mode, %d per batch", n, relayBatch)
 	start := time.Now()
 	lastSay := start
 	for i := 0; i < n; i += relayBatch {
@@ -156,69 +213,69 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 		for j := i; j < end; j++ {
 			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, rabbitmq.EventsExchange, rabbitmq.RoutingKey(records[j].Envelope), false, false, msgs[j])
 			if err != nil {
-				return nil, fmt.Errorf("raw publish: %w", err)
+				return 0, fmt.Errorf("raw publish: %w", err)
 			}
 			confirms = append(confirms, dc)
 		}
 		for _, dc := range confirms {
 			if ok, err := dc.WaitContext(ctx); err != nil || !ok {
-				return nil, fmt.Errorf("raw publish: not confirmed (%v)", err)
+				return 0, fmt.Errorf("raw publish: not confirmed (%v)", err)
 			}
 		}
 		if time.Since(lastSay) > 2*time.Second {
 			lastSay = time.Now()
-			say("ceiling: %d of %d (%.0f messages/s)", end, n, float64(end)/time.Since(start).Seconds())
+			b.say("ceiling: %d of %d (%.0f messages/s)", end, n, float64(end)/time.Since(start).Seconds())
 		}
 	}
-	rawTook := time.Since(start)
-	_ = ch.Close()
-	ceiling := float64(n) / rawTook.Seconds()
-	say("ceiling: %d messages in %s: %.0f messages/s", n, rawTook.Round(time.Millisecond), ceiling)
-	dropRaw() // frees the broker's disk and memory before the relay runs
+	took := time.Since(start)
+	ceiling := float64(n) / took.Seconds()
+	b.say("ceiling: %d messages in %s: %.0f messages/s", n, took.Round(time.Millisecond), ceiling)
+	return ceiling, nil
+}
 
-	// The relay, from the start of the scratch log.
-	relayConn, dropRelay, err := scratch("relay")
+// drain runs the real relay from the start of the scratch log until its
+// checkpoint reaches the last record, and returns its rate overall and over
+// each half of the backlog.
+func (b relayBench) drain(ctx context.Context, source *postgres.RelaySource, records []event.Record, ceiling float64) (rate, firstRate, secondRate float64, err error) {
+	n := len(records)
+	conn, dropRelay, err := b.scratch(ctx, "relay")
 	if err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
 	defer dropRelay()
-	pub, err := rabbitmq.NewPublisher(relayConn)
+	pub, err := rabbitmq.NewPublisher(conn)
 	if err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
 	defer pub.Close()
 	const name = "bench"
 	reg := prometheus.NewRegistry()
-	r, err := relay.New(source, pub, relay.Config{Name: name, BatchSize: relayBatch}, a.log, reg)
+	r, err := relay.New(source, pub, relay.Config{Name: name, BatchSize: relayBatch}, b.a.log, reg)
 	if err != nil {
-		return nil, err
+		return 0, 0, 0, err
 	}
-	last := records[n-1].Cursor
-	position := map[event.Cursor]int{}
+	position := make(map[event.Cursor]int, n)
 	for i, rec := range records {
 		position[rec.Cursor] = i + 1
 	}
 	rctx, stop := context.WithCancel(ctx)
-	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer stop()
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = r.Run(rctx) }()
-	say("relay: draining the backlog of %d events", n)
-	start = time.Now()
-	lastSay = start
-	var (
-		firstHalf time.Duration // when the checkpoint passed n/2
-		cp        event.Cursor
-	)
-	for cp != last {
+	b.say("relay: draining the backlog of %d events", n)
+	start := time.Now()
+	lastSay := start
+	var firstHalf time.Duration // when the checkpoint passed n/2
+	for cp, last := (event.Cursor{}), records[n-1].Cursor; cp != last; {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return 0, 0, 0, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if cp, err = source.Checkpoint(ctx, name); err != nil {
-			return nil, err
+			return 0, 0, 0, err
 		}
 		done := position[cp]
 		if firstHalf == 0 && done >= n/2 {
@@ -226,28 +283,22 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 		}
 		if time.Since(lastSay) > 2*time.Second {
 			lastSay = time.Now()
-			say("relay: %d of %d (%.0f events/s)", done, n, float64(done)/time.Since(start).Seconds())
+			b.say("relay: %d of %d (%.0f events/s)", done, n, float64(done)/time.Since(start).Seconds())
 		}
 		if time.Since(start) > 30*time.Minute {
-			return nil, fmt.Errorf("relay did not drain %d events in 30 minutes (checkpoint %v)", n, cp)
+			return 0, 0, 0, fmt.Errorf("relay did not drain %d events in 30 minutes (checkpoint %v)", n, cp)
 		}
 	}
 	took := time.Since(start)
-	stop()
-	rate := float64(n) / took.Seconds()
-	firstRate := float64(n/2) / firstHalf.Seconds()
-	secondRate := float64(n-n/2) / (took - firstHalf).Seconds()
-	say("relay: %d events in %s: %.0f events/s (first half %.0f/s, second half %.0f/s); ceiling %.0f/s",
+	rate = float64(n) / took.Seconds()
+	firstRate = float64(n/2) / firstHalf.Seconds()
+	secondRate = float64(n-n/2) / (took - firstHalf).Seconds()
+	b.say("relay: %d events in %s: %.0f events/s (first half %.0f/s, second half %.0f/s); ceiling %.0f/s",
 		n, took.Round(time.Millisecond), rate, firstRate, secondRate, ceiling)
 	if publishing := publishTime(reg); publishing > 0 {
-		say("relay: of that, %s in Publish (encoding and confirms), the rest reading and saving", publishing.Round(time.Millisecond))
+		b.say("relay: of that, %s in Publish (encoding and confirms), the rest reading and saving", publishing.Round(time.Millisecond))
 	}
-	return []bench.Result{
-		bench.Rate(fmt.Sprintf("relay.drain.%dk", n/1000), rate, ceiling, "events/s", 0.8),
-		// The first half of the drain has twice the backlog ahead of it: a
-		// batch whose cost grows with the backlog shows up here below 1.
-		bench.Rate(fmt.Sprintf("relay.drain.%dk.flatness", n/1000), firstRate, secondRate, "events/s", 0.8),
-	}, nil
+	return rate, firstRate, secondRate, nil
 }
 
 // publishTime is the time the relay spent in Publish, from its metrics.
