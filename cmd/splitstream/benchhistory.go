@@ -66,8 +66,35 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 		return err
 	}
 
-	// Grow the streams through the command layer, as production would.
-	total := samples*(historyLengths[0]) + historyLengths[1] + historyLengths[2]
+	short, long, err := growHistories(ctx, env, samples, create, restock)
+	if err != nil {
+		return nil, err
+	}
+	say("measuring %d restocks at each length", samples)
+	lat, err := sampleRestocks(samples, short, long, restock)
+	if err != nil {
+		return nil, err
+	}
+	base := bench.Percentile(lat[0], 50)
+	var out []bench.Result
+	for l, n := range historyLengths {
+		p50, p99 := bench.Percentile(lat[l], 50), bench.Percentile(lat[l], 99)
+		name := fmt.Sprintf("history.restock.len%d", n)
+		if l == 0 {
+			out = append(out, bench.Latency(name+".p50", p50, base, "reported (the base)", time.Hour))
+		} else {
+			out = append(out, bench.Latency(name+".p50", p50, base, "≤ 1.5 × p50 at length 10", base*3/2))
+		}
+		out = append(out, bench.Latency(name+".p99", p99, bench.Percentile(lat[0], 99), "reported beside p99 at length 10", time.Hour))
+	}
+	return out, nil
+}
+
+// growHistories grows, through the command layer as production would,
+// samples products of the shortest length (one per sample, so that length
+// stays put) and one product of each longer length.
+func growHistories(ctx context.Context, env bench.Env, samples int, create func() (string, error), restock func(string) error) (short, long []string, err error) {
+	total := samples*historyLengths[0] + historyLengths[1] + historyLengths[2]
 	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(env.Progress), progressbar.OptionSetDescription("history "),
 		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("cmd"),
 		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
@@ -86,22 +113,27 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 		}
 		return id, nil
 	}
-	say("growing %d products of %d events, and one each of %d and %d", samples, historyLengths[0], historyLengths[1], historyLengths[2])
-	short := make([]string, samples)
+	fmt.Fprintf(env.Progress, "bench: command-history: growing %d products of %d events, and one each of %d and %d\n",
+		samples, historyLengths[0], historyLengths[1], historyLengths[2])
+	short = make([]string, samples)
 	for i := range short {
 		if short[i], err = grow(historyLengths[0]); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	long := make([]string, len(historyLengths)-1)
+	long = make([]string, len(historyLengths)-1)
 	for i, n := range historyLengths[1:] {
 		if long[i], err = grow(n); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	_ = bar.Finish()
+	return short, long, nil
+}
 
-	say("measuring %d restocks at each length", samples)
+// sampleRestocks times one restock per length in turn, samples times, so
+// that noise on a shared machine falls on every length alike.
+func sampleRestocks(samples int, short, long []string, restock func(string) error) ([][]time.Duration, error) {
 	lat := make([][]time.Duration, len(historyLengths))
 	for i := range samples {
 		for l := range historyLengths {
@@ -116,19 +148,7 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 			lat[l] = append(lat[l], time.Since(start))
 		}
 	}
-	base := bench.Percentile(lat[0], 50)
-	var out []bench.Result
-	for l, n := range historyLengths {
-		p50, p99 := bench.Percentile(lat[l], 50), bench.Percentile(lat[l], 99)
-		name := fmt.Sprintf("history.restock.len%d", n)
-		if l == 0 {
-			out = append(out, bench.Latency(name+".p50", p50, base, "reported (the base)", time.Hour))
-		} else {
-			out = append(out, bench.Latency(name+".p50", p50, base, "≤ 1.5 × p50 at length 10", base*3/2))
-		}
-		out = append(out, bench.Latency(name+".p99", p99, bench.Percentile(lat[0], 99), "reported beside p99 at length 10", time.Hour))
-	}
-	return out, nil
+	return lat, nil
 }
 
 // scratchDatabase creates database name on the server of rawURL and

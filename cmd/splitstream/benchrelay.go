@@ -41,7 +41,7 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 	}
 	b := relayBench{a: a, mgmt: mgmt, tag: strings.ToLower(uuid.NewString()[:8]),
 		say: func(format string, args ...any) { fmt.Fprintf(env.Progress, "bench: relay: "+format+"\n", args...) }}
-	pool, dropDB, err := b.backlog(ctx, env, n)
+	pool, dropDB, err := b.backlog(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -77,29 +77,18 @@ type relayBench struct {
 
 // backlog makes a scratch database holding n events and returns its pool
 // and the function that drops it.
-func (b relayBench) backlog(ctx context.Context, env bench.Env, n int) (*pgxpool.Pool, func(), error) {
-	dbName := "splitstream_bench_" + b.tag
-	if _, err := env.Pool.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
-		return nil, nil, fmt.Errorf("create scratch database: %w", err)
-	}
-	pool, err := func() (*pgxpool.Pool, error) {
-		dbURL, err := url.Parse(b.a.cfg.DatabaseURL)
-		if err != nil {
-			return nil, err
-		}
-		dbURL.Path = "/" + dbName
-		return postgres.Open(ctx, dbURL.String(), 4)
-	}()
-	drop := func() {
-		if pool != nil {
-			pool.Close()
-		}
-		_, _ = env.Pool.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
-	}
-	if err == nil {
-		err = b.writeBacklog(ctx, pool, n)
-	}
+func (b relayBench) backlog(ctx context.Context, n int) (*pgxpool.Pool, func(), error) {
+	dbURL, dropDB, err := scratchDatabase(ctx, b.a.cfg.DatabaseURL, "splitstream_bench_"+b.tag)
 	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := postgres.Open(ctx, dbURL, 4)
+	if err != nil {
+		dropDB()
+		return nil, nil, err
+	}
+	drop := func() { pool.Close(); dropDB() }
+	if err := b.writeBacklog(ctx, pool, n); err != nil {
 		drop()
 		return nil, nil, err
 	}
