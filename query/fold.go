@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/splitstream/splitstream/event"
 )
@@ -116,11 +117,14 @@ func StatsOf(reviews []*Review) ReviewStats {
 	return s
 }
 
-// SortLatest orders reviews newest first, ties by id.
+// SortLatest orders reviews newest first, ties by id. Times compare to the
+// millisecond, the precision of Elasticsearch's date fields, so that this
+// order and the index's (createdAt desc, id asc) are the same order.
 func SortLatest(refs []ReviewRef) {
-	sort.Slice(refs, func(i, j int) bool {
-		if !refs[i].CreatedAt.Equal(refs[j].CreatedAt) {
-			return refs[i].CreatedAt.After(refs[j].CreatedAt)
+	sort.SliceStable(refs, func(i, j int) bool {
+		a, b := refs[i].CreatedAt.Truncate(time.Millisecond), refs[j].CreatedAt.Truncate(time.Millisecond)
+		if !a.Equal(b) {
+			return a.After(b)
 		}
 		return refs[i].ID < refs[j].ID
 	})

@@ -128,3 +128,18 @@ func TestTenThousandReviewsKeepTheProductSmallAndExact(t *testing.T) {
 		t.Errorf("product document is %d bytes, want under 64 KiB", len(doc))
 	}
 }
+
+// Two reviews within one millisecond are ordered by id, as the index (whose
+// dates keep milliseconds) orders them, not by their microseconds.
+func TestSortLatestAtIndexPrecision(t *testing.T) {
+	at := time.Date(2026, 12, 2, 2, 49, 55, 89_000_000, time.UTC)
+	refs := []ReviewRef{
+		{ID: "f7", CreatedAt: at.Add(518 * time.Microsecond)},
+		{ID: "4c", CreatedAt: at.Add(156 * time.Microsecond)},
+		{ID: "e3", CreatedAt: at.Add(time.Second)},
+	}
+	SortLatest(refs)
+	if got := []string{refs[0].ID, refs[1].ID, refs[2].ID}; !slices.Equal(got, []string{"e3", "4c", "f7"}) {
+		t.Fatalf("order %v, want [e3 4c f7]", got)
+	}
+}
