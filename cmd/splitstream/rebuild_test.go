@@ -129,7 +129,12 @@ func TestRebuildUnderLoad(t *testing.T) {
 	wg.Add(2)
 	go func() { // writers: renames and reviews
 		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
+		// Bounded: writers faster than the rebuild's replay would keep the
+		// head of the log ahead of it for as long as they write. The first
+		// rebuild still runs under these writes; the readers go on until
+		// it is done.
+		const maxWrites = 2000
+		for i := 0; ctx.Err() == nil && i < maxWrites; i++ {
 			id := ids[i%len(ids)]
 			var res struct {
 				AddReview struct{ Token string }
