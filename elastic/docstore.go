@@ -25,7 +25,7 @@ type DocStore struct {
 	prefix string
 	// indices, when set, names the index of a kind instead of its alias
 	// (a rebuild writes into new indices before they are swapped in).
-	indices map[projector.Kind]string
+	indices map[query.Name]string
 }
 
 var _ projector.Store = (*DocStore)(nil)
@@ -36,28 +36,22 @@ func NewDocStore(es *elasticsearch.Client, prefix string) *DocStore {
 }
 
 // NewDocStoreOn returns a store on the given index of each kind.
-func NewDocStoreOn(es *elasticsearch.Client, indices map[projector.Kind]string) *DocStore {
+func NewDocStoreOn(es *elasticsearch.Client, indices map[query.Name]string) *DocStore {
 	return &DocStore{es: es, indices: indices}
 }
 
-func (s *DocStore) alias(k projector.Kind) (string, error) {
+func (s *DocStore) alias(kind query.Name) (string, error) {
 	if s.indices != nil {
-		if index, ok := s.indices[k]; ok {
+		if index, ok := s.indices[kind]; ok {
 			return index, nil
 		}
-		return "", fmt.Errorf("no index for %q documents", k)
+		return "", fmt.Errorf("no index for %q documents", kind)
 	}
-	model := map[projector.Kind]string{
-		projector.KindProduct:    Products,
-		projector.KindReview:     Reviews,
-		projector.KindOrder:      Orders,
-		projector.KindEvent:      Events,
-		projector.KindCheckpoint: Checkpoints,
-	}[k]
-	if model == "" {
-		return "", fmt.Errorf("no index for %q documents", k)
+	k, ok := query.KindNamed(kind)
+	if !ok {
+		return "", fmt.Errorf("no index for %q documents", kind)
 	}
-	return Alias(s.prefix, model), nil
+	return Alias(s.prefix, k.Index), nil
 }
 
 // UnavailableError is a request Elasticsearch did not answer with success
@@ -235,7 +229,7 @@ func (s *DocStore) ReviewStats(ctx context.Context, productIDs []string) (map[st
 	if len(productIDs) == 0 {
 		return out, nil
 	}
-	index, err := s.alias(projector.KindReview)
+	index, err := s.alias(query.Reviews.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/internal/testenv"
 	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/query"
 )
 
 // TestDocStoreGuards checks the store's answers item by item against a real
@@ -23,8 +24,8 @@ func TestDocStoreGuards(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := elastic.NewDocStore(es, prefix)
-	p1 := projector.Ref{Kind: projector.KindProduct, ID: "p1"}
-	ev := projector.Ref{Kind: projector.KindEvent, ID: "e1"}
+	p1 := projector.Ref{Kind: query.Products.Name, ID: "p1"}
+	ev := projector.Ref{Kind: query.Events.Name, ID: "e1"}
 	doc := func(name string) json.RawMessage {
 		return json.RawMessage(`{"id":"p1","name":"` + name + `","version":1}`)
 	}
@@ -46,11 +47,11 @@ func TestDocStoreGuards(t *testing.T) {
 	}
 
 	res, err = s.Write(ctx, []projector.Write{
-		{Ref: p1, Op: projector.Create, Doc: doc("again")},                                                                    // exists
-		{Ref: ev, Op: projector.Create, Doc: json.RawMessage(`{"id":"e1"}`)},                                                  // exists
-		{Ref: p1, Op: projector.IfMatch, SeqNo: got[0].SeqNo, PrimaryTerm: got[0].PrimaryTerm, Doc: doc("Steel")},             // current
-		{Ref: p1, Op: projector.IfMatch, SeqNo: got[0].SeqNo, PrimaryTerm: got[0].PrimaryTerm, Doc: doc("stale")},             // stale now
-		{Ref: projector.Ref{Kind: projector.KindProduct, ID: "p2"}, Op: projector.Create, Doc: json.RawMessage(`{"nope":1}`)}, // strict mapping
+		{Ref: p1, Op: projector.Create, Doc: doc("again")},                                                                  // exists
+		{Ref: ev, Op: projector.Create, Doc: json.RawMessage(`{"id":"e1"}`)},                                                // exists
+		{Ref: p1, Op: projector.IfMatch, SeqNo: got[0].SeqNo, PrimaryTerm: got[0].PrimaryTerm, Doc: doc("Steel")},           // current
+		{Ref: p1, Op: projector.IfMatch, SeqNo: got[0].SeqNo, PrimaryTerm: got[0].PrimaryTerm, Doc: doc("stale")},           // stale now
+		{Ref: projector.Ref{Kind: query.Products.Name, ID: "p2"}, Op: projector.Create, Doc: json.RawMessage(`{"nope":1}`)}, // strict mapping
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +78,7 @@ func TestDocStoreUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := elastic.NewDocStore(es, "nowhere")
-	_, err = s.Write(context.Background(), []projector.Write{{Ref: projector.Ref{Kind: projector.KindEvent, ID: "e"}, Doc: json.RawMessage(`{}`)}})
+	_, err = s.Write(context.Background(), []projector.Write{{Ref: projector.Ref{Kind: query.Events.Name, ID: "e"}, Doc: json.RawMessage(`{}`)}})
 	var ue *elastic.UnavailableError
 	if !errors.As(err, &ue) {
 		t.Fatalf("write to a closed port: %v, want an UnavailableError", err)

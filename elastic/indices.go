@@ -13,148 +13,37 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/query"
 )
 
-// The read models, each an alias "<prefix>-<model>" over a versioned index
-// "<prefix>-<model>-<version>", so a rebuild can fill a new index and swap
-// the alias atomically.
-const (
-	Products = "products"
-	Reviews  = "reviews"
-	Orders   = "orders"
-	Events   = "events"
-	// Checkpoints holds the projector's applied watermark; it is not rebuilt.
-	Checkpoints = "checkpoints"
-	// CheckpointID is the projector's checkpoint document in Checkpoints.
-	CheckpointID = "projector"
-)
+// Each kind of document (query.Kind) is a read model: an alias
+// "<prefix>-<kind.Index>" over a versioned index
+// "<prefix>-<kind.Index>-<version>", so a rebuild can fill a new index and
+// swap the alias atomically. Its mapping is derived from the kind
+// (MappingOf).
 
-// Models lists the rebuildable read models.
-var Models = []string{Products, Reviews, Orders, Events}
+// Models lists the rebuildable read models (query.RebuiltKinds' indices).
+var Models = func() []string {
+	var out []string
+	for _, k := range query.RebuiltKinds() {
+		out = append(out, k.Index)
+	}
+	return out
+}()
 
 // Alias is the name queries and the projector use for model.
 func Alias(prefix, model string) string { return prefix + "-" + model }
 
-const keywordText = `{"type":"text","fields":{"keyword":{"type":"keyword","ignore_above":256}}}`
-
-// keyword is every exact-match field. ignore_above is the second line of
-// defence behind the command side's input limits: Lucene refuses a term
-// over 32,766 bytes, which would make Elasticsearch refuse the whole
-// document (and, before dead letters, stall the projector). A longer value
-// is still stored in _source and returned; it is only not indexed, so it
-// cannot be filtered or sorted on. 1,024 characters is far above every
-// validated input (ids 128 bytes, names, categories and currencies less)
-// and, at up to 4 bytes a character in UTF-8, far below Lucene's limit
-// (8,191 characters is the most that always fits).
-const keyword = `{"type":"keyword","ignore_above":1024}`
-
-// KeywordIgnoreAbove is keyword's ignore_above, for tests.
-const KeywordIgnoreAbove = 1024
-
-// mappings are strict, so a field a document has and its mapping lacks is
-// refused (and dead-lettered) rather than guessed. Products keep "reviews"
-// and reviews keep "productName"/"productVersion" only so that documents
-// written before reviews were summed and names read at read time still
-// fit; no document written now has them.
-var mappings = map[string]string{
-	Products: `{
-	  "dynamic": "strict",
-	  "properties": {
-	    "id": ` + keyword + `,
-	    "name": ` + keywordText + `,
-	    "description": {"type":"text"},
-	    "category": ` + keyword + `,
-	    "priceCents": {"type":"long"},
-	    "currency": ` + keyword + `,
-	    "stock": {"type":"integer"},
-	    "inStock": {"type":"boolean"},
-	    "status": ` + keyword + `,
-	    "reviewCount": {"type":"integer"},
-	    "ratingSum": {"type":"integer"},
-	    "averageRating": {"type":"float"},
-	    "ratingHistogram": {"type":"integer"},
-	    "latestReviews": {"type":"object","enabled":false},
-	    "reviews": {"type":"object","enabled":false},
-	    "version": {"type":"integer"},
-	    "position": {"type":"long"},
-	    "createdAt": {"type":"date"},
-	    "updatedAt": {"type":"date"}
-	  }
-	}`,
-	Reviews: `{
-	  "dynamic": "strict",
-	  "properties": {
-	    "id": ` + keyword + `,
-	    "productId": ` + keyword + `,
-	    "productName": ` + keywordText + `,
-	    "productVersion": {"type":"integer"},
-	    "author": ` + keywordText + `,
-	    "rating": {"type":"integer"},
-	    "comment": {"type":"text"},
-	    "removed": {"type":"boolean"},
-	    "version": {"type":"integer"},
-	    "position": {"type":"long"},
-	    "createdAt": {"type":"date"}
-	  }
-	}`,
-	Orders: `{
-	  "dynamic": "strict",
-	  "properties": {
-	    "id": ` + keyword + `,
-	    "customerId": ` + keyword + `,
-	    "status": ` + keyword + `,
-	    "lines": {"properties": {
-	      "productId": ` + keyword + `,
-	      "productName": ` + keywordText + `,
-	      "quantity": {"type":"integer"},
-	      "unitPriceCents": {"type":"long"}
-	    }},
-	    "totalCents": {"type":"long"},
-	    "currency": ` + keyword + `,
-	    "rejectionReason": {"type":"text"},
-	    "cancelReason": {"type":"text"},
-	    "version": {"type":"integer"},
-	    "position": {"type":"long"},
-	    "createdAt": {"type":"date"},
-	    "updatedAt": {"type":"date"}
-	  }
-	}`,
-	Events: `{
-	  "dynamic": "strict",
-	  "properties": {
-	    "id": ` + keyword + `,
-	    "streamId": ` + keyword + `,
-	    "streamType": ` + keyword + `,
-	    "productId": ` + keyword + `,
-	    "version": {"type":"integer"},
-	    "type": ` + keyword + `,
-	    "schemaVersion": {"type":"integer"},
-	    "position": {"type":"long"},
-	    "tx": {"type":"long"},
-	    "occurredAt": {"type":"date"},
-	    "data": {"type":"object","enabled":false},
-	    "metadata": {"properties": {
-	      "commandId": ` + keyword + `,
-	      "correlationId": ` + keyword + `,
-	      "causationId": ` + keyword + `,
-	      "actor": ` + keyword + `
-	    }}
-	  }
-	}`,
-	Checkpoints: `{
-	  "dynamic": "strict",
-	  "properties": {
-	    "tx": {"type":"long"},
-	    "position": {"type":"long"},
-	    "updatedAt": {"type":"date"}
-	  }
-	}`,
-}
-
 // Mapping returns the mapping of model's indices (for tests and tools).
 func Mapping(model string) (string, bool) {
-	m, ok := mappings[model]
-	return m, ok
+	k, ok := query.KindIndexed(model)
+	if !ok {
+		return "", false
+	}
+	m, err := MappingOf(k)
+	return m, err == nil
 }
 
 // Indices creates and swaps the versioned indices behind the aliases.
@@ -182,7 +71,8 @@ func (x *Indices) Prefix() string { return x.prefix }
 // resource_already_exists and take that as done, and no process can leave an
 // index of its own behind or give an alias a second write index.
 func (x *Indices) Ensure(ctx context.Context) error {
-	for _, m := range append(append([]string{}, Models...), Checkpoints) {
+	for _, k := range query.Kinds() {
+		m := k.Index
 		alias := Alias(x.prefix, m)
 		exists, err := x.aliasExists(ctx, alias)
 		if err != nil {
@@ -232,7 +122,7 @@ func (x *Indices) Create(ctx context.Context, model string) (string, error) {
 // create makes index name for model and, when alias is not empty, makes it
 // the alias's write index in the same request.
 func (x *Indices) create(ctx context.Context, name, model, alias string) error {
-	mapping, ok := mappings[model]
+	mapping, ok := Mapping(model)
 	if !ok {
 		return fmt.Errorf("unknown read model %q", model)
 	}
@@ -386,3 +276,14 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string { return fmt.Sprintf("elasticsearch %d: %s", e.Status, e.Body) }
+
+// StoreOn is a document store on the given index of each kind (a rebuild
+// writes into new indices before they are swapped in).
+func (x *Indices) StoreOn(indices map[query.Name]string) projector.Store {
+	return NewDocStoreOn(x.es, indices)
+}
+
+// Live is the document store on the read models' aliases.
+func (x *Indices) Live() projector.Store { return NewDocStore(x.es, x.prefix) }
+
+var _ projector.Indices = (*Indices)(nil)

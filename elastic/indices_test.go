@@ -14,9 +14,10 @@ import (
 
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/internal/testenv"
+	"github.com/splitstream/splitstream/query"
 )
 
-var allModels = append(append([]string{}, elastic.Models...), elastic.Checkpoints)
+var allModels = append(append([]string{}, elastic.Models...), query.Checkpoints.Index)
 
 // layout returns, per model, the indices under prefix and which of them the
 // model's alias points at as its write index.
@@ -163,7 +164,7 @@ func TestSwapMakesTheNewIndexSearchable(t *testing.T) {
 	if err := x.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	next, err := x.Create(ctx, elastic.Products)
+	next, err := x.Create(ctx, query.Products.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,11 +177,11 @@ func TestSwapMakesTheNewIndexSearchable(t *testing.T) {
 	if err := elastic.DoNDJSON(ctx, es, "/_bulk", bulk.String(), &res); err != nil || res.Errors {
 		t.Fatalf("bulk: %v (item errors: %v)", err, res.Errors)
 	}
-	if _, err := x.Swap(ctx, elastic.Products, next); err != nil {
+	if _, err := x.Swap(ctx, query.Products.Index, next); err != nil {
 		t.Fatal(err)
 	}
 	var count struct{ Count int }
-	if err := elastic.Do(ctx, es, http.MethodGet, "/"+elastic.Alias(prefix, elastic.Products)+"/_count", "", &count); err != nil {
+	if err := elastic.Do(ctx, es, http.MethodGet, "/"+elastic.Alias(prefix, query.Products.Index)+"/_count", "", &count); err != nil {
 		t.Fatal(err)
 	}
 	if count.Count != n {

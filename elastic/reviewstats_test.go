@@ -36,7 +36,7 @@ func TestReviewStatsEqualStatsOf(t *testing.T) {
 			Removed: i%7 == 0, Version: 1 + i%2, CreatedAt: at.Add(time.Duration(i/4) * time.Minute)}
 		byProduct[pid] = append(byProduct[pid], r)
 		src, _ := json.Marshal(r)
-		writes = append(writes, projector.Write{Ref: projector.Ref{Kind: projector.KindReview, ID: r.ID}, Op: projector.Create, Doc: src})
+		writes = append(writes, projector.Write{Ref: projector.Ref{Kind: query.Reviews.Name, ID: r.ID}, Op: projector.Create, Doc: src})
 	}
 	res, err := s.Write(ctx, writes)
 	if err != nil {
@@ -71,7 +71,7 @@ func TestOverlongKeywordsAreStoredNotRefused(t *testing.T) {
 	if err := elastic.NewIndices(es, prefix, time.Second).Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, model := range []string{elastic.Products, elastic.Reviews, elastic.Orders, elastic.Events} {
+	for _, model := range []string{query.Products.Index, query.Reviews.Index, query.Orders.Index, query.Events.Index} {
 		m, _ := elastic.Mapping(model)
 		if strings.Contains(m, `{"type":"keyword"}`) {
 			t.Errorf("%s has a keyword field without ignore_above", model)
@@ -83,8 +83,8 @@ func TestOverlongKeywordsAreStoredNotRefused(t *testing.T) {
 		Lines: []query.OrderLine{{ProductID: long, ProductName: long, Quantity: 1}}, Version: 1})
 	review, _ := json.Marshal(query.Review{ID: "r1", ProductID: long, Author: long, Rating: 3, Version: 1})
 	res, err := s.Write(ctx, []projector.Write{
-		{Ref: projector.Ref{Kind: projector.KindOrder, ID: "o1"}, Op: projector.Create, Doc: order},
-		{Ref: projector.Ref{Kind: projector.KindReview, ID: "r1"}, Op: projector.Create, Doc: review},
+		{Ref: projector.Ref{Kind: query.Orders.Name, ID: "o1"}, Op: projector.Create, Doc: order},
+		{Ref: projector.Ref{Kind: query.Reviews.Name, ID: "r1"}, Op: projector.Create, Doc: review},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestOverlongKeywordsAreStoredNotRefused(t *testing.T) {
 			t.Errorf("write %d refused: %v", i, r.Err)
 		}
 	}
-	got, err := s.Get(ctx, []projector.Ref{{Kind: projector.KindOrder, ID: "o1"}})
+	got, err := s.Get(ctx, []projector.Ref{{Kind: query.Orders.Name, ID: "o1"}})
 	if err != nil || !got[0].Found || !strings.Contains(string(got[0].Source), long) {
 		t.Errorf("the order was not stored whole: %v", err)
 	}

@@ -41,7 +41,7 @@ func NewSearcher(es *elasticsearch.Client, prefix string) *Searcher {
 // GetProduct is a real-time get through the alias.
 func (s *Searcher) GetProduct(ctx context.Context, id string) (*query.Product, error) {
 	var p query.Product
-	ok, rev, err := s.get(ctx, Products, id, &p)
+	ok, rev, err := s.get(ctx, query.Products.Index, id, &p)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func (s *Searcher) GetProduct(ctx context.Context, id string) (*query.Product, e
 // GetOrder is a real-time get through the alias.
 func (s *Searcher) GetOrder(ctx context.Context, id string) (*query.Order, error) {
 	var o query.Order
-	ok, rev, err := s.get(ctx, Orders, id, &o)
+	ok, rev, err := s.get(ctx, query.Orders.Index, id, &o)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func (s *Searcher) SearchProducts(ctx context.Context, q query.ProductQuery) (qu
 	if err := searchAfter(body, q.After, len(sorts)); err != nil {
 		return query.ProductPage{}, err
 	}
-	page, aggs, err := search[query.Product](ctx, s, Products, body, q.First)
+	page, aggs, err := search[query.Product](ctx, s, query.Products.Index, body, q.First)
 	if err != nil {
 		return query.ProductPage{}, err
 	}
@@ -299,7 +299,7 @@ func (s *Searcher) SearchReviews(ctx context.Context, q query.ReviewQuery) (quer
 	if err := searchAfter(body, q.After, len(sorts)); err != nil {
 		return query.Page[query.Review]{}, err
 	}
-	page, _, err := search[query.Review](ctx, s, Reviews, body, q.First)
+	page, _, err := search[query.Review](ctx, s, query.Reviews.Index, body, q.First)
 	return page, err
 }
 
@@ -317,7 +317,7 @@ func (s *Searcher) SearchOrders(ctx context.Context, q query.OrderQuery) (query.
 	if err := searchAfter(body, q.After, len(sorts)); err != nil {
 		return query.Page[query.Order]{}, err
 	}
-	page, _, err := search[query.Order](ctx, s, Orders, body, q.First)
+	page, _, err := search[query.Order](ctx, s, query.Orders.Index, body, q.First)
 	return page, err
 }
 
@@ -340,7 +340,7 @@ func (s *Searcher) ProductEvents(ctx context.Context, id string, reviews bool, u
 		if err := searchAfter(body, after, 1); err != nil {
 			return nil, err
 		}
-		page, _, err := search[query.Event](ctx, s, Events, body, 1000)
+		page, _, err := search[query.Event](ctx, s, query.Events.Index, body, 1000)
 		if err != nil {
 			return nil, err
 		}
@@ -355,34 +355,30 @@ func (s *Searcher) ProductEvents(ctx context.Context, id string, reviews bool, u
 // MakeVisible refreshes one read index so a search sees every write the
 // watermark reports as applied. Concurrent callers for the same index share
 // one refresh that started after they asked.
-func (s *Searcher) MakeVisible(ctx context.Context, kind string) error {
-	model, ok := map[string]string{query.KindProduct: Products, query.KindReview: Reviews,
-		query.KindOrder: Orders, query.KindEvent: Events}[kind]
-	if !ok {
+func (s *Searcher) MakeVisible(ctx context.Context, kind query.Name) error {
+	k, ok := query.KindNamed(kind)
+	if !ok || s.refresh[k.Index] == nil {
 		return fmt.Errorf("no index for %q documents", kind)
 	}
-	return s.refresh[model].Do(ctx, func(ctx context.Context) error {
-		return Do(ctx, s.es, http.MethodPost, "/"+Alias(s.prefix, model)+"/_refresh", "", nil)
+	return s.refresh[k.Index].Do(ctx, func(ctx context.Context) error {
+		return Do(ctx, s.es, http.MethodPost, "/"+Alias(s.prefix, k.Index)+"/_refresh", "", nil)
 	})
 }
 
 // Checkpoint reads the projector's applied watermark.
 func (s *Searcher) Checkpoint(ctx context.Context) (event.Cursor, error) {
-	var doc struct {
-		Tx       uint64 `json:"tx"`
-		Position int64  `json:"position"`
-	}
-	ok, _, err := s.get(ctx, Checkpoints, CheckpointID, &doc)
+	var cp query.Checkpoint
+	ok, _, err := s.get(ctx, query.Checkpoints.Index, query.CheckpointID, &cp)
 	if err != nil || !ok {
 		return event.Cursor{}, err
 	}
-	return event.Cursor{Tx: doc.Tx, Position: doc.Position}, nil
+	return event.Cursor{Tx: cp.Tx, Position: cp.Position}, nil
 }
 
 // GetReview is a real-time get through the alias.
 func (s *Searcher) GetReview(ctx context.Context, id string) (*query.Review, error) {
 	var r query.Review
-	ok, rev, err := s.get(ctx, Reviews, id, &r)
+	ok, rev, err := s.get(ctx, query.Reviews.Index, id, &r)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -431,7 +427,7 @@ func (s *Searcher) mget(ctx context.Context, model string, ids []string, source 
 // GetReviews is a real-time multi-get of reviews, in the order of ids.
 func (s *Searcher) GetReviews(ctx context.Context, ids []string) ([]query.Review, error) {
 	var out []query.Review
-	err := s.mget(ctx, Reviews, ids, nil, func(_ string, src json.RawMessage, rev int64) error {
+	err := s.mget(ctx, query.Reviews.Index, ids, nil, func(_ string, src json.RawMessage, rev int64) error {
 		var r query.Review
 		if err := json.Unmarshal(src, &r); err != nil {
 			return err
@@ -446,7 +442,7 @@ func (s *Searcher) GetReviews(ctx context.Context, ids []string) ([]query.Review
 // ProductNames reads only the names of products, in real time.
 func (s *Searcher) ProductNames(ctx context.Context, ids []string) (map[string]string, error) {
 	out := make(map[string]string, len(ids))
-	err := s.mget(ctx, Products, ids, []string{"name"}, func(id string, src json.RawMessage, _ int64) error {
+	err := s.mget(ctx, query.Products.Index, ids, []string{"name"}, func(id string, src json.RawMessage, _ int64) error {
 		var p struct {
 			Name string `json:"name"`
 		}

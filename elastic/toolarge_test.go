@@ -12,6 +12,7 @@ import (
 
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/query"
 )
 
 // A bulk Elasticsearch refuses as too large (413) is sent again one write
@@ -44,9 +45,9 @@ func TestBulkTooLargeIsSplit(t *testing.T) {
 	small := json.RawMessage(`{"id":"a"}`)
 	big := json.RawMessage(`{"id":"b","name":"` + strings.Repeat("x", 2*limit) + `"}`)
 	res, err := s.Write(context.Background(), []projector.Write{
-		{Ref: projector.Ref{Kind: projector.KindEvent, ID: "a"}, Doc: small},
-		{Ref: projector.Ref{Kind: projector.KindProduct, ID: "b"}, Doc: big},
-		{Ref: projector.Ref{Kind: projector.KindEvent, ID: "c"}, Doc: small},
+		{Ref: projector.Ref{Kind: query.Events.Name, ID: "a"}, Doc: small},
+		{Ref: projector.Ref{Kind: query.Products.Name, ID: "b"}, Doc: big},
+		{Ref: projector.Ref{Kind: query.Events.Name, ID: "c"}, Doc: small},
 	})
 	if err != nil {
 		t.Fatal(err)

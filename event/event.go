@@ -60,6 +60,20 @@ func (e Envelope) Payload() (Payload, error) {
 	return Decode(e.Type, e.SchemaVersion, e.Data)
 }
 
+// Payloads decodes the payloads of a stream's events, in order; the first
+// that cannot be read fails the whole with its stream and version.
+func Payloads(h []Envelope) ([]Payload, error) {
+	out := make([]Payload, len(h))
+	for i, e := range h {
+		p, err := e.Payload()
+		if err != nil {
+			return nil, fmt.Errorf("decode %s v%d: %w", e.StreamID, e.Version, err)
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
 // StreamTypeOf returns the stream type that p belongs to, or "" when p is
 // not a known event.
 func StreamTypeOf(p Payload) string {

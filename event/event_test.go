@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -237,5 +238,22 @@ func TestUpcast(t *testing.T) {
 	}
 	if _, err := c.decode("ProductCreated", 4, []byte(`{}`)); !errors.Is(err, ErrUnknownType) {
 		t.Errorf("version 4: error = %v, want ErrUnknownType", err)
+	}
+}
+
+func TestPayloads(t *testing.T) {
+	_, _, data, err := Encode(ProductRenamed{Name: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := Envelope{StreamID: "p1", Version: 1, Type: "ProductRenamed", SchemaVersion: 1, Data: data}
+	got, err := Payloads([]Envelope{ok})
+	if err != nil || len(got) != 1 || got[0] != (ProductRenamed{Name: "n"}) {
+		t.Fatalf("Payloads = %v, %v", got, err)
+	}
+	bad := ok
+	bad.Version, bad.Type = 2, "Nope"
+	if _, err := Payloads([]Envelope{ok, bad}); !errors.Is(err, ErrUnknownType) || !strings.Contains(err.Error(), "p1 v2") {
+		t.Fatalf("Payloads with an unknown type: %v", err)
 	}
 }

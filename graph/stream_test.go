@@ -68,7 +68,7 @@ func pushUntil(t *testing.T, hub *query.Hub, ended <-chan struct{}) {
 		case <-deadline:
 			t.Fatal("the server still holds a client that stopped reading")
 		case <-time.After(time.Millisecond):
-			hub.Publish(context.Background(), []query.Change{{Kind: query.KindProduct, ID: "p"}})
+			hub.Publish(context.Background(), []query.Change{{Kind: query.Products.Name, ID: "p"}})
 		}
 	}
 }

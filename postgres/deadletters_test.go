@@ -10,6 +10,7 @@ import (
 	"github.com/splitstream/splitstream/internal/testenv"
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/query"
 )
 
 // Parking is idempotent per document and event, letters come back in relay
@@ -23,8 +24,8 @@ func TestDeadLettersByDocumentInRelayOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p1 := projector.Ref{Kind: projector.KindProduct, ID: "p1"}
-	p2 := projector.Ref{Kind: projector.KindProduct, ID: "p2"}
+	p1 := projector.Ref{Kind: query.Products.Name, ID: "p1"}
+	p2 := projector.Ref{Kind: query.Products.Name, ID: "p2"}
 	letter := func(ref projector.Ref, id string, tx uint64, reason string) projector.Letter {
 		return projector.Letter{Ref: ref, Reason: reason, Record: event.Record{
 			Envelope: event.Envelope{ID: id, StreamID: ref.ID, StreamType: "product", Version: 1, Type: "ProductRenamed", SchemaVersion: 1, Data: json.RawMessage(`{"name":"x"}`)},
@@ -41,7 +42,7 @@ func TestDeadLettersByDocumentInRelayOrder(t *testing.T) {
 	if n, err := s.Count(ctx); err != nil || n != 3 {
 		t.Fatalf("count = %d, %v; want 3", n, err)
 	}
-	parked, err := s.Parked(ctx, []projector.Ref{p1, p2, {Kind: projector.KindReview, ID: "p1"}, {Kind: projector.KindProduct, ID: "p3"}})
+	parked, err := s.Parked(ctx, []projector.Ref{p1, p2, {Kind: query.Reviews.Name, ID: "p1"}, {Kind: query.Products.Name, ID: "p3"}})
 	if err != nil || len(parked) != 2 || !parked[p1] || !parked[p2] {
 		t.Fatalf("parked = %v, %v", parked, err)
 	}

@@ -263,3 +263,12 @@ func (s *RelaySource) Horizon(ctx context.Context, after event.Cursor) (relay.Ho
 	}
 	return h, nil
 }
+
+// Count is how many events the log holds (a rebuild's progress).
+func (s *RelaySource) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}

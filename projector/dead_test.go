@@ -65,7 +65,7 @@ func TestHandleRefusedDocumentIsParkedAndReplayed(t *testing.T) {
 	f.store.failWrite = func(_ int, ws []Write) ([]*WriteResult, error) {
 		out := make([]*WriteResult, len(ws))
 		for i, w := range ws {
-			if refusing && w.Ref == (Ref{KindProduct, "p1"}) {
+			if refusing && w.Ref == (Ref{query.Products.Name, "p1"}) {
 				out[i] = &WriteResult{Err: errors.New("product p1: 400 mapper_parsing_exception: failed to parse field [name]")}
 			}
 		}
@@ -91,10 +91,10 @@ func TestHandleRefusedDocumentIsParkedAndReplayed(t *testing.T) {
 	if !strings.Contains(vs[0].Reason, "earlier dead letters") || !strings.Contains(vs[2].Reason, "earlier dead letters") {
 		t.Fatalf("later verdicts = %+v", vs)
 	}
-	if _, ok := f.store.docs[Ref{KindProduct, "p1"}]; ok {
+	if _, ok := f.store.docs[Ref{query.Products.Name, "p1"}]; ok {
 		t.Error("p1 was written")
 	}
-	if _, ok := f.store.docs[Ref{KindReview, "r1"}]; ok {
+	if _, ok := f.store.docs[Ref{query.Reviews.Name, "r1"}]; ok {
 		t.Error("r1, parked behind p1, was written")
 	}
 	if p := f.store.product(t, "p2"); p.Name != "Big mug" {
@@ -103,7 +103,7 @@ func TestHandleRefusedDocumentIsParkedAndReplayed(t *testing.T) {
 	if w := f.p.Watermark(); w != later[2].Cursor {
 		t.Errorf("watermark %v, want %v", w, later[2].Cursor)
 	}
-	letters := dead.letters[Ref{KindProduct, "p1"}]
+	letters := dead.letters[Ref{query.Products.Name, "p1"}]
 	var ids []string
 	for _, x := range letters {
 		ids = append(ids, x.Record.Envelope.ID)

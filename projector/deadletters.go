@@ -5,13 +5,16 @@ import (
 	"sync"
 )
 
-// memDeadLetters keeps dead letters in memory: the default when no store is
-// configured (a rebuild, which logs and skips what the live projector
-// parks, and tests). They do not survive the process.
+// memDeadLetters keeps dead letters in memory (a rebuild, which logs and
+// skips what the live projector parks, and tests). They do not survive the
+// process.
 type memDeadLetters struct {
 	mu      sync.Mutex
 	letters map[Ref][]Letter
 }
+
+// NewMemoryDeadLetters returns a dead-letter store in memory.
+func NewMemoryDeadLetters() DeadLetters { return newMemDeadLetters() }
 
 func newMemDeadLetters() *memDeadLetters { return &memDeadLetters{letters: map[Ref][]Letter{}} }
 

@@ -67,7 +67,7 @@ func newProjector(t *testing.T, w *world, rm *readModels, notices projector.Noti
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	p, err := projector.New(projector.Config{Store: rm.docs, History: w.store, EventLog: postgres.NewRelaySource(w.pool),
-		Notices: notices, Registerer: reg,
+		Notices: notices, Registerer: reg, DeadLetters: projector.NewMemoryDeadLetters(),
 		Log: testenv.Logger(t), MaxBackoff: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -382,13 +382,13 @@ func verify(t *testing.T, pool *pgxpool.Pool, rm *readModels) {
 
 	var refs []projector.Ref
 	for id := range x.products {
-		refs = append(refs, projector.Ref{Kind: projector.KindProduct, ID: id})
+		refs = append(refs, projector.Ref{Kind: query.Products.Name, ID: id})
 	}
 	for id := range x.reviews {
-		refs = append(refs, projector.Ref{Kind: projector.KindReview, ID: id})
+		refs = append(refs, projector.Ref{Kind: query.Reviews.Name, ID: id})
 	}
 	for id := range x.orders {
-		refs = append(refs, projector.Ref{Kind: projector.KindOrder, ID: id})
+		refs = append(refs, projector.Ref{Kind: query.Orders.Name, ID: id})
 	}
 	stored, err := rm.docs.Get(context.Background(), refs)
 	if err != nil {
@@ -406,16 +406,16 @@ func verify(t *testing.T, pool *pgxpool.Pool, rm *readModels) {
 		}
 		var diff string
 		switch s.Ref.Kind {
-		case projector.KindProduct:
+		case query.Products.Name:
 			var got query.Product
 			mustDecode(t, s.Source, &got)
 			diff = cmp.Diff(x.products[s.Ref.ID], &got, opts)
-		case projector.KindReview:
+		case query.Reviews.Name:
 			var got query.Review
 			mustDecode(t, s.Source, &got)
 			// The product's name is not stored: it is read at read time.
 			diff = cmp.Diff(x.reviews[s.Ref.ID], &got, opts)
-		case projector.KindOrder:
+		case query.Orders.Name:
 			var got query.Order
 			mustDecode(t, s.Source, &got)
 			diff = cmp.Diff(x.orders[s.Ref.ID], &got, opts)
@@ -456,13 +456,13 @@ func verify(t *testing.T, pool *pgxpool.Pool, rm *readModels) {
 	}
 
 	// Every event is in the events index.
-	if err := rm.idx.Refresh(context.Background(), elastic.Events); err != nil {
+	if err := rm.idx.Refresh(context.Background(), query.Events.Index); err != nil {
 		t.Fatal(err)
 	}
 	var c struct {
 		Count int `json:"count"`
 	}
-	if err := elastic.Do(context.Background(), rm.es, "GET", "/"+elastic.Alias(rm.prefix, elastic.Events)+"/_count", "", &c); err != nil {
+	if err := elastic.Do(context.Background(), rm.es, "GET", "/"+elastic.Alias(rm.prefix, query.Events.Index)+"/_count", "", &c); err != nil {
 		t.Fatal(err)
 	}
 	if c.Count != len(recs) {
@@ -482,7 +482,7 @@ func mustDecode(t *testing.T, src []byte, v any) {
 // checkpointOf reads the projector's checkpoint document.
 func checkpointOf(t *testing.T, rm *readModels) event.Cursor {
 	t.Helper()
-	s, err := rm.docs.Get(context.Background(), []projector.Ref{{Kind: projector.KindCheckpoint, ID: projector.CheckpointID}})
+	s, err := rm.docs.Get(context.Background(), []projector.Ref{{Kind: query.Checkpoints.Name, ID: query.CheckpointID}})
 	if err != nil {
 		t.Fatal(err)
 	}

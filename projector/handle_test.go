@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/query"
 )
@@ -97,7 +99,7 @@ func (s *memStore) ReviewStats(_ context.Context, ids []string) (map[string]quer
 	defer s.mu.Unlock()
 	byProduct := map[string][]*query.Review{}
 	for r, d := range s.docs {
-		if r.Kind != KindReview {
+		if r.Kind != query.Reviews.Name {
 			continue
 		}
 		var rv query.Review
@@ -116,14 +118,14 @@ func (s *memStore) ReviewStats(_ context.Context, ids []string) (map[string]quer
 func (s *memStore) product(t *testing.T, id string) query.Product {
 	t.Helper()
 	var p query.Product
-	s.decode(t, Ref{KindProduct, id}, &p)
+	s.decode(t, Ref{query.Products.Name, id}, &p)
 	return p
 }
 
 func (s *memStore) review(t *testing.T, id string) query.Review {
 	t.Helper()
 	var r query.Review
-	s.decode(t, Ref{KindReview, id}, &r)
+	s.decode(t, Ref{query.Reviews.Name, id}, &r)
 	return r
 }
 
@@ -229,7 +231,8 @@ func newFixture(t *testing.T, tune func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{store: newMemStore(), log: newEventLog(), notices: &memNotices{}}
 	cfg := Config{Store: f.store, History: f.log.hist, Notices: f.notices, MaxBackoff: 5 * time.Millisecond,
-		BreakerOpen: 10 * time.Millisecond}
+		BreakerOpen: 10 * time.Millisecond, DeadLetters: NewMemoryDeadLetters(), Registerer: prometheus.NewRegistry(),
+		Log: slog.New(slog.DiscardHandler)}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -296,12 +299,12 @@ func TestHandleFoldsAndAnnounces(t *testing.T) {
 		t.Errorf("review r2 = %+v", r)
 	}
 	for _, r := range recs {
-		if _, ok := f.store.docs[Ref{KindEvent, r.Envelope.ID}]; !ok {
+		if _, ok := f.store.docs[Ref{query.Events.Name, r.Envelope.ID}]; !ok {
 			t.Errorf("no event document for %s", r.Envelope.ID)
 		}
 	}
-	var cp checkpoint
-	f.store.decode(t, Ref{KindCheckpoint, CheckpointID}, &cp)
+	var cp query.Checkpoint
+	f.store.decode(t, Ref{query.Checkpoints.Name, query.CheckpointID}, &cp)
 	if last := recs[len(recs)-1].Cursor; cp.Tx != last.Tx || cp.Position != last.Position || f.p.Watermark() != last {
 		t.Errorf("checkpoint %+v, watermark %v; want %v", cp, f.p.Watermark(), last)
 	}
@@ -339,7 +342,7 @@ func TestHandleDuplicatesAreNoOps(t *testing.T) {
 	}
 	for _, w := range f.store.writes[before:] {
 		for _, x := range w {
-			if x.Ref.Kind != KindEvent {
+			if x.Ref.Kind != query.Events.Name {
 				t.Errorf("a redelivery wrote %s %s", x.Ref.Kind, x.Ref.ID)
 			}
 		}
@@ -382,7 +385,7 @@ func TestHandleRenameRewritesNoReview(t *testing.T) {
 	acked(t, f.handle(t, l.add(t, "p1", event.ProductRenamed{Name: "Steel kettle"})))
 	for _, w := range f.store.writes[before:] {
 		for _, x := range w {
-			if x.Ref.Kind == KindReview {
+			if x.Ref.Kind == query.Reviews.Name {
 				t.Errorf("the rename rewrote review %s", x.Ref.ID)
 			}
 		}
@@ -391,7 +394,7 @@ func TestHandleRenameRewritesNoReview(t *testing.T) {
 		t.Errorf("product = %+v", p)
 	}
 	n := f.notices.got[len(f.notices.got)-1]
-	if len(n.Changes) != 1 || n.Changes[0].Kind != KindProduct {
+	if len(n.Changes) != 1 || n.Changes[0].Kind != query.Products.Name {
 		t.Errorf("rename notice = %+v, want the product alone", n.Changes)
 	}
 }
@@ -410,13 +413,13 @@ func TestHandleReappliesOnConflict(t *testing.T) {
 		}
 		first = false
 		var p query.Product
-		f.store.decode(t, Ref{KindProduct, "p1"}, &p)
+		f.store.decode(t, Ref{query.Products.Name, "p1"}, &p)
 		pl, _ := r1.Envelope.Payload()
 		p.CountReview(r1.Envelope, pl)
 		src, _ := json.Marshal(p)
 		f.store.mu.Lock()
 		f.store.seq++
-		f.store.docs[Ref{KindProduct, "p1"}] = memDoc{seq: f.store.seq, term: 1, src: src}
+		f.store.docs[Ref{query.Products.Name, "p1"}] = memDoc{seq: f.store.seq, term: 1, src: src}
 		f.store.mu.Unlock()
 	}
 	before := len(f.store.writes)
@@ -426,13 +429,13 @@ func TestHandleReappliesOnConflict(t *testing.T) {
 	}
 	var bulks [][]Write
 	for _, w := range f.store.writes[before:] {
-		if w[0].Ref.Kind != KindCheckpoint {
+		if w[0].Ref.Kind != query.Checkpoints.Name {
 			bulks = append(bulks, w)
 		}
 	}
 	// The product and the events go first; after the conflict the product
 	// alone again; then the reviews.
-	if len(bulks) != 3 || len(bulks[1]) != 1 || bulks[1][0].Ref != (Ref{KindProduct, "p1"}) {
+	if len(bulks) != 3 || len(bulks[1]) != 1 || bulks[1][0].Ref != (Ref{query.Products.Name, "p1"}) {
 		t.Errorf("bulks = %v, want the second to hold only the conflicting product", refsOfBulks(bulks))
 	}
 }
@@ -649,7 +652,7 @@ func TestHandleCountsOnceWhenReviewsWereNotWritten(t *testing.T) {
 	acked(t, f.handle(t, l.add(t, "p1", created("Kettle"))))
 	failed := false
 	f.store.failWrite = func(_ int, ws []Write) ([]*WriteResult, error) {
-		if !failed && ws[0].Ref.Kind == KindReview {
+		if !failed && ws[0].Ref.Kind == query.Reviews.Name {
 			failed = true
 			return nil, errors.New("connection reset")
 		}

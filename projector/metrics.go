@@ -62,7 +62,21 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
 		}),
 	}
-	gauges := []prometheus.Collector{
+	for _, c := range append([]prometheus.Collector{m.events, m.dead, m.bulkItems, m.bulkSeconds, m.retries, m.batchSecs, m.holesFilled}, gauges(p)...) {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("projector metrics: %w (one projector per registry)", err)
+			}
+			return nil, fmt.Errorf("projector metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// gauges read the projector's state when scraped.
+func gauges(p *Projector) []prometheus.Collector {
+	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_lag_seconds",
 			Help: "While a batch is being written, the age of its oldest event; otherwise how old the newest applied event was when it was written, or 0 once the queue has been idle with nothing held back.",
@@ -106,16 +120,6 @@ func newMetrics(reg prometheus.Registerer, p *Projector) (*metrics, error) {
 			return 0
 		}),
 	}
-	for _, c := range append([]prometheus.Collector{m.events, m.dead, m.bulkItems, m.bulkSeconds, m.retries, m.batchSecs, m.holesFilled}, gauges...) {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("projector metrics: %w (one projector per registry)", err)
-			}
-			return nil, fmt.Errorf("projector metrics: %w", err)
-		}
-	}
-	return m, nil
 }
 
 // status is a consistent snapshot of the projector's progress.

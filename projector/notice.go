@@ -1,11 +1,13 @@
 package projector
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/query"
 )
 
 // NoticeType is the AMQP type of a projected notice; the version changes
@@ -44,33 +46,9 @@ type Notice struct {
 	At        time.Time    `json:"at"`
 }
 
-// Change is one document a batch changed.
-type Change struct {
-	Kind Kind   `json:"kind"` // "product", "review" or "order"
-	ID   string `json:"id"`
-	// ProductID is the product a review belongs to (reviews only), so
-	// reviewAdded(productId) subscriptions can be routed without a read.
-	ProductID string `json:"productId,omitempty"`
-	// Version is the aggregate version the document is at. A product
-	// changed only by one of its reviews keeps its version.
-	Version int `json:"version"`
-	// Position is the global position of the last event of this batch that
-	// changed the document.
-	Position    int64 `json:"position"`
-	SeqNo       int64 `json:"seqNo"`
-	PrimaryTerm int64 `json:"primaryTerm"`
-	// Types are the event types that changed the document in this batch,
-	// in order, without repeats ("ReviewAdded" on a review says it is new).
-	Types []string `json:"types,omitempty"`
-}
-
-// After reports whether c is a newer write of its document than o.
-func (c Change) After(o Change) bool {
-	if c.PrimaryTerm != o.PrimaryTerm {
-		return c.PrimaryTerm > o.PrimaryTerm
-	}
-	return c.SeqNo > o.SeqNo
-}
+// Change is one document a batch changed; the query side's type, so a
+// notice's changes go to the hub as they are.
+type Change = query.Change
 
 // DecodeNotice reads a notice body.
 func DecodeNotice(body []byte) (Notice, error) {
@@ -79,4 +57,21 @@ func DecodeNotice(body []byte) (Notice, error) {
 		return Notice{}, fmt.Errorf("decode projected notice: %w", err)
 	}
 	return n, nil
+}
+
+func (p *Projector) publish(ctx context.Context, n Notice) {
+	if p.cfg.Notices == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+	defer cancel()
+	err := p.cfg.Notices.PublishNotice(ctx, n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.log.Warn("publish projected notice", "err", err, "changes", len(n.Changes))
+		p.notice = &n
+		return
+	}
+	p.notice = nil
 }

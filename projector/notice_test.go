@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/query"
 )
 
 // The field names are the contract with the query service.
 func TestNoticeJSON(t *testing.T) {
 	n := Notice{
-		Changes:   []Change{{Kind: KindReview, ID: "r1", ProductID: "p1", Version: 1, Position: 9, SeqNo: 4, PrimaryTerm: 1, Types: []string{"ReviewAdded"}}},
+		Changes:   []Change{{Kind: query.Reviews.Name, ID: "r1", ProductID: "p1", Version: 1, Position: 9, SeqNo: 4, PrimaryTerm: 1, Types: []string{"ReviewAdded"}}},
 		Watermark: event.Cursor{Tx: 77, Position: 9},
 		At:        time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 	}

@@ -135,7 +135,7 @@ func TestLongReviewsKeepTheProductSmall(t *testing.T) {
 	handle(t, p, deliveries, 100)
 	verify(t, w.pool, rm)
 
-	stored, err := rm.docs.Get(ctx, []projector.Ref{{Kind: projector.KindProduct, ID: pid}})
+	stored, err := rm.docs.Get(ctx, []projector.Ref{{Kind: query.Products.Name, ID: pid}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestLongReviewsKeepTheProductSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rm.idx.Refresh(ctx, elastic.Reviews); err != nil {
+	if err := rm.idx.Refresh(ctx, query.Reviews.Index); err != nil {
 		t.Fatal(err)
 	}
 	page, err := svc.Reviews(ctx, query.ReviewQuery{ProductID: pid, First: 100}, nil)

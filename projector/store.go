@@ -10,17 +10,9 @@ import (
 	"github.com/splitstream/splitstream/query"
 )
 
-// Kind names a document collection in the store.
-type Kind string
-
-// The collections the projector writes.
-const (
-	KindProduct    Kind = "product"
-	KindReview     Kind = "review"
-	KindOrder      Kind = "order"
-	KindEvent      Kind = "event"
-	KindCheckpoint Kind = "checkpoint"
-)
+// Kind names a document collection in the store: a query.Kind's Name
+// (query.Products.Name, ...), the one spelling of a kind everywhere.
+type Kind = query.Name
 
 // Ref names one document.
 type Ref struct {

@@ -130,7 +130,7 @@ func TestOrderChangedOnlyForItsCustomer(t *testing.T) {
 		return ch
 	}
 	mine, others, admins := sub(alice), sub(bob), sub(root)
-	h.Publish(ctx, []query.Change{{Kind: query.KindOrder, ID: "o1"}})
+	h.Publish(ctx, []query.Change{{Kind: query.Orders.Name, ID: "o1"}})
 	for name, ch := range map[string]<-chan *query.Order{"owner": mine, "admin": admins} {
 		select {
 		case o := <-ch:

@@ -8,26 +8,9 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// Kinds of changed documents in a projector notice.
-const (
-	KindProduct = "product"
-	KindReview  = "review"
-	KindOrder   = "order"
-	// KindEvent is the event log, for history and time travel.
-	KindEvent = "event"
+	"github.com/splitstream/splitstream/event"
 )
-
-// Change says a document changed in the index. ProductID is the product a
-// review belongs to.
-type Change struct {
-	Kind      string
-	ID        string
-	ProductID string
-	// Types are the event types that made the change.
-	Types []string
-}
 
 // Hub fans changes out to subscribers. For every change some subscriber
 // wants, it reads the document from the index once and offers it to each
@@ -52,6 +35,8 @@ type Hub struct {
 	dropped   prometheus.Counter
 	delivered prometheus.Counter
 	active    prometheus.Gauge
+	// push delivers one change to the subscribers of its kind.
+	push map[Name]func(ctx context.Context, c Change)
 }
 
 type sub[T any] struct {
@@ -88,6 +73,11 @@ func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, li
 			Help: "Open subscriptions on this instance."}),
 	}
 	reg.MustRegister(h.dropped, h.delivered, h.active)
+	h.push = map[Name]func(context.Context, Change){
+		Products.Name: h.pushProduct,
+		Reviews.Name:  h.pushReview,
+		Orders.Name:   h.pushOrder,
+	}
 	for _, o := range opts {
 		o(&h.opts)
 	}
@@ -229,67 +219,78 @@ func (h *Hub) ProductsChanged(ctx context.Context, filter ProductFilter) (<-chan
 // It never blocks on a subscriber.
 func (h *Hub) Publish(ctx context.Context, changes []Change) {
 	for _, c := range changes {
-		switch c.Kind {
-		case KindProduct:
-			h.mu.Lock()
-			wanted := len(h.products[c.ID]) > 0 || len(h.filtered) > 0
-			h.mu.Unlock()
-			if !wanted {
-				continue
-			}
-			p, err := h.index.GetProduct(ctx, c.ID)
-			if err != nil || p == nil || p.Version == 0 {
-				h.logMiss(c, err)
-				continue
-			}
-			h.mu.Lock()
-			offerAll(h, h.products[c.ID], p.ID, p.Rev, p)
-			for id, s := range h.filtered {
-				if s.filter.Matches(p) && !s.offer(p.ID, p.Rev, p) {
-					h.cutOff(s.close, func() { delete(h.filtered, id) })
-				}
-			}
-			h.mu.Unlock()
-		case KindReview:
-			// Only additions: a rename reaches reviews when they are read.
-			h.mu.Lock()
-			wanted := slices.Contains(c.Types, "ReviewAdded") &&
-				(len(h.reviews[c.ProductID]) > 0 || (c.ProductID == "" && len(h.reviews) > 0))
-			h.mu.Unlock()
-			if !wanted {
-				continue
-			}
-			r, err := h.index.GetReview(ctx, c.ID)
-			if err != nil || r == nil || r.Removed || r.Version == 0 {
-				h.logMiss(c, err)
-				continue
-			}
-			one := []Review{*r}
-			if err := FillProductNames(ctx, h.index, one); err != nil {
-				h.logMiss(c, err)
-				continue
-			}
-			r = &one[0]
-			h.mu.Lock()
-			offerAll(h, h.reviews[r.ProductID], r.ID, r.Rev, r)
-			h.mu.Unlock()
-		case KindOrder:
-			h.mu.Lock()
-			wanted := len(h.orders[c.ID]) > 0
-			h.mu.Unlock()
-			if !wanted {
-				continue
-			}
-			o, err := h.index.GetOrder(ctx, c.ID)
-			if err != nil || o == nil || o.Version == 0 {
-				h.logMiss(c, err)
-				continue
-			}
-			h.mu.Lock()
-			offerAll(h, h.orders[c.ID], o.ID, o.Rev, o)
-			h.mu.Unlock()
+		if push, ok := h.push[c.Kind]; ok {
+			push(ctx, c)
 		}
 	}
+}
+
+// wants reports whether anyone waits on the topic of c (any topic when
+// c has none, an older notice's review).
+func wants[T any](h *Hub, m map[string]map[int]*sub[T], c Change) bool {
+	k, _ := KindNamed(c.Kind)
+	topic := k.Topic(c)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(m[topic]) > 0 || (topic == "" && len(m) > 0)
+}
+
+func (h *Hub) pushProduct(ctx context.Context, c Change) {
+	h.mu.Lock()
+	filtered := len(h.filtered) > 0
+	h.mu.Unlock()
+	if !filtered && !wants(h, h.products, c) {
+		return
+	}
+	p, err := h.index.GetProduct(ctx, c.ID)
+	if err != nil || p == nil || p.Version == 0 {
+		h.logMiss(c, err)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	offerAll(h, h.products[c.ID], p.ID, p.Rev, p)
+	for id, s := range h.filtered {
+		if s.filter.Matches(p) && !s.offer(p.ID, p.Rev, p) {
+			h.cutOff(s.close, func() { delete(h.filtered, id) })
+		}
+	}
+}
+
+// pushReview offers added reviews only: a rename reaches reviews when
+// they are read.
+func (h *Hub) pushReview(ctx context.Context, c Change) {
+	if !slices.Contains(c.Types, event.ReviewAdded{}.EventType()) || !wants(h, h.reviews, c) {
+		return
+	}
+	r, err := h.index.GetReview(ctx, c.ID)
+	if err != nil || r == nil || r.Removed || r.Version == 0 {
+		h.logMiss(c, err)
+		return
+	}
+	one := []Review{*r}
+	if err := FillProductNames(ctx, h.index, one); err != nil {
+		h.logMiss(c, err)
+		return
+	}
+	r = &one[0]
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	offerAll(h, h.reviews[r.ProductID], r.ID, r.Rev, r)
+}
+
+func (h *Hub) pushOrder(ctx context.Context, c Change) {
+	if !wants(h, h.orders, c) {
+		return
+	}
+	o, err := h.index.GetOrder(ctx, c.ID)
+	if err != nil || o == nil || o.Version == 0 {
+		h.logMiss(c, err)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	offerAll(h, h.orders[c.ID], o.ID, o.Rev, o)
 }
 
 // offerAll offers doc to every subscriber in subs and cuts off those that

@@ -61,7 +61,7 @@ func TestHubCutsOffAStalledSubscriberOnly(t *testing.T) {
 	for v := 1; v <= 50; v++ {
 		idx.set(Product{ID: "p1", Version: v, Rev: int64(v)})
 		start := time.Now()
-		h.Publish(ctx, []Change{{Kind: KindProduct, ID: "p1"}})
+		h.Publish(ctx, []Change{{Kind: Products.Name, ID: "p1"}})
 		if time.Since(start) > time.Second {
 			t.Fatal("Publish blocked on a subscriber")
 		}
@@ -89,7 +89,7 @@ func TestHubNeverSendsAnOlderRevision(t *testing.T) {
 	ch, _ := h.ProductChanged(ctx, "p1")
 	for _, rev := range []int64{3, 2, 3, 5, 4} {
 		idx.set(Product{ID: "p1", Version: 1, Rev: rev})
-		h.Publish(ctx, []Change{{Kind: KindProduct, ID: "p1"}})
+		h.Publish(ctx, []Change{{Kind: Products.Name, ID: "p1"}})
 	}
 	cancel()
 	var revs []int64
@@ -116,7 +116,7 @@ func TestHubFiltersAndLimits(t *testing.T) {
 	}
 	idx.set(Product{ID: "a", Category: "garden", Version: 1, Rev: 1})
 	idx.set(Product{ID: "b", Category: "kitchen", Version: 1, Rev: 1})
-	h.Publish(ctx, []Change{{Kind: KindProduct, ID: "a"}, {Kind: KindProduct, ID: "b"}})
+	h.Publish(ctx, []Change{{Kind: Products.Name, ID: "a"}, {Kind: Products.Name, ID: "b"}})
 	cancel()
 	var ids []string
 	for p := range kitchen {

@@ -113,9 +113,9 @@ type Index interface {
 	// occurredAt.
 	ProductEvents(ctx context.Context, id string, reviews bool, until *time.Time) ([]Event, error)
 	// MakeVisible makes every applied write to one kind of document
-	// (KindProduct, KindReview, KindOrder or KindEvent) visible to searches;
+	// (KindProduct, KindReview, KindOrder or Events.Name) visible to searches;
 	// gets are real time already.
-	MakeVisible(ctx context.Context, kind string) error
+	MakeVisible(ctx context.Context, kind Name) error
 }
 
 // Watermark tells how far the read side has applied the event log.
@@ -149,7 +149,7 @@ func NewService(index Index, mark Watermark, timeout time.Duration, opts ...Opti
 
 // consistentSearch is Consistent for searches, which also need the index
 // refreshed past the token.
-func (s *Service) consistentSearch(ctx context.Context, token *string, kind string) error {
+func (s *Service) consistentSearch(ctx context.Context, token *string, kind Name) error {
 	if err := s.Consistent(ctx, token); err != nil || token == nil || *token == "" {
 		return err
 	}
@@ -216,7 +216,7 @@ func (s *Service) Products(ctx context.Context, q ProductQuery, token *string) (
 	if err := checkFilter(q.Filter); err != nil {
 		return ProductPage{}, err
 	}
-	if err := s.consistentSearch(ctx, token, KindProduct); err != nil {
+	if err := s.consistentSearch(ctx, token, Products.Name); err != nil {
 		return ProductPage{}, err
 	}
 	first, err := pageSize(q.First)
@@ -249,7 +249,7 @@ func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Pa
 	if err := checkLen("after", q.After, MaxCursorBytes); err != nil {
 		return Page[Review]{}, err
 	}
-	if err := s.consistentSearch(ctx, token, KindReview); err != nil {
+	if err := s.consistentSearch(ctx, token, Reviews.Name); err != nil {
 		return Page[Review]{}, err
 	}
 	first, err := pageSize(q.First)
@@ -362,7 +362,7 @@ func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page
 			q.CustomerID = &sub
 		}
 	}
-	if err := s.consistentSearch(ctx, token, KindOrder); err != nil {
+	if err := s.consistentSearch(ctx, token, Orders.Name); err != nil {
 		return Page[Order]{}, err
 	}
 	first, err := pageSize(q.First)
@@ -381,7 +381,7 @@ func (s *Service) ProductHistory(ctx context.Context, id string, token *string) 
 	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
-	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
+	if err := s.consistentSearch(ctx, token, Events.Name); err != nil {
 		return nil, err
 	}
 	return s.index.ProductEvents(ctx, id, false, nil)
@@ -395,7 +395,7 @@ func (s *Service) ProductAt(ctx context.Context, id string, at time.Time, token 
 	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
-	if err := s.consistentSearch(ctx, token, KindEvent); err != nil {
+	if err := s.consistentSearch(ctx, token, Events.Name); err != nil {
 		return nil, err
 	}
 	evs, err := s.index.ProductEvents(ctx, id, true, &at)

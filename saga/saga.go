@@ -488,7 +488,7 @@ func (s *Saga) order(ctx context.Context, id string) (command.Order, error) {
 	if len(h) == 0 || h[0].StreamType != event.StreamOrder {
 		return command.Order{}, fmt.Errorf("%w: order %s has no stream", ErrUnprocessable, id)
 	}
-	ps, err := payloads(h)
+	ps, err := event.Payloads(h)
 	if err != nil {
 		return command.Order{}, err
 	}
@@ -511,18 +511,6 @@ func (s *Saga) load(ctx context.Context, id string) ([]event.Envelope, error) {
 		return nil, fmt.Errorf("load %s: %w", id, err)
 	}
 	return h, nil
-}
-
-func payloads(h []event.Envelope) ([]event.Payload, error) {
-	out := make([]event.Payload, len(h))
-	for i, e := range h {
-		p, err := e.Payload()
-		if err != nil {
-			return nil, fmt.Errorf("%s v%d: %w", e.StreamID, e.Version, err)
-		}
-		out[i] = p
-	}
-	return out, nil
 }
 
 // meta gives a saga command its deterministic id, "saga:<order>:<step>",

@@ -18,6 +18,7 @@ import (
 	"github.com/splitstream/splitstream/internal/bench"
 	"github.com/splitstream/splitstream/internal/demo"
 	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/query"
 )
 
 var benchSuites = []string{"write", "visible", "projector", "query", "subscriptions", "relay"}
@@ -146,7 +147,7 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 func ensureProducts(ctx context.Context, a *app, env bench.Env, n int) error {
 	count := func() (int, error) {
 		var res struct{ Count int }
-		err := elastic.Do(ctx, env.ES, http.MethodGet, "/"+elastic.Alias(env.Prefix, elastic.Products)+"/_count", "", &res)
+		err := elastic.Do(ctx, env.ES, http.MethodGet, "/"+elastic.Alias(env.Prefix, query.Products.Index)+"/_count", "", &res)
 		return res.Count, err
 	}
 	have, err := count()

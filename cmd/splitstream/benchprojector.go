@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/event"
@@ -90,7 +91,8 @@ func benchProjector(ctx context.Context, a *app, env bench.Env, mgmt string) ([]
 	if err := elastic.NewIndices(env.ES, projPrefix, a.cfg.RefreshInterval).Ensure(ctx); err != nil {
 		return nil, err
 	}
-	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(env.ES, projPrefix), History: postgres.NewEventStore(pool), Log: a.log})
+	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(env.ES, projPrefix), History: postgres.NewEventStore(pool), Log: a.log,
+		DeadLetters: projector.NewMemoryDeadLetters(), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return nil, err
 	}

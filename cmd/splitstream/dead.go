@@ -13,6 +13,7 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/postgres"
@@ -200,7 +201,7 @@ const replayChunk = 500
 
 func (d deadTool) replay(ctx context.Context, es *elasticsearch.Client, pool *pgxpool.Pool, prefix string, ref projector.Ref, all bool) error {
 	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(es, prefix), History: postgres.NewEventStore(pool),
-		DeadLetters: d.store, Log: d.log})
+		DeadLetters: d.store, Registerer: prometheus.NewRegistry(), Log: d.log})
 	if err != nil {
 		return err
 	}

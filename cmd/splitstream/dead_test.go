@@ -39,7 +39,7 @@ func TestDeadLettersParkReplayAndDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A products index whose mapping refuses any latestReviews entry.
-	good, _ := elastic.Mapping(elastic.Products)
+	good, _ := elastic.Mapping(query.Products.Index)
 	bad := strings.Replace(good, `"latestReviews": {"type":"object","enabled":false}`,
 		`"latestReviews": {"type":"object","dynamic":"strict","properties":{}}`, 1)
 	if bad == good {
@@ -49,7 +49,7 @@ func TestDeadLettersParkReplayAndDrop(t *testing.T) {
 	if err := elastic.Do(ctx, es, http.MethodPut, "/"+badIndex, `{"settings":{"number_of_shards":1,"number_of_replicas":0},"mappings":`+bad+`}`, nil); err != nil {
 		t.Fatal(err)
 	}
-	old, err := idx.Swap(ctx, elastic.Products, badIndex)
+	old, err := idx.Swap(ctx, query.Products.Index, badIndex)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestDeadLettersParkReplayAndDrop(t *testing.T) {
 	}
 	project()
 
-	ref := projector.Ref{Kind: projector.KindProduct, ID: poisoned}
+	ref := projector.Ref{Kind: query.Products.Name, ID: poisoned}
 	letters, err := dead.Letters(ctx, ref)
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func TestDeadLettersParkReplayAndDrop(t *testing.T) {
 	if err != nil || got == nil {
 		t.Fatal(got, err)
 	}
-	if err := searcher.MakeVisible(ctx, query.KindEvent); err != nil {
+	if err := searcher.MakeVisible(ctx, query.Events.Name); err != nil {
 		t.Fatal(err)
 	}
 	evs, err := searcher.ProductEvents(ctx, poisoned, true, nil)

@@ -109,11 +109,7 @@ func (a *app) noticeWorker(conn *rabbitmq.Conn, t *query.Tracker, h *query.Hub) 
 	return func(ctx context.Context) error {
 		return rabbitmq.ConsumeNotices(ctx, conn, a.log, func(ctx context.Context, n projector.Notice) {
 			t.Advance(n.Watermark)
-			changes := make([]query.Change, len(n.Changes))
-			for i, c := range n.Changes {
-				changes[i] = query.Change{Kind: string(c.Kind), ID: c.ID, ProductID: c.ProductID, Types: c.Types}
-			}
-			h.Publish(ctx, changes)
+			h.Publish(ctx, n.Changes)
 		})
 	}
 }

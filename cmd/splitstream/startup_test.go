@@ -11,6 +11,7 @@ import (
 
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/internal/testenv"
+	"github.com/splitstream/splitstream/query"
 )
 
 // TestCopiesStartTogether starts two projectors and a query service at the
@@ -76,7 +77,7 @@ func TestCopiesStartTogether(t *testing.T) {
 	if err := elastic.Do(context.Background(), es, http.MethodGet, "/"+prefix+"-*/_alias", "", &got); err != nil {
 		t.Fatal(err)
 	}
-	models := append(append([]string{}, elastic.Models...), elastic.Checkpoints)
+	models := append(append([]string{}, elastic.Models...), query.Checkpoints.Index)
 	if len(got) != len(models) {
 		names := make([]string, 0, len(got))
 		for n := range got {
