@@ -128,8 +128,8 @@ func ownRef(e event.Envelope) (Ref, bool) {
 // product), by the kinds' Summary declarations.
 func summaryRefs(e event.Envelope, pl event.Payload) []Ref {
 	var out []Ref
-	for _, k := range query.Kinds() {
-		if s := k.Summary; s != nil && slices.Contains(s.Of.Streams, e.StreamType) {
+	for _, k := range summaries {
+		if s := k.Summary; slices.Contains(s.Of.Streams, e.StreamType) {
 			if id := s.For(pl); id != "" {
 				out = append(out, Ref{Kind: k.Name, ID: id})
 			}
@@ -140,6 +140,18 @@ func summaryRefs(e event.Envelope, pl event.Payload) []Ref {
 
 // counted reports whether some kind sums the documents of k, which are
 // then written after their summaries.
-func counted(k *query.Kind) bool {
-	return slices.ContainsFunc(query.Kinds(), func(s *query.Kind) bool { return s.Summary != nil && s.Summary.Of == k })
-}
+func counted(k *query.Kind) bool { return countedKinds[k] }
+
+// summaries are the kinds that sum another's events; countedKinds the
+// kinds they sum. Both follow from the declarations.
+var summaries, countedKinds = func() ([]*query.Kind, map[*query.Kind]bool) {
+	var sums []*query.Kind
+	of := map[*query.Kind]bool{}
+	for _, k := range query.Kinds() {
+		if k.Summary != nil {
+			sums = append(sums, k)
+			of[k.Summary.Of] = true
+		}
+	}
+	return sums, of
+}()

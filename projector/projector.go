@@ -1,12 +1,15 @@
 // Package projector owns turning events into read-model documents: it
-// folds each batch of records, in relay order, into the product, review,
-// order and event documents with the rules of package query, writes them
-// with optimistic concurrency, keeps the applied watermark without holes,
-// and announces every durable batch with a "projected" notice.
+// folds each batch of records, in relay order, into the documents of the
+// kinds package query declares (query.Kinds: what each kind's documents
+// are, how they fold, which events find them), with no per-kind code of
+// its own; writes them with optimistic concurrency, keeps the applied
+// watermark without holes, announces every durable batch with a
+// "projected" notice, and rebuilds read models from the log (Rebuild).
 //
-// It defines the small interfaces it consumes (Store, History,
-// NoticePublisher) and imports no driver: elastic, postgres and rabbitmq
-// implement them, and rabbitmq's consumer feeds it batches.
+// It defines the small interfaces it consumes (Store, History, Log,
+// DeadLetters, NoticePublisher, RebuildLog, Indices) and imports no
+// driver: elastic, postgres and rabbitmq implement them, and rabbitmq's
+// consumer feeds it batches.
 package projector
 
 import (
