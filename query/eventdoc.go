@@ -42,15 +42,10 @@ func EventDoc(r event.Record, p event.Payload) Event {
 		SchemaVersion: e.SchemaVersion, Position: e.Position, Tx: r.Cursor.Tx, OccurredAt: e.OccurredAt,
 		Data: e.Data, Metadata: e.Metadata,
 	}
-	switch p := p.(type) {
-	case event.ReviewAdded:
-		doc.ProductID = p.ProductID
-	case event.ReviewRemoved:
-		doc.ProductID = p.ProductID
-	default:
-		if e.StreamType == event.StreamProduct {
-			doc.ProductID = e.StreamID
-		}
+	if pid := reviewedProduct(p); pid != "" {
+		doc.ProductID = pid
+	} else if e.StreamType == event.StreamProduct {
+		doc.ProductID = e.StreamID
 	}
 	return doc
 }
