@@ -35,7 +35,7 @@ const tracingGoal = 0.95
 type discard struct{}
 
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                            { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
 
 // benchTracer is the provider a traced run uses: the production one
 // (batch span processor, our limits) exporting to discard.
@@ -51,7 +51,7 @@ func tracingResult(name string, on, off float64, unit string) bench.Result {
 
 // benchWriteTracing measures createProduct through two command services
 // this process starts on loopback, one with tracing off and one with it on,
-// taking turns at 8 and 32 clients.
+// side by side at 8 and 32 clients each.
 func benchWriteTracing(ctx context.Context, a *app, env bench.Env) ([]bench.Result, error) {
 	tp, err := benchTracer(ctx)
 	if err != nil {
@@ -73,25 +73,65 @@ func benchWriteTracing(ctx context.Context, a *app, env bench.Env) ([]bench.Resu
 	}
 	var out []bench.Result
 	for _, clients := range []int{8, 32} {
-		rates := map[bool]float64{}
-		for _, on := range []bool{false, true, false, true} { // two turns each; the better counts
+		env.Progress.Write([]byte(fmt.Sprintf("bench: write: tracing off and on side by side, %d clients each, 3 × %s\n", clients, benchDuration(env))))
+		rates, err := sideBySide(3, func(on bool) (func() (float64, error), func(), error) {
 			g := env.Command
 			g.URL = urls[on]
-			env.Progress.Write([]byte(fmt.Sprintf("bench: write: tracing %s, %d clients, %s\n", map[bool]string{true: "on", false: "off"}[on], clients, benchDuration(env))))
-			rate, _, err := bench.Load(ctx, clients, benchDuration(env), func(ctx context.Context, c, i int) error {
-				return g.Do(ctx, `mutation($in: CreateProductInput!) { createProduct(input: $in) { id } }`, map[string]any{"in": map[string]any{
-					"name": fmt.Sprintf("Traced %d-%d", c, i), "description": "A benchmark product.", "category": "bench",
-					"priceCents": 1999, "currency": "EUR", "stock": 100}}, nil)
-			})
-			if err != nil {
-				return nil, err
-			}
-			rates[on] = max(rates[on], rate)
+			return func() (float64, error) {
+				rate, _, err := bench.Load(ctx, clients, benchDuration(env), func(ctx context.Context, c, i int) error {
+					return g.Do(ctx, `mutation($in: CreateProductInput!) { createProduct(input: $in) { id } }`, map[string]any{"in": map[string]any{
+						"name": fmt.Sprintf("Traced %d-%d", c, i), "description": "A benchmark product.", "category": "bench",
+						"priceCents": 1999, "currency": "EUR", "stock": 100}}, nil)
+				})
+				return rate, err
+			}, func() {}, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		env.Progress.Write([]byte(fmt.Sprintf("bench: write: %d clients: tracing on %.0f/s, off %.0f/s\n", clients, rates[true], rates[false])))
 		out = append(out, tracingResult(fmt.Sprintf("write.c%d.tracing", clients), rates[true], rates[false], "ops/s"))
 	}
 	return out, nil
+}
+
+// sideBySide prepares a run with tracing off and one with it on, then
+// runs both at the same time, so both meet the same load from the rest of
+// the machine; rounds times. It returns each side's mean rate.
+func sideBySide(rounds int, prepare func(on bool) (run func() (float64, error), cleanup func(), err error)) (map[bool]float64, error) {
+	sum := map[bool]float64{}
+	for range rounds {
+		runs := map[bool]func() (float64, error){}
+		for _, on := range []bool{false, true} {
+			run, cleanup, err := prepare(on)
+			if err != nil {
+				return nil, err
+			}
+			defer cleanup()
+			runs[on] = run
+		}
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			errs []error
+		)
+		for on, run := range runs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rate, err := run()
+				mu.Lock()
+				defer mu.Unlock()
+				sum[on] += rate
+				errs = append(errs, err)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+	}
+	return map[bool]float64{false: sum[false] / float64(rounds), true: sum[true] / float64(rounds)}, nil
 }
 
 func benchDuration(env bench.Env) time.Duration {
@@ -124,8 +164,8 @@ func localCommand(ctx context.Context, a *app, tp trace.TracerProvider) (string,
 }
 
 // benchProjectorTracing drains the same backlog with the real consumer and
-// projector twice each, tracing off and on in turns, on a scratch vhost and
-// scratch indices. Every event carries a trace context of its own, the
+// projector, tracing off and on side by side, each on a scratch vhost and
+// scratch indices of its own. Every event carries a trace context of its own, the
 // worst case for the batch span's links.
 func benchProjectorTracing(ctx context.Context, a *app, env bench.Env, mgmt string) ([]bench.Result, error) {
 	n := 50_000
@@ -154,19 +194,18 @@ func benchProjectorTracing(ctx context.Context, a *app, env bench.Env, mgmt stri
 		records[i].Envelope.Metadata = tracing.Stamp(sctx, records[i].Envelope.Metadata)
 		span.End()
 	}
-	rates := map[bool]float64{}
-	for _, on := range []bool{false, true, false, true} {
+	fmt.Fprintf(env.Progress, "bench: projector: draining %d events with tracing off and on side by side, 2 rounds\n", len(records))
+	rates, err := sideBySide(2, func(on bool) (func() (float64, error), func(), error) {
 		var t trace.Tracer
 		if on {
 			t = tr
 		}
-		rate, err := tracedDrain(ctx, a, env, mgmt, records, t)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(env.Progress, "bench: projector: tracing %s: %.0f events/s\n", map[bool]string{true: "on", false: "off"}[on], rate)
-		rates[on] = max(rates[on], rate)
+		return prepareDrain(ctx, a, env, mgmt, records, t)
+	})
+	if err != nil {
+		return nil, err
 	}
+	fmt.Fprintf(env.Progress, "bench: projector: tracing on %.0f events/s, off %.0f events/s\n", rates[true], rates[false])
 	return []bench.Result{tracingResult("projector.drain.tracing", rates[true], rates[false], "events/s")}, nil
 }
 
@@ -190,38 +229,42 @@ func backlog(ctx context.Context, source *postgres.RelaySource, n int) ([]event.
 	return records, nil
 }
 
-// tracedDrain publishes records to a scratch vhost and times the real
-// consumer and projector draining them into scratch indices; t nil is
-// tracing off.
-func tracedDrain(ctx context.Context, a *app, env bench.Env, mgmt string, records []event.Record, t trace.Tracer) (float64, error) {
+// prepareDrain publishes records to a scratch vhost and makes scratch
+// indices; run times the real consumer and projector (t nil: tracing off)
+// draining them; cleanup removes the scratch resources.
+func prepareDrain(ctx context.Context, a *app, env bench.Env, mgmt string, records []event.Record, t trace.Tracer) (run func() (float64, error), cleanup func(), err error) {
 	tag := strings.ToLower(uuid.NewString()[:8])
 	conn, drop, err := scratchVhost(ctx, a, mgmt, "splitstream-bench-tracing-"+tag)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer drop()
+	prefix := a.cfg.IndexPrefix + "-bench-tracing-" + tag
+	cleanup = func() { drop(); deleteIndices(a, env, prefix) }
 	pub, err := rabbitmq.NewPublisher(conn)
 	if err != nil {
-		return 0, err
+		cleanup()
+		return nil, nil, err
 	}
+	defer pub.Close()
 	for i := 0; i < len(records); i += 1000 {
 		if err := pub.Publish(ctx, records[i:min(i+1000, len(records))]); err != nil {
-			return 0, err
+			cleanup()
+			return nil, nil, err
 		}
 	}
-	pub.Close()
-	prefix := a.cfg.IndexPrefix + "-bench-tracing-" + tag
-	defer deleteIndices(a, env, prefix)
 	if err := elastic.NewIndices(env.ES, prefix, a.cfg.RefreshInterval).Ensure(ctx); err != nil {
-		return 0, err
+		cleanup()
+		return nil, nil, err
 	}
 	pool, err := a.postgres(ctx)
 	if err != nil {
-		return 0, err
+		cleanup()
+		return nil, nil, err
 	}
 	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(env.ES, prefix), History: postgres.NewEventStore(pool), Log: a.log})
 	if err != nil {
-		return 0, err
+		cleanup()
+		return nil, nil, err
 	}
 	var h rabbitmq.ProjectorHandler = p
 	if t != nil {
@@ -229,14 +272,19 @@ func tracedDrain(ctx context.Context, a *app, env bench.Env, mgmt string, record
 	}
 	consumer, err := rabbitmq.NewProjectorConsumer(conn, h, rabbitmq.ConsumerConfig{Log: a.log})
 	if err != nil {
-		return 0, err
+		cleanup()
+		return nil, nil, err
 	}
+	return func() (float64, error) { return drain(ctx, consumer, p, records[len(records)-1].Cursor, len(records)) }, cleanup, nil
+}
+
+// drain runs consumer until p's watermark reaches last and returns the rate.
+func drain(ctx context.Context, consumer *rabbitmq.ProjectorConsumer, p *projector.Projector, last event.Cursor, n int) (float64, error) {
 	cctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = consumer.Run(cctx) }()
 	defer func() { stop(); wg.Wait() }()
-	last := records[len(records)-1].Cursor
 	start := time.Now()
 	for p.Watermark().Less(last) {
 		if time.Since(start) > 15*time.Minute {
@@ -248,7 +296,7 @@ func tracedDrain(ctx context.Context, a *app, env bench.Env, mgmt string, record
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return float64(len(records)) / time.Since(start).Seconds(), nil
+	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 // scratchVhost makes a RabbitMQ vhost for one run and connects to it; drop
@@ -257,7 +305,9 @@ func scratchVhost(ctx context.Context, a *app, mgmt, vhost string) (*rabbitmq.Co
 	if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
 		return nil, nil, fmt.Errorf("create vhost (RabbitMQ management API): %w", err)
 	}
-	del := func() { _ = rabbitmq.Management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "") }
+	del := func() {
+		_ = rabbitmq.Management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
+	}
 	u, err := url.Parse(a.cfg.AMQPURL)
 	if err != nil {
 		del()
