@@ -8,6 +8,7 @@ package tracing
 
 import (
 	"context"
+	"encoding/hex"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -96,12 +97,28 @@ func Continue(ctx context.Context, m event.Metadata) context.Context {
 	return propagator.Extract(ctx, metadataCarrier{&m})
 }
 
-// Stored returns the span context stored in m; invalid when there is none.
+// Stored returns the span context stored in m (remote); invalid when
+// there is none or it is malformed. It reads version 00 of traceparent
+// itself, without the propagator's allocations: a projector batch reads
+// a thousand of them.
 func Stored(m event.Metadata) trace.SpanContext {
-	if m.TraceParent == "" {
+	tp := m.TraceParent
+	if len(tp) != 55 || tp[:3] != "00-" || tp[35] != '-' || tp[52] != '-' {
 		return trace.SpanContext{}
 	}
-	return trace.SpanContextFromContext(propagator.Extract(context.Background(), metadataCarrier{&m}))
+	tid, err1 := trace.TraceIDFromHex(tp[3:35])
+	sid, err2 := trace.SpanIDFromHex(tp[36:52])
+	flags, err3 := hex.DecodeString(tp[53:55])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return trace.SpanContext{}
+	}
+	cfg := trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags[0]) & trace.FlagsSampled, Remote: true}
+	if m.TraceState != "" {
+		if ts, err := trace.ParseTraceState(m.TraceState); err == nil {
+			cfg.TraceState = ts
+		}
+	}
+	return trace.NewSpanContext(cfg)
 }
 
 // Linker collects one span link per distinct trace, for a span that
