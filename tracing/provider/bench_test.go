@@ -14,7 +14,7 @@ import (
 type discard struct{}
 
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                            { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
 
 // What tracing adds to one mutation: the operation, command and append
 // spans and the metadata stamp, with the production provider (batch span
