@@ -85,8 +85,16 @@ func Stamp(ctx context.Context, m event.Metadata) event.Metadata {
 	}
 	m.TraceParent, m.TraceState = "", ""
 	propagator.Inject(ctx, metadataCarrier{&m})
+	if len(m.TraceState) > MaxTraceState {
+		m.TraceState = "" // a caller's; W3C lets us drop what we cannot carry
+	}
 	return m
 }
+
+// MaxTraceState is the longest tracestate an event keeps (the 512
+// characters W3C asks every vendor to carry): a caller's header is up to
+// 32 members of 512 bytes, too much to store with every event.
+const MaxTraceState = 512
 
 // Continue returns ctx continuing the trace stored in m (as a remote
 // parent), or ctx unchanged when m holds none.

@@ -3,12 +3,14 @@ package tracing_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/tracing"
@@ -106,5 +108,24 @@ func TestLogHandler(t *testing.T) {
 	}
 	if strings.Contains(lines[2], "trace_id") {
 		t.Errorf("untraced line has a trace: %q", lines[2])
+	}
+}
+
+// A caller's oversized tracestate is not stored with the events.
+func TestStampDropsLongTraceState(t *testing.T) {
+	tp, _ := provider(t)
+	var members []string
+	for i := range 32 {
+		members = append(members, fmt.Sprintf("k%d=%s", i, strings.Repeat("v", 200)))
+	}
+	ts, err := trace.ParseTraceState(strings.Join(members, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceState: ts, Remote: true})
+	ctx, span := tracing.Tracer(tp).Start(trace.ContextWithRemoteSpanContext(context.Background(), parent), "append")
+	defer span.End()
+	if m := tracing.Stamp(ctx, event.Metadata{}); m.TraceState != "" || m.TraceParent == "" {
+		t.Fatalf("stamped %d bytes of tracestate, traceparent %q", len(m.TraceState), m.TraceParent)
 	}
 }
