@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/tracing"
 )
 
 // Meta is what a command carries besides its input.
@@ -36,6 +38,7 @@ type Service struct {
 	metrics *metrics
 	guard   Guard
 	tokens  Tokens
+	tracer  trace.Tracer
 }
 
 // NewService returns a service on store.
@@ -43,7 +46,7 @@ func NewService(store EventStore, opts ...Option) (*Service, error) {
 	if store == nil {
 		return nil, errors.New("command: nil event store")
 	}
-	s := &Service{store: store, newID: func() string { return uuid.NewString() }}
+	s := &Service{store: store, newID: func() string { return uuid.NewString() }, tracer: tracing.Tracer(nil)}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -224,7 +227,7 @@ func validate(st Stream, fresh bool, m Meta, c validator) error {
 	return c.Validate()
 }
 
-func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh bool, m Meta, c validator, foldVersion int, input any,
+func (s *Service) decideAndAppend(ctx context.Context, mutation string, st Stream, fresh bool, m Meta, c validator, foldVersion int, input any,
 	decide func(*Snapshot, []event.Envelope) (Decision, error)) (Result, error) {
 	start := time.Now()
 	if err := validate(st, fresh, m, c); err != nil {

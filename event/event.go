@@ -24,6 +24,17 @@ type Metadata struct {
 	CorrelationID string `json:"correlationId,omitempty"`
 	CausationID   string `json:"causationId,omitempty"`
 	Actor         string `json:"actor,omitempty"`
+	// TraceParent and TraceState are the W3C trace context of the append
+	// that stored the event (empty when tracing is off): consumers continue
+	// or link the trace. Operational, not history: read models drop them.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
+}
+
+// WithoutTrace returns m without its trace context.
+func (m Metadata) WithoutTrace() Metadata {
+	m.TraceParent, m.TraceState = "", ""
+	return m
 }
 
 // Envelope is one stored event as it travels: Postgres row, AMQP body,

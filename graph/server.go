@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/splitstream/splitstream"
 )
@@ -39,6 +40,8 @@ type Options struct {
 	AroundResponses graphql.ResponseMiddleware
 	// AroundOperations, if set, wraps each operation (for example a cap on subscriptions).
 	AroundOperations graphql.OperationMiddleware
+	// Tracer, if set, starts a span for each operation (see Tracing).
+	Tracer trace.Tracer
 }
 
 // NewServer builds the gqlgen server for schema with our limits and error
@@ -59,6 +62,9 @@ func NewServer(schema graphql.ExecutableSchema, o Options) *handler.Server {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: smallQueries[string]{lru.New[string](100), func(_, q string) int { return len(q) }}})
 	if o.ComplexityLimit > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
+	}
+	if o.Tracer != nil {
+		srv.Use(Tracing{Tracer: o.Tracer})
 	}
 	if o.AroundOperations != nil {
 		srv.AroundOperations(o.AroundOperations)

@@ -11,23 +11,30 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/splitstream/splitstream"
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/tracing"
 )
 
 // EventStore appends and loads events, with optimistic concurrency and
 // exactly-once commands.
 type EventStore struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	tracer trace.Tracer
 }
 
 var _ command.EventStore = (*EventStore)(nil)
 
 // NewEventStore returns a store on pool.
-func NewEventStore(pool *pgxpool.Pool) *EventStore {
-	return &EventStore{pool: pool}
+func NewEventStore(pool *pgxpool.Pool, opts ...StoreOption) *EventStore {
+	s := &EventStore{pool: pool, tracer: tracing.Tracer(nil)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 const loadSQL = `SELECT position, tx_id::text::bigint, event_id::text, stream_id, stream_type, version,
@@ -161,7 +168,8 @@ func scanSnapshot(row pgx.Row) (*command.Snapshot, event.Cursor, error) {
 	return &snap, event.Cursor{Tx: uint64(tx), Position: pos}, nil
 }
 
-// Change runs one command against one stream in a single transaction.
+// changeRetrying (Change, inside its span) runs one command against one
+// stream in a single transaction.
 //
 // A command id that was used before is answered from its record before
 // anything is decided: a retry gets the first answer even when the world
@@ -171,7 +179,7 @@ func scanSnapshot(row pgx.Row) (*command.Snapshot, event.Cursor, error) {
 // anything, so its transaction id is assigned while it holds the lock: for
 // one stream, transaction-id order equals version order, and the relay, which
 // publishes in (tx_id, position) order, keeps per-aggregate order.
-func (s *EventStore) Change(ctx context.Context, c command.Change) (command.Result, error) {
+func (s *EventStore) changeRetrying(ctx context.Context, c command.Change) (command.Result, error) {
 	for {
 		res, err := s.change(ctx, c)
 		var pgErr *pgconn.PgError

@@ -40,7 +40,7 @@ func EventDoc(r event.Record, p event.Payload) Event {
 	doc := Event{
 		ID: e.ID, StreamID: e.StreamID, StreamType: e.StreamType, Version: e.Version, Type: e.Type,
 		SchemaVersion: e.SchemaVersion, Position: e.Position, Tx: r.Cursor.Tx, OccurredAt: e.OccurredAt,
-		Data: e.Data, Metadata: e.Metadata,
+		Data: e.Data, Metadata: e.Metadata.WithoutTrace(),
 	}
 	if pid := reviewedProduct(p); pid != "" {
 		doc.ProductID = pid

@@ -33,7 +33,7 @@ func EncodeRecord(r event.Record) (amqp.Publishing, error) {
 		return amqp.Publishing{}, fmt.Errorf("encode %s: %w", r.Envelope.ID, err)
 	}
 	e := r.Envelope
-	return amqp.Publishing{
+	m := amqp.Publishing{
 		ContentType:   "application/json",
 		DeliveryMode:  amqp.Persistent,
 		MessageId:     e.ID,
@@ -53,7 +53,9 @@ func EncodeRecord(r event.Record) (amqp.Publishing, error) {
 			HeaderSchemaVersion: int64(e.SchemaVersion),
 		},
 		Body: body,
-	}, nil
+	}
+	traceHeaders(m.Headers, e.Metadata)
+	return m, nil
 }
 
 // ErrBadMessage marks a message that can never be applied (bad JSON, missing

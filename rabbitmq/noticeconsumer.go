@@ -82,7 +82,7 @@ func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle fu
 			if err != nil {
 				log.Warn("projected notices: skipping an unreadable notice", "err", err)
 			} else {
-				handle(ctx, n)
+				handle(TraceContext(ctx, d.Headers), n)
 			}
 			if err := d.Ack(false); err != nil {
 				return fmt.Errorf("ack notice: %w", err)

@@ -59,6 +59,7 @@ func (p *NoticePublisher) PublishNotice(ctx context.Context, n projector.Notice)
 		Type:         projector.NoticeType,
 		Timestamp:    n.At,
 		AppId:        "splitstream",
+		Headers:      injectTrace(ctx, nil),
 		Body:         body,
 	})
 	if err != nil {

@@ -225,7 +225,7 @@ func (c *SagaConsumer) work(ctx context.Context, ch *amqp.Channel, queue <-chan 
 			continue
 		}
 		d := m.d
-		err := c.h.Handle(ctx, m.e)
+		err := c.h.Handle(TraceContext(ctx, d.Headers), m.e)
 		switch {
 		case err == nil:
 			wait = c.cfg.MinBackoff

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/splitstream/splitstream/elastic"
@@ -38,6 +39,7 @@ type app struct {
 	out io.Writer
 	err io.Writer // progress bars
 	reg *prometheus.Registry
+	tp  trace.TracerProvider // nil: tracing off
 
 	mu     sync.Mutex
 	pool   *pgxpool.Pool

@@ -35,6 +35,7 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	commandURL := fs.String("command-url", "http://127.0.0.1:8080/graphql", "the command service's GraphQL endpoint")
 	queryURL := fs.String("query-url", "http://127.0.0.1:8090/graphql", "the query service's GraphQL endpoint")
 	mgmtURL := fs.String("rabbitmq-management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API (the projector and relay suites make scratch vhosts)")
+	traced := fs.Bool("tracing", false, "write and projector also run with tracing on (a no-op exporter behind the batch span processor) beside off")
 	relayBacklog := fs.Int("relay-backlog", 100_000, "events in the relay suite's backlog (1000 to 10000000)")
 	return func(ctx context.Context, a *app) error {
 		suites := fs.Args()
@@ -98,10 +99,20 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			switch s {
 			case "write":
 				rs, err = bench.Write(ctx, env)
+				if err == nil && *traced {
+					var more []bench.Result
+					more, err = benchWriteTracing(ctx, a, env)
+					rs = append(rs, more...)
+				}
 			case "visible":
 				rs, visibleP99, err = bench.Visible(ctx, env)
 			case "projector":
 				rs, err = benchProjector(ctx, a, env, *mgmtURL)
+				if err == nil && *traced {
+					var more []bench.Result
+					more, err = benchProjectorTracing(ctx, a, env, *mgmtURL)
+					rs = append(rs, more...)
+				}
 			case "query":
 				rs, err = bench.Query(ctx, env)
 			case "relay":

@@ -21,8 +21,8 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	store := postgres.NewEventStore(pool)
-	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens))
+	store := postgres.NewEventStore(pool, postgres.WithTracer(a.tp))
+	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens), command.WithTracer(a.tp))
 	if err != nil {
 		return role{}, err
 	}
@@ -32,6 +32,7 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 		ComplexityLimit: a.cfg.ComplexityLimit,
 		Introspection:   a.cfg.Introspection,
 		Document:        a.cfg.Limits.Document,
+		Tracer:          a.tracer(),
 	})
 	metrics := ops.NewHTTPMetrics(a.reg, roleCommand)
 	return role{

@@ -15,6 +15,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/splitstream/splitstream/graph"
+	"github.com/splitstream/splitstream/tracing"
+	"github.com/splitstream/splitstream/tracing/provider"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -66,6 +72,12 @@ func usage(w io.Writer) {
 }
 
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
+	return runTraced(ctx, args, env, stdout, stderr, nil)
+}
+
+// runTraced is run with tp as the tracer provider; nil means the one the
+// OTEL_* environment asks for (none: tracing off).
+func runTraced(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer, tp trace.TracerProvider) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return 0
@@ -106,7 +118,17 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	if tp == nil {
+		p, shutdown, err := provider.FromEnv(ctx, env, version)
+		if err != nil {
+			fmt.Fprintf(stderr, "splitstream: tracing: %v\n", err)
+			return 2
+		}
+		defer flushTraces(log, shutdown)
+		tp = p
+	}
 	a := newApp(cfg, log, stdout, stderr)
+	a.tp = tp
 	defer a.close()
 	if err := do(ctx, a); err != nil {
 		// One line a person can act on; details are already in the log.
@@ -120,8 +142,10 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Lines logged with a context carry its trace and request ids.
+	return slog.New(tracing.LogHandler(h, tracing.Field{Key: "request_id", Fn: graph.RequestID}))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/projector"
 	"github.com/splitstream/splitstream/rabbitmq"
+	"github.com/splitstream/splitstream/tracing"
 )
 
 // projectorRole consumes the projector queue into the read models. It reads
@@ -55,7 +56,7 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	consumer, err := rabbitmq.NewProjectorConsumer(conn, p, rabbitmq.ConsumerConfig{Log: log})
+	consumer, err := rabbitmq.NewProjectorConsumer(conn, tracedProjector{p, tracing.Tracer(a.tp)}, rabbitmq.ConsumerConfig{Log: log})
 	if err != nil {
 		return role{}, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/splitstream/splitstream/projector"
 	"github.com/splitstream/splitstream/query"
 	"github.com/splitstream/splitstream/rabbitmq"
+	"github.com/splitstream/splitstream/tracing"
 )
 
 // queryRole serves the read schema from Elasticsearch alone. It learns what
@@ -62,6 +63,7 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		Transports:       []graphql.Transport{ws, transport.SSE{KeepAlivePingInterval: a.cfg.WSKeepAlive}},
 		AroundOperations: capSubs,
 		AroundResponses:  freshness(tracker),
+		Tracer:           a.tracer(),
 	})
 	metrics := ops.NewHTTPMetrics(a.reg, roleQuery)
 	notices := a.noticeWorker(conn, tracker, hub)
@@ -109,7 +111,7 @@ func (a *app) noticeWorker(conn *rabbitmq.Conn, t *query.Tracker, h *query.Hub) 
 	return func(ctx context.Context) error {
 		return rabbitmq.ConsumeNotices(ctx, conn, a.log, func(ctx context.Context, n projector.Notice) {
 			t.Advance(n.Watermark)
-			h.Publish(ctx, n.Changes)
+			push(ctx, tracing.Tracer(a.tp), h, n.Changes)
 		})
 	}
 }

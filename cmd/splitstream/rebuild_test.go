@@ -18,6 +18,7 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/event"
@@ -38,6 +39,12 @@ func freeAddr(t testing.TB) string {
 // command and query endpoints; extra settings override the test defaults.
 func stack(t testing.TB, extra ...map[string]string) (env map[string]string, commandURL, queryURL string) {
 	t.Helper()
+	return tracedStack(t, nil, extra...)
+}
+
+// tracedStack is stack with tp as every role's tracer provider (nil: off).
+func tracedStack(t testing.TB, tp trace.TracerProvider, extra ...map[string]string) (env map[string]string, commandURL, queryURL string) {
+	t.Helper()
 	dbURL, _ := testenv.Postgres(t)
 	amqpURL := testenv.RabbitMQ(t)
 	_, prefix := testenv.Elasticsearch(t)
@@ -53,7 +60,7 @@ func stack(t testing.TB, extra ...map[string]string) (env map[string]string, com
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"all"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		done <- runTraced(ctx, []string{"all"}, func(k string) string { return env[k] }, io.Discard, io.Discard, tp)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	for _, addr := range []string{env["SPLITSTREAM_COMMAND_ADDR"], env["SPLITSTREAM_QUERY_ADDR"], env["SPLITSTREAM_ADMIN_ADDR"]} {

@@ -7,6 +7,7 @@ import (
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/rabbitmq"
 	"github.com/splitstream/splitstream/relay"
+	"github.com/splitstream/splitstream/tracing"
 )
 
 // relayName is the relay's checkpoint and leadership name: every relay
@@ -26,7 +27,7 @@ func (a *app) relayRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	r, err := relay.New(postgres.NewRelaySource(pool), pub, relay.Config{Name: relayName}, a.log, a.reg)
+	r, err := relay.New(postgres.NewRelaySource(pool), tracedPublisher{pub, tracing.Tracer(a.tp)}, relay.Config{Name: relayName}, a.log, a.reg)
 	if err != nil {
 		return role{}, err
 	}

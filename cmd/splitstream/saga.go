@@ -8,6 +8,7 @@ import (
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/rabbitmq"
 	"github.com/splitstream/splitstream/saga"
+	"github.com/splitstream/splitstream/tracing"
 )
 
 // sagaRole runs the order fulfilment saga: a consumer of "saga.orders" that
@@ -24,8 +25,8 @@ func (a *app) sagaRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	store := postgres.NewEventStore(pool)
-	svc, err := command.NewService(store)
+	store := postgres.NewEventStore(pool, postgres.WithTracer(a.tp))
+	svc, err := command.NewService(store, command.WithTracer(a.tp))
 	if err != nil {
 		return role{}, err
 	}
@@ -41,7 +42,7 @@ func (a *app) sagaRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	consumer, err := rabbitmq.NewSagaConsumer(conn, s, rabbitmq.SagaConsumerConfig{Log: log})
+	consumer, err := rabbitmq.NewSagaConsumer(conn, tracedSaga{s, tracing.Tracer(a.tp)}, rabbitmq.SagaConsumerConfig{Log: log})
 	if err != nil {
 		return role{}, err
 	}
