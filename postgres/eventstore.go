@@ -337,7 +337,7 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 	write.Queue(`INSERT INTO commands (scope, command_id, mutation, input_hash, result)
 		SELECT $1, $2, $3, $4, jsonb_build_object('id', $5::text, 'version', $6::int, 'tx', e.tx_id::text::bigint, 'position', e.position)
 		FROM events e WHERE e.stream_id = $5 AND e.version = $6`,
-		scope(c), c.CommandID, c.Mutation, c.InputHash, c.Stream.ID, version)
+		scope(c), c.CommandID, string(c.Mutation), c.InputHash, c.Stream.ID, version)
 	snapshot := version > 0 && version-st.snapshot >= command.SnapshotEvery && dec.State != nil
 	if snapshot {
 		state, err := dec.State()
@@ -411,7 +411,7 @@ func scanCommand(row pgx.Row, c command.Change) (command.Result, bool, error) {
 	if err != nil {
 		return command.Result{}, false, fmt.Errorf("look up command %s: %w", c.CommandID, err)
 	}
-	if mutation != c.Mutation || !bytes.Equal(hash, c.InputHash) {
+	if mutation != string(c.Mutation) || !bytes.Equal(hash, c.InputHash) {
 		return command.Result{}, true, splitstream.Conflict(-1, "commandId %s was already used for a different command", c.CommandID)
 	}
 	var rec struct {

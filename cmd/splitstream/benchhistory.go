@@ -62,7 +62,7 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 		return res.ID, err
 	}
 	restock := func(id string) error {
-		_, err := svc.ChangeProduct(ctx, "restockProduct", id, command.Meta{}, command.RestockProduct{Quantity: 1})
+		_, err := svc.ChangeProduct(ctx, id, command.Meta{}, command.RestockProduct{Quantity: 1})
 		return err
 	}
 
