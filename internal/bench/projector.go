@@ -214,47 +214,68 @@ func rawBulk(ctx context.Context, env Env, from, to string, refresh time.Duratio
 		if err := elastic.NewIndices(env.ES, from, refresh).Refresh(ctx, m); err != nil {
 			return 0, 0, err
 		}
-		var after []any
-		var b strings.Builder
-		count := 0
-		for {
-			q := map[string]any{"size": 5000, "sort": []any{map[string]any{"_doc": "asc"}}}
-			if after != nil {
-				q["search_after"] = after
-			}
-			body, _ := json.Marshal(q)
-			var res struct {
-				Hits struct {
-					Hits []struct {
-						ID     string          `json:"_id"`
-						Source json.RawMessage `json:"_source"`
-						Sort   []any           `json:"sort"`
-					} `json:"hits"`
-				} `json:"hits"`
-			}
-			if err := elastic.Do(ctx, env.ES, http.MethodPost, "/"+elastic.Alias(from, m)+"/_search", string(body), &res); err != nil {
-				return 0, 0, err
-			}
-			if len(res.Hits.Hits) == 0 {
-				break
-			}
-			for _, h := range res.Hits.Hits {
-				fmt.Fprintf(&b, `{"index":{"_index":%q,"_id":%q}}`+"\n%s\n", elastic.Alias(to, m), h.ID, h.Source)
-				count++
-				docs++
-				if count%2000 == 0 {
-					bodies = append(bodies, b.String())
-					b.Reset()
-				}
-			}
-			after = res.Hits.Hits[len(res.Hits.Hits)-1].Sort
+		bs, n, err := bulkBodies(ctx, env, elastic.Alias(from, m), elastic.Alias(to, m))
+		if err != nil {
+			return 0, 0, err
 		}
-		if b.Len() > 0 {
-			bodies = append(bodies, b.String())
-		}
+		bodies, docs = append(bodies, bs...), docs+n
 	}
-	// Two requests in flight, as many as the node has cores.
 	start := time.Now()
+	if err := sendBulk(ctx, env, bodies); err != nil {
+		return 0, 0, err
+	}
+	return time.Since(start), docs, nil
+}
+
+// bulkBodies reads every document of alias from and returns bulk bodies of
+// 2,000 index actions each that write them into alias to.
+func bulkBodies(ctx context.Context, env Env, from, to string) ([]string, int, error) {
+	var (
+		bodies []string
+		after  []any
+		b      strings.Builder
+		count  int
+	)
+	for {
+		q := map[string]any{"size": 5000, "sort": []any{map[string]any{"_doc": "asc"}}}
+		if after != nil {
+			q["search_after"] = after
+		}
+		body, _ := json.Marshal(q)
+		var res struct {
+			Hits struct {
+				Hits []struct {
+					ID     string          `json:"_id"`
+					Source json.RawMessage `json:"_source"`
+					Sort   []any           `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := elastic.Do(ctx, env.ES, http.MethodPost, "/"+from+"/_search", string(body), &res); err != nil {
+			return nil, 0, err
+		}
+		if len(res.Hits.Hits) == 0 {
+			break
+		}
+		for _, h := range res.Hits.Hits {
+			fmt.Fprintf(&b, `{"index":{"_index":%q,"_id":%q}}`+"\n%s\n", to, h.ID, h.Source)
+			count++
+			if count%2000 == 0 {
+				bodies = append(bodies, b.String())
+				b.Reset()
+			}
+		}
+		after = res.Hits.Hits[len(res.Hits.Hits)-1].Sort
+	}
+	if b.Len() > 0 {
+		bodies = append(bodies, b.String())
+	}
+	return bodies, count, nil
+}
+
+// sendBulk sends bodies with two requests in flight, as many as the node
+// has cores, and fails on the first error or item error.
+func sendBulk(ctx context.Context, env Env, bodies []string) error {
 	next := make(chan string)
 	errs := make(chan error, 2)
 	for range 2 {
@@ -292,10 +313,7 @@ func rawBulk(ctx context.Context, env Env, from, to string, refresh time.Duratio
 		}
 		failed = <-errs
 	}
-	if failed != nil {
-		return 0, 0, failed
-	}
-	return time.Since(start), docs, nil
+	return failed
 }
 
 func deleteIndices(env Env, prefix string) {
