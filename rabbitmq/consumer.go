@@ -13,7 +13,9 @@ import (
 	"github.com/splitstream/splitstream/projector"
 )
 
-// The projector's queues, part of the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design).
+// The projector's queues: ProjectorQueue is part of the external contract
+// (../shared/ARCHITECTURE.md, beside the repository); its dead-letter queue is
+// this design's (docs/ARCHITECTURE.md, "Broker topology").
 const (
 	ProjectorQueue     = "projector"
 	ProjectorDeadQueue = "projector.dead"

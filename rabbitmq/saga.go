@@ -15,7 +15,9 @@ import (
 	"github.com/splitstream/splitstream/saga"
 )
 
-// The order saga's queues, part of the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design).
+// The order saga's queues: SagaQueue is part of the external contract
+// (../shared/ARCHITECTURE.md, beside the repository); its dead-letter queue is
+// this design's (docs/ARCHITECTURE.md, "Broker topology").
 const (
 	SagaQueue     = "saga.orders"
 	SagaDeadQueue = "saga.orders.dead"
