@@ -1,0 +1,123 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/internal/testenv"
+	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/rabbitmq"
+)
+
+// signalHandler acks every message and says when a batch arrived.
+type signalHandler struct{ got chan int }
+
+func (h signalHandler) Handle(_ context.Context, msgs []projector.Message) ([]projector.Verdict, error) {
+	h.got <- len(msgs)
+	return make([]projector.Verdict, len(msgs)), nil // the zero verdict is Ack
+}
+func (signalHandler) Idle(context.Context) {}
+func (signalHandler) Consuming(bool)       {}
+
+// BenchmarkLoneMessage times one record from publish to the handler, one at
+// a time (the low-load case of mutation → visible): through the projector
+// consumer, beside the ceiling of a plain consumer of a plain queue bound to
+// the same exchange, in the same run. The consumer's linger is the default
+// (20 ms); a lone message should not wait for it.
+func BenchmarkLoneMessage(b *testing.B) {
+	amqpURL := testenv.RabbitMQ(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := testenv.Logger(b)
+	conn, err := rabbitmq.Dial(ctx, amqpURL, "bench-lone", log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	pub, err := rabbitmq.NewPublisher(conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	rec := orderRecord(1, "o-1", event.OrderPlaced{}.EventType(), 1)
+
+	b.Run("ceiling=plain-consumer", func(b *testing.B) {
+		ch, err := conn.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ch.Close()
+		if err := rabbitmq.DeclareEvents(ch); err != nil {
+			b.Fatal(err)
+		}
+		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ch.QueueBind(q.Name, "#", rabbitmq.EventsExchange, false, nil); err != nil {
+			b.Fatal(err)
+		}
+		deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		loneMessages(b, ctx, pub, rec, func() { <-deliveries })
+	})
+
+	b.Run("projector-consumer", func(b *testing.B) {
+		h := signalHandler{got: make(chan int, 16)}
+		c, err := rabbitmq.NewProjectorConsumer(conn, h, rabbitmq.ConsumerConfig{Log: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = c.Run(cctx) }()
+		defer func() { stop(); <-done }()
+		waitForQueue(b, conn)
+		batches := 0
+		loneMessages(b, ctx, pub, rec, func() { <-h.got; batches++ })
+		if batches != b.N {
+			b.Fatalf("%d batches for %d lone messages", batches, b.N)
+		}
+	})
+}
+
+// loneMessages publishes b.N records one at a time, waiting for each.
+func loneMessages(b *testing.B, ctx context.Context, pub *rabbitmq.Publisher, rec event.Record, wait func()) {
+	b.ResetTimer()
+	for range b.N {
+		if err := pub.Publish(ctx, []event.Record{rec}); err != nil {
+			b.Fatal(err)
+		}
+		wait()
+	}
+}
+
+// waitForQueue returns once the projector queue exists: the exchange drops
+// what no queue is bound for.
+func waitForQueue(b *testing.B, conn *rabbitmq.Conn) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ch, err := conn.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = ch.QueueDeclarePassive(rabbitmq.ProjectorQueue, true, false, false, false, amqp.Table{
+			amqp.QueueTypeArg: amqp.QueueTypeQuorum, amqp.SingleActiveConsumerArg: true,
+			"x-dead-letter-exchange": rabbitmq.DeadExchange, "x-dead-letter-routing-key": rabbitmq.ProjectorQueue,
+		})
+		_ = ch.Close()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("projector queue not declared: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
