@@ -100,7 +100,7 @@ func loneMessages(b *testing.B, ctx context.Context, pub *rabbitmq.Publisher, re
 
 // waitForQueue returns once the projector queue exists: the exchange drops
 // what no queue is bound for.
-func waitForQueue(b *testing.B, conn *rabbitmq.Conn) {
+func waitForQueue(b testing.TB, conn *rabbitmq.Conn) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ch, err := conn.Channel()
@@ -120,4 +120,54 @@ func waitForQueue(b *testing.B, conn *rabbitmq.Conn) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// A lone message reaches the handler although the linger is an hour: a
+// batch is handed over as soon as nothing more is ready. Two messages
+// published together still arrive, in one batch or two.
+func TestProjectorConsumerHandsOverALoneMessage(t *testing.T) {
+	amqpURL := testenv.RabbitMQ(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := testenv.Logger(t)
+	conn, err := rabbitmq.Dial(ctx, amqpURL, "lone-message", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h := signalHandler{got: make(chan int, 16)}
+	c, err := rabbitmq.NewProjectorConsumer(conn, h, rabbitmq.ConsumerConfig{Linger: time.Hour, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitForQueue(t, conn)
+	pub, err := rabbitmq.NewPublisher(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	handed := func(want int) {
+		t.Helper()
+		got := 0
+		for got < want {
+			select {
+			case n := <-h.got:
+				got += n
+			case <-time.After(30 * time.Second): // a bound on a hang, far below the linger
+				t.Fatalf("%d of %d messages handed over; the batch waited for the linger", got, want)
+			}
+		}
+	}
+	if err := pub.Publish(ctx, []event.Record{orderRecord(1, "o-1", event.OrderPlaced{}.EventType(), 1)}); err != nil {
+		t.Fatal(err)
+	}
+	handed(1)
+	if err := pub.Publish(ctx, []event.Record{orderRecord(2, "o-2", event.OrderPlaced{}.EventType(), 1),
+		orderRecord(3, "o-3", event.OrderPlaced{}.EventType(), 1)}); err != nil {
+		t.Fatal(err)
+	}
+	handed(2)
 }
