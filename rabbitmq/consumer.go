@@ -88,9 +88,13 @@ type ConsumerConfig struct {
 	Prefetch int
 	// BatchSize is the most messages handed over at once (1000).
 	BatchSize int
+	// Gap is how long a batch waits for the next message (1ms): a batch
+	// is handed over once none comes within it, so a lone message waits
+	// only the gap. While messages keep arriving (a backlog streaming in
+	// from the broker), the batch fills.
+	Gap time.Duration
 	// Linger is the longest a batch waits to fill while messages keep
-	// arriving (20ms); a batch is handed over as soon as no further message
-	// is ready, so a lone message is handed over at once.
+	// arriving (20ms).
 	Linger time.Duration
 	// IdleEvery is how often Idle is called while nothing comes (1s).
 	IdleEvery time.Duration
@@ -106,6 +110,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if c.BatchSize > c.Prefetch {
 		c.BatchSize = c.Prefetch
+	}
+	if c.Gap <= 0 {
+		c.Gap = time.Millisecond
 	}
 	if c.Linger <= 0 {
 		c.Linger = 20 * time.Millisecond
@@ -141,7 +148,7 @@ func NewProjectorConsumer(conn *Conn, h ProjectorHandler, cfg ConsumerConfig) (*
 	cfg = cfg.withDefaults()
 	return &ProjectorConsumer{conn: conn, h: h, cfg: cfg, sub: subscription{
 		what: "projector consumer", queue: ProjectorQueue, declare: DeclareProjector, prefetch: cfg.Prefetch,
-		batchSize: cfg.BatchSize, linger: cfg.Linger, confirmed: true, log: cfg.Log,
+		batchSize: cfg.BatchSize, gap: cfg.Gap, linger: cfg.Linger, confirmed: true, log: cfg.Log,
 	}}, nil
 }
 

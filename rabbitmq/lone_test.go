@@ -171,3 +171,74 @@ func TestProjectorConsumerHandsOverALoneMessage(t *testing.T) {
 	}
 	handed(2)
 }
+
+// slowHandler acks every message after a fixed cost per batch, as a bulk
+// request has, and counts what it was handed.
+type slowHandler struct {
+	cost    time.Duration
+	handled chan int
+}
+
+func (h slowHandler) Handle(_ context.Context, msgs []projector.Message) ([]projector.Verdict, error) {
+	time.Sleep(h.cost)
+	h.handled <- len(msgs)
+	return make([]projector.Verdict, len(msgs)), nil
+}
+func (slowHandler) Idle(context.Context) {}
+func (slowHandler) Consuming(bool)       {}
+
+// BenchmarkBacklogDrain drains a backlog of b.N records through the
+// projector consumer into a handler that costs 5 ms a batch, and reports
+// the mean batch size: handing a batch over once nothing is ready must
+// still fill batches while a backlog streams in.
+func BenchmarkBacklogDrain(b *testing.B) {
+	amqpURL := testenv.RabbitMQ(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := testenv.Logger(b)
+	conn, err := rabbitmq.Dial(ctx, amqpURL, "bench-drain", log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rabbitmq.DeclareProjector(ch); err != nil {
+		b.Fatal(err)
+	}
+	_ = ch.Close()
+	pub, err := rabbitmq.NewPublisher(conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	records := make([]event.Record, b.N)
+	for i := range records {
+		records[i] = orderRecord(i+1, "o-1", event.OrderPlaced{}.EventType(), i+1)
+	}
+	for i := 0; i < b.N; i += 1000 {
+		if err := pub.Publish(ctx, records[i:min(i+1000, b.N)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h := slowHandler{cost: 5 * time.Millisecond, handled: make(chan int, 1024)}
+	c, err := rabbitmq.NewProjectorConsumer(conn, h, rabbitmq.ConsumerConfig{Log: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(cctx) }()
+	got, batches := 0, 0
+	for got < b.N {
+		got += <-h.handled
+		batches++
+	}
+	b.StopTimer()
+	stop()
+	<-done
+	b.ReportMetric(float64(got)/float64(batches), "msgs/batch")
+}

@@ -133,11 +133,11 @@ func NewSagaConsumer(conn *Conn, h SagaHandler, cfg SagaConsumerConfig) (*SagaCo
 		return nil, errors.New("rabbitmq: nil saga handler")
 	}
 	cfg = cfg.withDefaults()
-	// Batches are only what is ready at once: each message goes to its
-	// order's worker and is settled on its own.
+	// Batches of one: each message goes to its order's worker and is
+	// settled on its own.
 	return &SagaConsumer{conn: conn, h: h, cfg: cfg, sub: subscription{
 		what: "saga consumer", queue: SagaQueue, declare: DeclareSaga, prefetch: cfg.Prefetch,
-		batchSize: cfg.Prefetch, linger: time.Millisecond, log: cfg.Log,
+		batchSize: 1, log: cfg.Log,
 	}}, nil
 }
 

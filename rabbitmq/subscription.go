@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -21,11 +20,11 @@ type subscription struct {
 	queue    string                    // the queue consumed
 	declare  func(*amqp.Channel) error // the topology the queue needs, declared idempotently
 	prefetch int                       // unacked messages the broker sends ahead
-	// batchSize bounds a batch; linger bounds how long a batch that keeps
-	// filling waits for more (a batch is handed over as soon as no further
-	// delivery is ready, so a lone message never waits).
-	batchSize int
-	linger    time.Duration
+	// batchSize bounds a batch. A batch is handed over once no further
+	// delivery comes within gap, so a lone message waits only that; linger
+	// bounds how long a batch that keeps filling waits for more.
+	batchSize   int
+	gap, linger time.Duration
 	// confirmed opens a second channel in confirm mode for publishing dead
 	// letters with a reason (the projector's); without it, dead letters are
 	// rejected into the queue's dead-letter exchange (the saga's).
@@ -98,15 +97,15 @@ func (s *subscription) open(conn *Conn) (*session, func(), error) {
 
 var errDeliveriesClosed = errors.New("deliveries closed (channel or connection lost)")
 
-// collect waits for a first delivery, then takes what is ready, up to the
-// batch size: the batch is handed over as soon as no further delivery is
-// ready, and waits at most the linger while deliveries keep arriving. No
-// delivery before an idle tick returns an empty batch.
+// collect waits for a first delivery, then takes what keeps arriving, up to
+// the batch size: the batch is handed over once no further delivery comes
+// within the gap, and waits at most the linger while deliveries keep
+// arriving. No delivery before an idle tick returns an empty batch.
 func (s *session) collect(ctx context.Context, idle <-chan time.Time) ([]amqp.Delivery, error) {
-	return collect(ctx, s.deliveries, s.changed, idle, s.sub.batchSize, s.sub.linger)
+	return collect(ctx, s.deliveries, s.changed, idle, s.sub.batchSize, s.sub.gap, s.sub.linger)
 }
 
-func collect(ctx context.Context, deliveries <-chan amqp.Delivery, changed <-chan struct{}, idle <-chan time.Time, size int, linger time.Duration) ([]amqp.Delivery, error) {
+func collect(ctx context.Context, deliveries <-chan amqp.Delivery, changed <-chan struct{}, idle <-chan time.Time, size int, gap, linger time.Duration) ([]amqp.Delivery, error) {
 	var batch []amqp.Delivery
 	select {
 	case <-ctx.Done():
@@ -121,29 +120,43 @@ func collect(ctx context.Context, deliveries <-chan amqp.Delivery, changed <-cha
 		}
 		batch = append(batch, d)
 	}
-	deadline := time.Now().Add(linger)
-	yielded := false
-	for len(batch) < size && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case d, ok := <-deliveries:
-			if !ok {
-				// The channel died: its tags cannot be acked; the broker
-				// hands these messages out again.
-				return nil, errDeliveriesClosed
-			}
-			batch = append(batch, d)
-			yielded = false
-		default:
-			if yielded {
-				return batch, nil // nothing more is arriving: hand over now
-			}
-			// Let the connection's reader pass on what it has in hand
-			// before deciding that nothing more is coming.
-			runtime.Gosched()
-			yielded = true
+	lingerEnds := time.NewTimer(linger)
+	defer lingerEnds.Stop()
+	var quiet *time.Timer // made only when a delivery is not ready at once
+	defer func() {
+		if quiet != nil {
+			quiet.Stop()
 		}
+	}()
+	for len(batch) < size {
+		var (
+			d  amqp.Delivery
+			ok bool
+		)
+		select {
+		case d, ok = <-deliveries: // ready now: no timer needed
+		default:
+			if quiet == nil {
+				quiet = time.NewTimer(gap)
+			} else {
+				quiet.Reset(gap)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-lingerEnds.C:
+				return batch, nil
+			case <-quiet.C:
+				return batch, nil // nothing more is arriving: hand over now
+			case d, ok = <-deliveries:
+			}
+		}
+		if !ok {
+			// The channel died: its tags cannot be acked; the broker
+			// hands these messages out again.
+			return nil, errDeliveriesClosed
+		}
+		batch = append(batch, d)
 	}
 	return batch, nil
 }

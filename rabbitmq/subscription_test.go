@@ -8,14 +8,14 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// A lone message is handed over at once: with a linger of an hour, collect
-// still returns the one delivery that is there, since nothing more is ready.
+// A lone message is handed over once the gap passes: with a linger of an
+// hour, collect still returns the one delivery that is there.
 func TestCollectHandsOverALoneMessageAtOnce(t *testing.T) {
 	deliveries := make(chan amqp.Delivery, 4)
 	deliveries <- amqp.Delivery{DeliveryTag: 1}
 	got := make(chan []amqp.Delivery, 1)
 	go func() {
-		batch, err := collect(context.Background(), deliveries, nil, nil, 1000, time.Hour)
+		batch, err := collect(context.Background(), deliveries, nil, nil, 1000, time.Millisecond, time.Hour)
 		if err != nil {
 			t.Error(err)
 		}
@@ -31,23 +31,24 @@ func TestCollectHandsOverALoneMessageAtOnce(t *testing.T) {
 	}
 }
 
-// What is ready is taken together, up to the batch size.
+// What keeps arriving is taken together, up to the batch size.
 func TestCollectTakesWhatIsReadyUpToTheBatchSize(t *testing.T) {
 	deliveries := make(chan amqp.Delivery, 8)
 	for i := range 5 {
 		deliveries <- amqp.Delivery{DeliveryTag: uint64(i + 1)}
 	}
-	first, err := collect(context.Background(), deliveries, nil, nil, 3, time.Hour)
+	first, err := collect(context.Background(), deliveries, nil, nil, 3, time.Millisecond, time.Hour)
 	if err != nil || len(first) != 3 {
 		t.Fatalf("first batch = %d deliveries, %v; want 3", len(first), err)
 	}
-	second, err := collect(context.Background(), deliveries, nil, nil, 3, time.Hour)
+	second, err := collect(context.Background(), deliveries, nil, nil, 3, time.Millisecond, time.Hour)
 	if err != nil || len(second) != 2 || second[0].DeliveryTag != 4 {
 		t.Fatalf("second batch = %+v, %v; want tags 4 and 5", second, err)
 	}
 }
 
-// A batch that keeps filling ends at the linger, short of the batch size.
+// A batch that keeps filling ends at the linger, short of the batch size,
+// however long the gap.
 func TestCollectEndsAFillingBatchAtTheLinger(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -61,7 +62,7 @@ func TestCollectEndsAFillingBatchAtTheLinger(t *testing.T) {
 			}
 		}
 	}()
-	batch, err := collect(ctx, deliveries, nil, nil, 1<<30, 20*time.Millisecond)
+	batch, err := collect(ctx, deliveries, nil, nil, 1<<30, time.Hour, 20*time.Millisecond)
 	if err != nil || len(batch) == 0 || len(batch) >= 1<<30 {
 		t.Fatalf("batch of %d, %v; want one cut by the linger", len(batch), err)
 	}
@@ -72,12 +73,12 @@ func TestCollectEndsAFillingBatchAtTheLinger(t *testing.T) {
 func TestCollectIdleAndClosed(t *testing.T) {
 	idle := make(chan time.Time, 1)
 	idle <- time.Now()
-	if batch, err := collect(context.Background(), make(chan amqp.Delivery), nil, idle, 10, time.Hour); err != nil || batch != nil {
+	if batch, err := collect(context.Background(), make(chan amqp.Delivery), nil, idle, 10, time.Millisecond, time.Hour); err != nil || batch != nil {
 		t.Fatalf("idle: %v, %v", batch, err)
 	}
 	closed := make(chan amqp.Delivery)
 	close(closed)
-	if _, err := collect(context.Background(), closed, nil, nil, 10, time.Hour); err == nil {
+	if _, err := collect(context.Background(), closed, nil, nil, 10, time.Millisecond, time.Hour); err == nil {
 		t.Fatal("closed deliveries: no error")
 	}
 }
