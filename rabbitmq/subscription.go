@@ -120,6 +120,9 @@ func collect(ctx context.Context, deliveries <-chan amqp.Delivery, changed <-cha
 		}
 		batch = append(batch, d)
 	}
+	if len(batch) >= size {
+		return batch, nil
+	}
 	lingerEnds := time.NewTimer(linger)
 	defer lingerEnds.Stop()
 	var quiet *time.Timer // made only when a delivery is not ready at once
