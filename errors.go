@@ -8,7 +8,8 @@ import (
 	"fmt"
 )
 
-// Error codes, as the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design) names them.
+// Error codes (extensions.code), as the external contract names them
+// (../shared/ARCHITECTURE.md, beside the repository).
 const (
 	EInvalid         = "BAD_USER_INPUT"
 	ENotFound        = "NOT_FOUND"

@@ -37,11 +37,11 @@ func WithTokens(t Tokens) Option {
 
 // admit asks the guard whether the caller may run mutation and makes the
 // caller the recorded actor; without a guard m's actor stands.
-func (s *Service) admit(ctx context.Context, mutation string, m *Meta) error {
+func (s *Service) admit(ctx context.Context, mutation Name, m *Meta) error {
 	if s.guard == nil {
 		return nil
 	}
-	if err := s.guard.Permit(ctx, mutation); err != nil {
+	if err := s.guard.Permit(ctx, string(mutation)); err != nil {
 		return err
 	}
 	m.Actor = s.guard.Actor(ctx)
@@ -49,11 +49,11 @@ func (s *Service) admit(ctx context.Context, mutation string, m *Meta) error {
 }
 
 // owns asks the guard whether the caller may act on what owner owns.
-func (s *Service) owns(ctx context.Context, mutation, owner string) error {
+func (s *Service) owns(ctx context.Context, mutation Name, owner string) error {
 	if s.guard == nil {
 		return nil
 	}
-	return s.guard.PermitOwner(ctx, mutation, owner)
+	return s.guard.PermitOwner(ctx, string(mutation), owner)
 }
 
 // reviewAuthor is who added a review: the actor of its first event.

@@ -47,7 +47,7 @@ type metrics struct {
 }
 
 // observe records one command; appended is how many events it added.
-func (m *metrics) observe(mutation string, start time.Time, appended int, err error) {
+func (m *metrics) observe(mutation Name, start time.Time, appended int, err error) {
 	if m == nil {
 		return
 	}
@@ -55,7 +55,7 @@ func (m *metrics) observe(mutation string, start time.Time, appended int, err er
 	if err != nil {
 		outcome = splitstream.ErrorCode(err)
 	}
-	m.commands.WithLabelValues(mutation, outcome).Inc()
-	m.latency.WithLabelValues(mutation).Observe(time.Since(start).Seconds())
+	m.commands.WithLabelValues(string(mutation), outcome).Inc()
+	m.latency.WithLabelValues(string(mutation)).Observe(time.Since(start).Seconds())
 	m.appended.Add(float64(appended))
 }

@@ -69,7 +69,7 @@ func TestServiceCountsCommandsByOutcome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.ChangeProduct(ctx, "renameProduct", res.ID, Meta{}, RenameProduct{Name: ""}); err == nil {
+	if _, err := svc.ChangeProduct(ctx, res.ID, Meta{}, RenameProduct{Name: ""}); err == nil {
 		t.Fatal("an empty name was accepted")
 	}
 	if got := counter(t, reg, "splitstream_commands_total", map[string]string{"mutation": "createProduct", "outcome": "ok"}); got != 1 {

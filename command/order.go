@@ -32,6 +32,7 @@ type Order struct {
 // OrderCommand is a command on an order. Commands are passed as values.
 type OrderCommand interface {
 	isOrderCommand()
+	Namer
 	// Validate checks the command's input alone, before anything is loaded.
 	Validate() error
 }

@@ -30,6 +30,7 @@ type Product struct {
 // ProductCommand is a command on a product. Commands are passed as values.
 type ProductCommand interface {
 	isProductCommand()
+	Namer
 	// Validate checks the command's input alone, before anything is loaded.
 	Validate() error
 }

@@ -23,6 +23,7 @@ type Review struct {
 // ReviewCommand is a command on a review. Commands are passed as values.
 type ReviewCommand interface {
 	isReviewCommand()
+	Namer
 	// Validate checks the command's input alone, before anything is loaded.
 	Validate() error
 }

@@ -57,26 +57,25 @@ func NewService(store EventStore, opts ...Option) (*Service, error) {
 
 // CreateProduct creates a product with a new id.
 func (s *Service) CreateProduct(ctx context.Context, m Meta, c CreateProduct) (Result, error) {
-	if err := s.admit(ctx, "createProduct", &m); err != nil {
+	if err := s.admit(ctx, c.CommandName(), &m); err != nil {
 		return Result{}, err
 	}
-	return s.product(ctx, "createProduct", s.newID(), true, m, c, c)
+	return s.product(ctx, s.newID(), true, m, c, c)
 }
 
-// ChangeProduct runs any other product command on product id; mutation names
-// the GraphQL mutation, for idempotency.
-func (s *Service) ChangeProduct(ctx context.Context, mutation, id string, m Meta, c ProductCommand) (Result, error) {
-	if err := s.admit(ctx, mutation, &m); err != nil {
+// ChangeProduct runs any other product command on product id.
+func (s *Service) ChangeProduct(ctx context.Context, id string, m Meta, c ProductCommand) (Result, error) {
+	if err := s.admit(ctx, c.CommandName(), &m); err != nil {
 		return Result{}, err
 	}
-	return s.product(ctx, mutation, id, false, m, c, struct {
+	return s.product(ctx, id, false, m, c, struct {
 		ID  string
 		Cmd ProductCommand
 	}{id, c})
 }
 
-func (s *Service) product(ctx context.Context, mutation, id string, fresh bool, m Meta, c ProductCommand, input any) (Result, error) {
-	return s.change(ctx, mutation, Stream{ID: id, Type: event.StreamProduct}, fresh, m, c, ProductFoldVersion, input,
+func (s *Service) product(ctx context.Context, id string, fresh bool, m Meta, c ProductCommand, input any) (Result, error) {
+	return s.change(ctx, c.CommandName(), Stream{ID: id, Type: event.StreamProduct}, fresh, m, c, ProductFoldVersion, input,
 		func(snap *Snapshot, h []event.Envelope) (Decision, error) {
 			p, err := restore(Product{ID: id}, event.StreamProduct, snap, h)
 			if err != nil {
@@ -88,13 +87,13 @@ func (s *Service) product(ctx context.Context, mutation, id string, fresh bool, 
 
 // AddReview adds a review, with a new id, to an existing product.
 func (s *Service) AddReview(ctx context.Context, m Meta, c AddReview) (Result, error) {
-	if err := s.admit(ctx, "addReview", &m); err != nil {
+	if err := s.admit(ctx, c.CommandName(), &m); err != nil {
 		return Result{}, err
 	}
 	input := c
 	input.Product = Product{}
 	id := s.newID()
-	return s.change(ctx, "addReview", Stream{ID: id, Type: event.StreamReview}, true, m, c, ReviewFoldVersion, input,
+	return s.change(ctx, c.CommandName(), Stream{ID: id, Type: event.StreamReview}, true, m, c, ReviewFoldVersion, input,
 		func(snap *Snapshot, h []event.Envelope) (Decision, error) {
 			// Loaded only once the command id was looked up: a retry is
 			// answered from its record, whatever became of the product.
@@ -113,10 +112,11 @@ func (s *Service) AddReview(ctx context.Context, m Meta, c AddReview) (Result, e
 
 // RemoveReview removes review id.
 func (s *Service) RemoveReview(ctx context.Context, id string, m Meta) (Result, error) {
-	if err := s.admit(ctx, "removeReview", &m); err != nil {
+	name := RemoveReview{}.CommandName()
+	if err := s.admit(ctx, name, &m); err != nil {
 		return Result{}, err
 	}
-	return s.change(ctx, "removeReview", Stream{ID: id, Type: event.StreamReview}, false, m, RemoveReview{}, ReviewFoldVersion, id,
+	return s.change(ctx, name, Stream{ID: id, Type: event.StreamReview}, false, m, RemoveReview{}, ReviewFoldVersion, id,
 		func(snap *Snapshot, h []event.Envelope) (Decision, error) {
 			// The owner is the actor of the review's first event. A review
 			// stream holds at most two events, so it never has a snapshot;
@@ -125,7 +125,7 @@ func (s *Service) RemoveReview(ctx context.Context, id string, m Meta) (Result, 
 			if snap == nil {
 				owner = reviewAuthor(h)
 			}
-			if err := s.owns(ctx, "removeReview", owner); err != nil {
+			if err := s.owns(ctx, name, owner); err != nil {
 				return Decision{}, err
 			}
 			r, err := restore(Review{ID: id}, event.StreamReview, snap, h)
@@ -140,15 +140,15 @@ func (s *Service) RemoveReview(ctx context.Context, id string, m Meta) (Result, 
 // name and price as they are now; an unknown product is left for the saga to
 // reject. The order's own limits are checked before any product is loaded.
 func (s *Service) PlaceOrder(ctx context.Context, m Meta, c PlaceOrder) (Result, error) {
-	if err := s.admit(ctx, "placeOrder", &m); err != nil {
+	if err := s.admit(ctx, c.CommandName(), &m); err != nil {
 		return Result{}, err
 	}
-	if err := s.owns(ctx, "placeOrder", c.CustomerID); err != nil {
+	if err := s.owns(ctx, c.CommandName(), c.CustomerID); err != nil {
 		return Result{}, err
 	}
 	input := c
 	id := s.newID()
-	return s.change(ctx, "placeOrder", Stream{ID: id, Type: event.StreamOrder}, true, m, c, OrderFoldVersion, input,
+	return s.change(ctx, c.CommandName(), Stream{ID: id, Type: event.StreamOrder}, true, m, c, OrderFoldVersion, input,
 		func(snap *Snapshot, h []event.Envelope) (Decision, error) {
 			c := c
 			c.Lines = slices.Clone(c.Lines)
@@ -173,7 +173,8 @@ func (s *Service) PlaceOrder(ctx context.Context, m Meta, c PlaceOrder) (Result,
 }
 
 // ChangeOrder runs any other order command on order id.
-func (s *Service) ChangeOrder(ctx context.Context, mutation, id string, m Meta, c OrderCommand) (Result, error) {
+func (s *Service) ChangeOrder(ctx context.Context, id string, m Meta, c OrderCommand) (Result, error) {
+	mutation := c.CommandName()
 	if err := s.admit(ctx, mutation, &m); err != nil {
 		return Result{}, err
 	}
@@ -227,7 +228,7 @@ func validate(st Stream, fresh bool, m Meta, c validator) error {
 	return c.Validate()
 }
 
-func (s *Service) decideAndAppend(ctx context.Context, mutation string, st Stream, fresh bool, m Meta, c validator, foldVersion int, input any,
+func (s *Service) decideAndAppend(ctx context.Context, mutation Name, st Stream, fresh bool, m Meta, c validator, foldVersion int, input any,
 	decide func(*Snapshot, []event.Envelope) (Decision, error)) (Result, error) {
 	start := time.Now()
 	if err := validate(st, fresh, m, c); err != nil {

@@ -71,17 +71,17 @@ func TestValidationComesFirst(t *testing.T) {
 			return svc.AddReview(ctx, Meta{}, AddReview{ProductID: long, Author: "a", Rating: 1})
 		}},
 		{"id", func() (Result, error) {
-			return svc.ChangeProduct(ctx, "renameProduct", "a\x00b", Meta{}, RenameProduct{Name: "x"})
+			return svc.ChangeProduct(ctx, "a\x00b", Meta{}, RenameProduct{Name: "x"})
 		}},
 		{"expectedVersion", func() (Result, error) {
 			v := -1
 			return svc.RemoveReview(ctx, "r", Meta{ExpectedVersion: &v})
 		}},
 		{"orderId", func() (Result, error) {
-			return svc.ChangeProduct(ctx, "reserveStock", "p", Meta{Internal: true}, ReserveStock{OrderID: long, Quantity: 1})
+			return svc.ChangeProduct(ctx, "p", Meta{Internal: true}, ReserveStock{OrderID: long, Quantity: 1})
 		}},
 		{"reason", func() (Result, error) {
-			return svc.ChangeOrder(ctx, "cancelOrder", "o", Meta{}, CancelOrder{Reason: strings.Repeat("é", maxReasonRunes+1)})
+			return svc.ChangeOrder(ctx, "o", Meta{}, CancelOrder{Reason: strings.Repeat("é", maxReasonRunes+1)})
 		}},
 	}
 	for _, c := range cases {

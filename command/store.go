@@ -45,8 +45,9 @@ type Change struct {
 	// ExpectedVersion, when set, must equal the stream's version or the
 	// change fails with CONFLICT and the current version.
 	ExpectedVersion *int
-	Mutation        string
-	CommandID       string
+	// Mutation is the command's name: the scope CommandID is stored under.
+	Mutation  Name
+	CommandID string
 	// Internal puts CommandID in the server's own id space (the saga's
 	// steps), apart from the commandIds clients send: neither can ever
 	// claim the other's.

@@ -20,9 +20,9 @@ func WithTracer(tp trace.TracerProvider) Option {
 }
 
 // change runs one command inside its span, "command <mutation>".
-func (s *Service) change(ctx context.Context, mutation string, st Stream, fresh bool, m Meta, c validator, foldVersion int, input any,
+func (s *Service) change(ctx context.Context, mutation Name, st Stream, fresh bool, m Meta, c validator, foldVersion int, input any,
 	decide func(*Snapshot, []event.Envelope) (Decision, error)) (Result, error) {
-	ctx, span := s.tracer.Start(ctx, "command "+mutation, trace.WithAttributes(
+	ctx, span := s.tracer.Start(ctx, "command "+string(mutation), trace.WithAttributes(
 		attribute.String("splitstream.stream.type", st.Type), attribute.String("splitstream.stream.id", st.ID)))
 	res, err := s.decideAndAppend(ctx, mutation, st, fresh, m, c, foldVersion, input, decide)
 	tracing.End(span, err)

@@ -370,105 +370,17 @@ func playgroundPage(p PlaygroundConfig, assets *playgroundAssets, withHeaders bo
 	return page
 }
 
+// playgroundTabs holds the example documents: tabs/<service>/<file>.graphql
+// and its variables beside it in .json.
+//
+//go:embed tabs
+var playgroundTabs embed.FS
+
 // CommandTabs are example mutations for the command service's playground:
 // create a product, rename it (with expectedVersion), review it, order it.
 func CommandTabs() []PlaygroundTab {
-	return []PlaygroundTab{
-		{
-			Name: "Create a product",
-			Query: `# Creates a product. Copy the returned id into the
-# other tabs; pass the token as consistentWith on
-# the query service to read this write. Add a
-# "commandId" to the input to make retries safe.
-mutation CreateProduct($input: CreateProductInput!) {
-  createProduct(input: $input) {
-    id
-    version
-    token
-  }
-}
-`,
-			Variables: `{
-  "input": {
-    "name": "Trail running shoes",
-    "description": "Light, grippy and quick to dry.",
-    "category": "shoes",
-    "priceCents": 8999,
-    "currency": "EUR",
-    "stock": 25
-  }
-}
-`,
-		},
-		{
-			Name: "Rename a product",
-			Query: `# expectedVersion is the version you last saw; if
-# the product changed since, the answer is a
-# CONFLICT error with the current version.
-mutation RenameProduct($input: RenameProductInput!) {
-  renameProduct(input: $input) {
-    id
-    version
-    token
-  }
-}
-`,
-			Variables: `{
-  "input": {
-    "id": "PASTE-THE-PRODUCT-ID",
-    "name": "Trail running shoes, second edition",
-    "expectedVersion": 1
-  }
-}
-`,
-		},
-		{
-			Name: "Review a product",
-			Query: `# A rating is 1 to 5. The review updates the
-# product's rating in the read model.
-mutation AddReview($input: AddReviewInput!) {
-  addReview(input: $input) {
-    id
-    version
-    token
-  }
-}
-`,
-			Variables: `{
-  "input": {
-    "productId": "PASTE-THE-PRODUCT-ID",
-    "author": "ada",
-    "rating": 5,
-    "comment": "Comfortable from the first kilometre."
-  }
-}
-`,
-		},
-		{
-			Name: "Place an order",
-			Query: `# Starts a saga that reserves stock for every
-# line; the order ends CONFIRMED or REJECTED
-# (see order(id) on the query service, with a
-# token for customer-1 or an admin's).
-mutation PlaceOrder($input: PlaceOrderInput!) {
-  placeOrder(input: $input) {
-    id
-    version
-    token
-  }
-}
-`,
-			Variables: `{
-  "input": {
-    "customerId": "customer-1",
-    "lines": [
-      { "productId": "PASTE-THE-PRODUCT-ID", "quantity": 2 }
-    ]
-  }
-}
-`,
-		},
-	}
+	return loadTabs("command", []string{"1-create-a-product", "Create a product"}, []string{"2-rename-a-product", "Rename a product"},
+		[]string{"3-review-a-product", "Review a product"}, []string{"4-place-an-order", "Place an order"})
 }
 
 // QueryTabs are example queries and a subscription for the query service's
@@ -476,123 +388,20 @@ mutation PlaceOrder($input: PlaceOrderInput!) {
 // read with consistentWith, and a productChanged subscription. They follow
 // graph/read/schema.graphqls; a test validates them against it.
 func QueryTabs() []PlaygroundTab {
-	return []PlaygroundTab{
-		{
-			Name: "Search products",
-			Query: `# Full text over name and description, filters,
-# a sort (RELEVANCE, PRICE_ASC, PRICE_DESC,
-# RATING_DESC, NEWEST), facets, and pages: pass
-# pageInfo.endCursor as "after" for the next one.
-query SearchProducts(
-  $search: String
-  $filter: ProductFilter
-  $sort: ProductSort
-  $first: Int
-  $after: String
-) {
-  products(
-    search: $search
-    filter: $filter
-    sort: $sort
-    first: $first
-    after: $after
-  ) {
-    totalCount
-    edges {
-      cursor
-      node {
-        id
-        name
-        category
-        priceCents
-        currency
-        stock
-        status
-        reviewCount
-        averageRating
-        version
-      }
-    }
-    pageInfo {
-      hasNextPage
-      endCursor
-    }
-    facets {
-      categories {
-        category
-        count
-      }
-      ratings {
-        rating
-        count
-      }
-      priceRanges {
-        fromCents
-        toCents
-        count
-      }
-    }
-  }
+	return loadTabs("query", []string{"1-search-products", "Search products"},
+		[]string{"2-one-product-read-your-writes", "One product, read-your-writes"}, []string{"3-watch-a-product", "Watch a product"})
 }
-`,
-			Variables: `{
-  "search": "shoes",
-  "filter": {
-    "minPriceCents": 1000,
-    "maxPriceCents": 20000,
-    "minRating": 3,
-    "inStock": true
-  },
-  "sort": "RELEVANCE",
-  "first": 10
-}
-`,
-		},
-		{
-			Name: "One product, read-your-writes",
-			Query: `# token: what a mutation returned. The answer then
-# reflects at least that write, or fails with
-# STALE_READ after a bounded wait. null reads the
-# index as it is now.
-query Product($id: ID!, $token: String) {
-  product(id: $id, consistentWith: $token) {
-    id
-    name
-    description
-    category
-    priceCents
-    currency
-    stock
-    status
-    reviewCount
-    averageRating
-    version
-  }
-}
-`,
-			Variables: `{
-  "id": "PASTE-THE-PRODUCT-ID",
-  "token": null
-}
-`,
-		},
-		{
-			Name: "Watch a product",
-			Query: `# Runs over a WebSocket (graphql-transport-ws).
-# Rename the product in the command playground
-# and the new name appears here.
-subscription ProductChanged($id: ID!) {
-  productChanged(id: $id) {
-    id
-    name
-    version
-  }
-}
-`,
-			Variables: `{
-  "id": "PASTE-THE-PRODUCT-ID"
-}
-`,
-		},
+
+// loadTabs reads each {file, name} tab of service from playgroundTabs. The
+// files are compiled in, so only a misspelt file name (which the playground
+// tests catch) leaves a tab empty.
+func loadTabs(service string, tabs ...[]string) []PlaygroundTab {
+	out := make([]PlaygroundTab, len(tabs))
+	for i, t := range tabs {
+		base := "tabs/" + service + "/" + t[0]
+		q, _ := playgroundTabs.ReadFile(base + ".graphql")
+		v, _ := playgroundTabs.ReadFile(base + ".json")
+		out[i] = PlaygroundTab{Name: t[1], Query: string(q), Variables: string(v)}
 	}
+	return out
 }

@@ -40,7 +40,10 @@ func (b bigIndex) GetProduct(_ context.Context, id string) (*query.Product, erro
 func streamServer(t *testing.T) (*query.Hub, string, <-chan struct{}) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hub := query.NewHub(bigIndex{rev: new(atomic.Int64)}, log, prometheus.NewRegistry(), 1<<20, 100)
+	hub, err := query.NewHub(bigIndex{rev: new(atomic.Int64)}, log, prometheus.NewRegistry(), 1<<20, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ws, limit := graph.WebSocket(graph.WebSocketOptions{InitTimeout: 5 * time.Second, KeepAlive: time.Hour, MaxSubscriptions: 2,
 		WriteTimeout: 300 * time.Millisecond, MaxMessageBytes: 64 << 10})
 	srv := graph.NewServer(read.NewExecutableSchema(read.Config{Resolvers: &read.Resolver{Changes: hub}}), graph.Options{

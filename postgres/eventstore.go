@@ -245,6 +245,34 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 	if c.Fresh {
 		return s.appendAndCommit(ctx, conn, &committed, c, stream{}, dec, true)
 	}
+	l, err := lockAndLoad(ctx, conn, c)
+	if err != nil || l.found {
+		return l.stored, err
+	}
+	if err := l.check(c); err != nil {
+		return command.Result{}, err
+	}
+	if dec, err = c.Decide(l.snap, l.history); err != nil {
+		return command.Result{}, err
+	}
+	return s.appendAndCommit(ctx, conn, &committed, c, l.st, dec, false)
+}
+
+// loaded is what the first round trip of a change to an existing stream
+// read: the command's stored result when it ran before (found), or the
+// stream's snapshot, the events after it and where the stream stands.
+type loaded struct {
+	stored     command.Result
+	found      bool
+	snap       *command.Snapshot
+	history    []event.Envelope
+	st         stream
+	streamType string // "" for a stream with no events
+}
+
+// lockAndLoad sends BEGIN, the stream lock, the command-id lookup, the
+// stream's snapshot and the events after it in one pipeline.
+func lockAndLoad(ctx context.Context, conn *pgxpool.Conn, c command.Change) (loaded, error) {
 	read := &pgx.Batch{}
 	read.Queue(`BEGIN`)
 	read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.Stream.ID)
@@ -252,59 +280,55 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 	read.Queue(snapshotSQL, c.Stream.ID, c.FoldVersion)
 	read.Queue(loadSinceSQL, c.Stream.ID, c.FoldVersion)
 	results := conn.SendBatch(ctx, read)
+	defer results.Close()
 	if _, err := results.Exec(); err != nil {
-		results.Close()
-		return command.Result{}, fmt.Errorf("begin: %w", err)
+		return loaded{}, fmt.Errorf("begin: %w", err)
 	}
 	if _, err := results.Exec(); err != nil {
-		results.Close()
-		return command.Result{}, fmt.Errorf("lock %s: %w", c.Stream.ID, err)
+		return loaded{}, fmt.Errorf("lock %s: %w", c.Stream.ID, err)
 	}
 	stored, found, err := scanCommand(results.QueryRow(), c)
 	if err != nil || found {
-		results.Close()
-		return stored, err
+		return loaded{stored: stored, found: found}, err
 	}
 	snap, last, err := scanSnapshot(results.QueryRow())
 	if err != nil {
-		results.Close()
-		return command.Result{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
+		return loaded{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
 	}
 	rows, err := results.Query()
 	if err != nil {
-		results.Close()
-		return command.Result{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
+		return loaded{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
 	}
 	history, tail, err := scanStream(rows, c.Stream.ID)
 	if err != nil {
-		results.Close()
-		return command.Result{}, err
+		return loaded{}, err
 	}
 	if err := results.Close(); err != nil {
-		return command.Result{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
+		return loaded{}, fmt.Errorf("load %s: %w", c.Stream.ID, err)
 	}
-
-	st := stream{last: last}
-	streamType := ""
+	l := loaded{snap: snap, history: history, st: stream{last: last}}
 	if snap != nil {
-		st.version, st.snapshot, streamType = snap.Version, snap.Version, snap.StreamType
+		l.st.version, l.st.snapshot, l.streamType = snap.Version, snap.Version, snap.StreamType
 	}
 	if len(history) > 0 {
-		st.version, st.last = history[len(history)-1].Version, tail
-		if streamType == "" {
-			streamType = history[0].StreamType
+		l.st.version, l.st.last = history[len(history)-1].Version, tail
+		if l.streamType == "" {
+			l.streamType = history[0].StreamType
 		}
 	}
-	if streamType != "" && streamType != c.Stream.Type {
-		return command.Result{}, splitstream.NotFound("%s %s not found", c.Stream.Type, c.Stream.ID)
+	return l, nil
+}
+
+// check refuses a change to another aggregate's stream (NOT_FOUND) and one
+// whose expected version is not the stream's (CONFLICT).
+func (l loaded) check(c command.Change) error {
+	if l.streamType != "" && l.streamType != c.Stream.Type {
+		return splitstream.NotFound("%s %s not found", c.Stream.Type, c.Stream.ID)
 	}
-	if c.ExpectedVersion != nil && *c.ExpectedVersion != st.version {
-		return command.Result{}, splitstream.Conflict(st.version, "%s %s is at version %d, not %d", c.Stream.Type, c.Stream.ID, st.version, *c.ExpectedVersion)
+	if c.ExpectedVersion != nil && *c.ExpectedVersion != l.st.version {
+		return splitstream.Conflict(l.st.version, "%s %s is at version %d, not %d", c.Stream.Type, c.Stream.ID, l.st.version, *c.ExpectedVersion)
 	}
-	if dec, err = c.Decide(snap, history); err != nil {
-		return command.Result{}, err
-	}
-	return s.appendAndCommit(ctx, conn, &committed, c, st, dec, false)
+	return nil
 }
 
 // stream is where a stream stands before a command: its version, the
@@ -345,7 +369,7 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 	write.Queue(`INSERT INTO commands (scope, command_id, mutation, input_hash, result)
 		SELECT $1, $2, $3, $4, jsonb_build_object('id', $5::text, 'version', $6::int, 'tx', e.tx_id::text::bigint, 'position', e.position)
 		FROM events e WHERE e.stream_id = $5 AND e.version = $6`,
-		scope(c), c.CommandID, c.Mutation, c.InputHash, c.Stream.ID, version)
+		scope(c), c.CommandID, string(c.Mutation), c.InputHash, c.Stream.ID, version)
 	snapshot := version > 0 && version-st.snapshot >= command.SnapshotEvery && dec.State != nil
 	if snapshot {
 		state, err := dec.State()
@@ -419,7 +443,7 @@ func scanCommand(row pgx.Row, c command.Change) (command.Result, bool, error) {
 	if err != nil {
 		return command.Result{}, false, fmt.Errorf("look up command %s: %w", c.CommandID, err)
 	}
-	if mutation != c.Mutation || !bytes.Equal(hash, c.InputHash) {
+	if mutation != string(c.Mutation) || !bytes.Equal(hash, c.InputHash) {
 		return command.Result{}, true, splitstream.Conflict(-1, "commandId %s was already used for a different command", c.CommandID)
 	}
 	var rec struct {

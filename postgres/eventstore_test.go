@@ -47,7 +47,7 @@ func (w world) product() string {
 
 func (w world) discontinue(id string) {
 	w.t.Helper()
-	w.must(w.svc.ChangeProduct(w.ctx, "discontinueProduct", id, command.Meta{}, command.DiscontinueProduct{}))
+	w.must(w.svc.ChangeProduct(w.ctx, id, command.Meta{}, command.DiscontinueProduct{}))
 }
 
 func (w world) review(productID string) string {
@@ -93,32 +93,32 @@ func TestReplayAfterTheWorldChanged(t *testing.T) {
 		{"renameProduct", func() (mutation, func(command.Result)) {
 			id := w.product()
 			return func(m command.Meta) (command.Result, error) {
-				return svc.ChangeProduct(ctx, "renameProduct", id, m, command.RenameProduct{Name: "Steel kettle"})
+				return svc.ChangeProduct(ctx, id, m, command.RenameProduct{Name: "Steel kettle"})
 			}, func(command.Result) { w.discontinue(id) }
 		}},
 		{"changeProductDescription", func() (mutation, func(command.Result)) {
 			id := w.product()
 			return func(m command.Meta) (command.Result, error) {
-				return svc.ChangeProduct(ctx, "changeProductDescription", id, m, command.ChangeProductDescription{Description: "Boils."})
+				return svc.ChangeProduct(ctx, id, m, command.ChangeProductDescription{Description: "Boils."})
 			}, func(command.Result) { w.discontinue(id) }
 		}},
 		{"changeProductPrice", func() (mutation, func(command.Result)) {
 			id := w.product()
 			return func(m command.Meta) (command.Result, error) {
-				return svc.ChangeProduct(ctx, "changeProductPrice", id, m, command.ChangeProductPrice{PriceCents: 250})
+				return svc.ChangeProduct(ctx, id, m, command.ChangeProductPrice{PriceCents: 250})
 			}, func(command.Result) { w.discontinue(id) }
 		}},
 		{"restockProduct", func() (mutation, func(command.Result)) {
 			id := w.product()
 			return func(m command.Meta) (command.Result, error) {
-				return svc.ChangeProduct(ctx, "restockProduct", id, m, command.RestockProduct{Quantity: 3})
+				return svc.ChangeProduct(ctx, id, m, command.RestockProduct{Quantity: 3})
 			}, func(command.Result) { w.discontinue(id) }
 		}},
 		{"discontinueProduct", func() (mutation, func(command.Result)) {
 			id := w.product()
 			return func(m command.Meta) (command.Result, error) {
 				m.ExpectedVersion = at(1)
-				return svc.ChangeProduct(ctx, "discontinueProduct", id, m, command.DiscontinueProduct{})
+				return svc.ChangeProduct(ctx, id, m, command.DiscontinueProduct{})
 			}, func(command.Result) {}
 		}},
 		{"addReview", func() (mutation, func(command.Result)) {
@@ -138,7 +138,7 @@ func TestReplayAfterTheWorldChanged(t *testing.T) {
 			return func(m command.Meta) (command.Result, error) {
 					return svc.PlaceOrder(ctx, m, command.PlaceOrder{CustomerID: "ada", Lines: []event.OrderLine{{ProductID: id, Quantity: 2}}})
 				}, func(command.Result) {
-					w.must(svc.ChangeProduct(ctx, "changeProductPrice", id, command.Meta{}, command.ChangeProductPrice{PriceCents: 999}))
+					w.must(svc.ChangeProduct(ctx, id, command.Meta{}, command.ChangeProductPrice{PriceCents: 999}))
 					w.discontinue(id)
 				}
 		}},
@@ -146,7 +146,7 @@ func TestReplayAfterTheWorldChanged(t *testing.T) {
 			id := w.order(w.product())
 			return func(m command.Meta) (command.Result, error) {
 				m.ExpectedVersion = at(1)
-				return svc.ChangeOrder(ctx, "cancelOrder", id, m, command.CancelOrder{Reason: "changed my mind"})
+				return svc.ChangeOrder(ctx, id, m, command.CancelOrder{Reason: "changed my mind"})
 			}, func(command.Result) {} // now at version 2: deciding again would conflict
 		}},
 	}
@@ -179,15 +179,44 @@ func TestReplayAfterTheWorldChanged(t *testing.T) {
 // Snapshots are saved every command.SnapshotEvery events, inside the
 // command's transaction, and a command on a long stream decides on the same
 // state as a fold of the whole history.
+// A command's record is stored under its command type's name, spelled as
+// before typed names, so records written by an older build still match a
+// retry: the retry replays the first result instead of running again.
+func TestCommandRecordsKeepTheirStoredNames(t *testing.T) {
+	w, pool := newWorld(t)
+	id := w.product()
+	meta := command.Meta{CommandID: "rename-once"}
+	first := w.must(w.svc.ChangeProduct(w.ctx, id, meta, command.RenameProduct{Name: "Kettle 2"}))
+	var stored string
+	if err := pool.QueryRow(w.ctx, `SELECT mutation FROM commands WHERE command_id = $1`, meta.CommandID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != "renameProduct" {
+		t.Fatalf("stored under %q, want renameProduct", stored)
+	}
+	// A row as an older build wrote it, moved to another command id.
+	if _, err := pool.Exec(w.ctx, `INSERT INTO commands (scope, command_id, mutation, input_hash, result)
+		SELECT scope, 'rename-old', 'renameProduct', input_hash, result FROM commands WHERE command_id = $1`, meta.CommandID); err != nil {
+		t.Fatal(err)
+	}
+	again := w.must(w.svc.ChangeProduct(w.ctx, id, command.Meta{CommandID: "rename-old"}, command.RenameProduct{Name: "Kettle 2"}))
+	if again.Version != first.Version {
+		t.Fatalf("the old record was not replayed: version %d, first %d", again.Version, first.Version)
+	}
+	if n := countEvents(t, pool); n != 2 {
+		t.Fatalf("%d events, want 2 (the create and one rename)", n)
+	}
+}
+
 func TestSnapshotsFollowTheStream(t *testing.T) {
 	w, pool := newWorld(t)
 	store := postgres.NewEventStore(pool)
 	id := w.product()
 	order := w.order(id)
-	w.must(w.svc.ChangeProduct(w.ctx, "reserveStock", id, command.Meta{Internal: true}, command.ReserveStock{OrderID: order, Quantity: 2}))
+	w.must(w.svc.ChangeProduct(w.ctx, id, command.Meta{Internal: true}, command.ReserveStock{OrderID: order, Quantity: 2}))
 	n := 3*command.SnapshotEvery + 7
 	for i := 3; i <= n; i++ {
-		w.must(w.svc.ChangeProduct(w.ctx, "restockProduct", id, command.Meta{}, command.RestockProduct{Quantity: 1}))
+		w.must(w.svc.ChangeProduct(w.ctx, id, command.Meta{}, command.RestockProduct{Quantity: 1}))
 	}
 	var version, fold int
 	if err := pool.QueryRow(w.ctx, `SELECT version, fold_version FROM snapshots WHERE stream_id = $1`, id).Scan(&version, &fold); err != nil {
@@ -231,7 +260,7 @@ func TestSnapshotsFollowTheStream(t *testing.T) {
 
 	// A no-op answers the token of the stream's last event, whether or
 	// not that event is in the snapshot.
-	res := w.must(w.svc.ChangeProduct(w.ctx, "renameProduct", id, command.Meta{}, command.RenameProduct{Name: "Kettle"}))
+	res := w.must(w.svc.ChangeProduct(w.ctx, id, command.Meta{}, command.RenameProduct{Name: "Kettle"}))
 	last := all[len(all)-1]
 	var tx int64
 	if err := pool.QueryRow(w.ctx, `SELECT tx_id::text::bigint FROM events WHERE position = $1`, last.Position).Scan(&tx); err != nil {
@@ -246,11 +275,11 @@ func TestSnapshotsFollowTheStream(t *testing.T) {
 	if _, err := pool.Exec(w.ctx, `UPDATE snapshots SET fold_version = fold_version + 100, state = '{"Stock": -1}'`); err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.svc.ChangeProduct(w.ctx, "restockProduct", id, command.Meta{}, command.RestockProduct{Quantity: 1_000_000_000 - want.Stock - 2 + 1})
+	_, err = w.svc.ChangeProduct(w.ctx, id, command.Meta{}, command.RestockProduct{Quantity: 1_000_000_000 - want.Stock - 2 + 1})
 	if code := splitstream.ErrorCode(err); code != splitstream.EInvalid || !strings.Contains(err.Error(), "above the limit") {
 		t.Fatalf("restock over the limit: %v, want BAD_USER_INPUT above the limit", err)
 	}
-	w.must(w.svc.ChangeProduct(w.ctx, "restockProduct", id, command.Meta{}, command.RestockProduct{Quantity: 1}))
+	w.must(w.svc.ChangeProduct(w.ctx, id, command.Meta{}, command.RestockProduct{Quantity: 1}))
 	if err := pool.QueryRow(w.ctx, `SELECT version, fold_version FROM snapshots WHERE stream_id = $1`, id).Scan(&version, &fold); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +313,7 @@ func TestInvalidInputTouchesNothing(t *testing.T) {
 			return err
 		}()},
 		{"id", func() error {
-			_, err := w.svc.ChangeProduct(w.ctx, "restockProduct", long, command.Meta{}, command.RestockProduct{Quantity: 1})
+			_, err := w.svc.ChangeProduct(w.ctx, long, command.Meta{}, command.RestockProduct{Quantity: 1})
 			return err
 		}()},
 	}

@@ -132,19 +132,19 @@ func (c *commander) one(ctx context.Context) error {
 		res, err = c.svc.CreateProduct(ctx, m, command.CreateProduct{Name: name, Description: "A " + name, Category: words[int(price)%3], PriceCents: price, Currency: "EUR", Stock: 20})
 	case r < 20:
 		kind = "rename"
-		res, err = c.svc.ChangeProduct(ctx, "renameProduct", product, m, command.RenameProduct{Name: name})
+		res, err = c.svc.ChangeProduct(ctx, product, m, command.RenameProduct{Name: name})
 	case r < 26:
 		kind = "description"
-		res, err = c.svc.ChangeProduct(ctx, "changeProductDescription", product, m, command.ChangeProductDescription{Description: "Now " + name})
+		res, err = c.svc.ChangeProduct(ctx, product, m, command.ChangeProductDescription{Description: "Now " + name})
 	case r < 33:
 		kind = "price"
-		res, err = c.svc.ChangeProduct(ctx, "changeProductPrice", product, m, command.ChangeProductPrice{PriceCents: price})
+		res, err = c.svc.ChangeProduct(ctx, product, m, command.ChangeProductPrice{PriceCents: price})
 	case r < 38:
 		kind = "restock"
-		res, err = c.svc.ChangeProduct(ctx, "restockProduct", product, m, command.RestockProduct{Quantity: qty * 5})
+		res, err = c.svc.ChangeProduct(ctx, product, m, command.RestockProduct{Quantity: qty * 5})
 	case r < 40:
 		kind = "discontinue"
-		res, err = c.svc.ChangeProduct(ctx, "discontinueProduct", product, m, command.DiscontinueProduct{})
+		res, err = c.svc.ChangeProduct(ctx, product, m, command.DiscontinueProduct{})
 	case r < 60:
 		kind = "addReview"
 		res, err = c.svc.AddReview(ctx, m, command.AddReview{ProductID: product, Author: name, Rating: rating, Comment: "about " + name})
@@ -156,10 +156,10 @@ func (c *commander) one(ctx context.Context) error {
 		res, err = c.svc.PlaceOrder(ctx, m, command.PlaceOrder{CustomerID: fmt.Sprintf("c%d", qty), Lines: lines})
 	case r < 84:
 		kind = "cancelOrder"
-		res, err = c.svc.ChangeOrder(ctx, "cancelOrder", order, m, command.CancelOrder{Reason: "changed my mind"})
+		res, err = c.svc.ChangeOrder(ctx, order, m, command.CancelOrder{Reason: "changed my mind"})
 	case r < 90:
 		kind = "reserve"
-		res, err = c.svc.ChangeProduct(ctx, "reserveStock", product, m, command.ReserveStock{OrderID: order, Quantity: qty})
+		res, err = c.svc.ChangeProduct(ctx, product, m, command.ReserveStock{OrderID: order, Quantity: qty})
 		if err == nil {
 			c.mu.Lock()
 			c.reserved[order] = append(c.reserved[order], product)
@@ -173,13 +173,13 @@ func (c *commander) one(ctx context.Context) error {
 		if len(held) > 0 {
 			product = held[0]
 		}
-		res, err = c.svc.ChangeProduct(ctx, "releaseStock", product, m, command.ReleaseStock{OrderID: order})
+		res, err = c.svc.ChangeProduct(ctx, product, m, command.ReleaseStock{OrderID: order})
 	case r < 97:
 		kind = "confirmOrder"
-		res, err = c.svc.ChangeOrder(ctx, "confirmOrder", order, m, command.ConfirmOrder{})
+		res, err = c.svc.ChangeOrder(ctx, order, m, command.ConfirmOrder{})
 	default:
 		kind = "rejectOrder"
-		res, err = c.svc.ChangeOrder(ctx, "rejectOrder", order, m, command.RejectOrder{Reason: "insufficient stock"})
+		res, err = c.svc.ChangeOrder(ctx, order, m, command.RejectOrder{Reason: "insufficient stock"})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

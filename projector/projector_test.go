@@ -123,7 +123,7 @@ func TestLongReviewsKeepTheProductSmall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := w.svc.ChangeProduct(ctx, "renameProduct", pid, m, command.RenameProduct{Name: "Steel kettle"}); err != nil {
+	if _, err := w.svc.ChangeProduct(ctx, pid, m, command.RenameProduct{Name: "Steel kettle"}); err != nil {
 		t.Fatal(err)
 	}
 	recs := readLog(t, w.pool)

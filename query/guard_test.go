@@ -116,7 +116,10 @@ func TestReadsFollowThePolicy(t *testing.T) {
 
 func TestOrderChangedOnlyForItsCustomer(t *testing.T) {
 	idx := &orderIndex{orders: map[string]*query.Order{"o1": {ID: "o1", CustomerID: "alice", Version: 1, Rev: 1}}}
-	h := query.NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 100, query.WithGuard(auth.Policy{}))
+	h, err := query.NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 100, query.WithGuard(auth.Policy{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.OrderChanged(anon, "o1"); codeOf(err) != "UNAUTHENTICATED" {
 		t.Fatalf("anonymous subscribes: %v", err)
 	}

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -58,7 +59,18 @@ var ErrTooManySubscribers = errors.New("too many subscriptions on this instance"
 
 // NewHub returns a hub reading documents from index; buffer is each
 // subscriber's queue, limit the most subscriptions the instance holds.
-func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, limit int, opts ...Option) *Hub {
+// It refuses a nil dependency and a size below one.
+func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, limit int, opts ...Option) (*Hub, error) {
+	switch {
+	case index == nil:
+		return nil, errors.New("query: nil index")
+	case log == nil:
+		return nil, errors.New("query: nil logger")
+	case reg == nil:
+		return nil, errors.New("query: nil metrics registerer")
+	case buffer < 1 || limit < 1:
+		return nil, errors.New("query: subscriber buffer and limit must be at least 1")
+	}
 	h := &Hub{
 		index: index, log: log, buffer: buffer, limit: limit,
 		products: map[string]map[int]*sub[Product]{},
@@ -72,7 +84,11 @@ func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, li
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "splitstream_subscriptions",
 			Help: "Open subscriptions on this instance."}),
 	}
-	reg.MustRegister(h.dropped, h.delivered, h.active)
+	for _, c := range []prometheus.Collector{h.dropped, h.delivered, h.active} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("query: register hub metrics: %w", err)
+		}
+	}
 	h.push = map[Name]func(context.Context, Change){
 		Products.Name: h.pushProduct,
 		Reviews.Name:  h.pushReview,
@@ -81,7 +97,7 @@ func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, li
 	for _, o := range opts {
 		o(&h.opts)
 	}
-	return h
+	return h, nil
 }
 
 func newSub[T any](buffer int) *sub[T] {

@@ -35,7 +35,11 @@ func (f *fakeIndex) set(p Product) {
 
 func newHub(t *testing.T) (*Hub, *fakeIndex) {
 	idx := &fakeIndex{products: map[string]*Product{}}
-	return NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 1000), idx
+	h, err := NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, idx
 }
 
 func TestHubCutsOffAStalledSubscriberOnly(t *testing.T) {
@@ -103,7 +107,10 @@ func TestHubNeverSendsAnOlderRevision(t *testing.T) {
 
 func TestHubFiltersAndLimits(t *testing.T) {
 	idx := &fakeIndex{products: map[string]*Product{}}
-	h := NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 2)
+	h, err := NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cat := "kitchen"

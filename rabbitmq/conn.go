@@ -18,7 +18,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// Exchange and queue names are part of the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design).
+// The exchanges. EventsExchange and ProjectedExchange are part of the
+// external contract (../shared/ARCHITECTURE.md, beside the repository);
+// DeadExchange is this design's (docs/ARCHITECTURE.md, "Broker topology").
 const (
 	EventsExchange    = "splitstream.events"
 	ProjectedExchange = "splitstream.projected"

@@ -13,7 +13,9 @@ import (
 	"github.com/splitstream/splitstream/projector"
 )
 
-// The projector's queues, part of the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design).
+// The projector's queues: ProjectorQueue is part of the external contract
+// (../shared/ARCHITECTURE.md, beside the repository); its dead-letter queue is
+// this design's (docs/ARCHITECTURE.md, "Broker topology").
 const (
 	ProjectorQueue     = "projector"
 	ProjectorDeadQueue = "projector.dead"
@@ -86,7 +88,13 @@ type ConsumerConfig struct {
 	Prefetch int
 	// BatchSize is the most messages handed over at once (1000).
 	BatchSize int
-	// Linger is how long a batch waits to fill after its first message (20ms).
+	// Gap is how long a batch waits for the next message (1ms): a batch
+	// is handed over once none comes within it, so a lone message waits
+	// only the gap. While messages keep arriving (a backlog streaming in
+	// from the broker), the batch fills.
+	Gap time.Duration
+	// Linger is the longest a batch waits to fill while messages keep
+	// arriving (20ms).
 	Linger time.Duration
 	// IdleEvery is how often Idle is called while nothing comes (1s).
 	IdleEvery time.Duration
@@ -102,6 +110,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if c.BatchSize > c.Prefetch {
 		c.BatchSize = c.Prefetch
+	}
+	if c.Gap <= 0 {
+		c.Gap = time.Millisecond
 	}
 	if c.Linger <= 0 {
 		c.Linger = 20 * time.Millisecond
@@ -123,6 +134,7 @@ type ProjectorConsumer struct {
 	conn *Conn
 	h    ProjectorHandler
 	cfg  ConsumerConfig
+	sub  subscription
 }
 
 // NewProjectorConsumer returns a consumer of the projector queue on conn.
@@ -133,7 +145,11 @@ func NewProjectorConsumer(conn *Conn, h ProjectorHandler, cfg ConsumerConfig) (*
 	if h == nil {
 		return nil, errors.New("rabbitmq: nil projector handler")
 	}
-	return &ProjectorConsumer{conn: conn, h: h, cfg: cfg.withDefaults()}, nil
+	cfg = cfg.withDefaults()
+	return &ProjectorConsumer{conn: conn, h: h, cfg: cfg, sub: subscription{
+		what: "projector consumer", queue: ProjectorQueue, declare: DeclareProjector, prefetch: cfg.Prefetch,
+		batchSize: cfg.BatchSize, gap: cfg.Gap, linger: cfg.Linger, confirmed: true, log: cfg.Log,
+	}}, nil
 }
 
 // Run consumes until ctx ends, subscribing again after every loss of the
@@ -141,42 +157,16 @@ func NewProjectorConsumer(conn *Conn, h ProjectorHandler, cfg ConsumerConfig) (*
 // from the broker, and the handler treats them as the duplicates they are.
 func (c *ProjectorConsumer) Run(ctx context.Context) error {
 	c.h.Consuming(false) // from now on, not being subscribed for long is unhealthy
-	return c.conn.resubscribe(ctx, c.cfg.Log, "projector consumer", c.session, func() { c.h.Consuming(false) })
+	return c.sub.run(ctx, c.conn, c.serve, func() { c.h.Consuming(false) })
 }
 
-// session subscribes once and consumes until the channel or ctx ends.
-func (c *ProjectorConsumer) session(ctx context.Context) error {
-	changed := c.conn.Changed()
-	ch, err := c.conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer func() { go func() { _ = ch.Close() }() }()
-	if err := DeclareProjector(ch); err != nil {
-		return err
-	}
-	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
-		return fmt.Errorf("qos: %w", err)
-	}
-	dead, err := c.conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer func() { go func() { _ = dead.Close() }() }()
-	if err := dead.Confirm(false); err != nil {
-		return fmt.Errorf("confirm mode: %w", err)
-	}
-	deliveries, err := ch.Consume(ProjectorQueue, "", false, false, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", ProjectorQueue, err)
-	}
+// serve hands batches to the handler and settles them until the session ends.
+func (c *ProjectorConsumer) serve(ctx context.Context, s *session) error {
 	c.h.Consuming(true)
-	c.cfg.Log.Info("projector consumer subscribed", "queue", ProjectorQueue, "prefetch", c.cfg.Prefetch)
-
 	idle := time.NewTicker(c.cfg.IdleEvery)
 	defer idle.Stop()
 	for {
-		batch, err := c.collect(ctx, deliveries, changed, idle.C)
+		batch, err := s.collect(ctx, idle.C)
 		if err != nil {
 			return err
 		}
@@ -192,49 +182,11 @@ func (c *ProjectorConsumer) session(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := c.settle(ctx, ch, dead, batch, verdicts); err != nil {
+		if err := c.settle(ctx, s, batch, verdicts); err != nil {
 			return err
 		}
 		idle.Reset(c.cfg.IdleEvery)
 	}
-}
-
-// collect waits for a first delivery, then takes what comes within the
-// linger time, up to the batch size. No delivery before an idle tick
-// returns an empty batch.
-func (c *ProjectorConsumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery, changed <-chan struct{}, idle <-chan time.Time) ([]amqp.Delivery, error) {
-	var batch []amqp.Delivery
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-changed:
-		return nil, errors.New("connection changed")
-	case <-idle:
-		return nil, nil
-	case d, ok := <-deliveries:
-		if !ok {
-			return nil, errors.New("deliveries closed (channel or connection lost)")
-		}
-		batch = append(batch, d)
-	}
-	linger := time.NewTimer(c.cfg.Linger)
-	defer linger.Stop()
-	for len(batch) < c.cfg.BatchSize {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case d, ok := <-deliveries:
-			if !ok {
-				// The channel died: its tags cannot be acked; the broker
-				// hands these messages out again.
-				return nil, errors.New("deliveries closed (channel or connection lost)")
-			}
-			batch = append(batch, d)
-		case <-linger.C:
-			return batch, nil
-		}
-	}
-	return batch, nil
 }
 
 // settle carries out the verdicts: retries go back to the queue, dead
@@ -242,7 +194,7 @@ func (c *ProjectorConsumer) collect(ctx context.Context, deliveries <-chan amqp.
 // is acked with one multiple ack. That ack is safe: every earlier delivery
 // on this channel is settled by now (batches are settled in order, and the
 // other verdicts of this batch were settled one by one just before).
-func (c *ProjectorConsumer) settle(ctx context.Context, ch, dead *amqp.Channel, batch []amqp.Delivery, verdicts []projector.Verdict) error {
+func (c *ProjectorConsumer) settle(ctx context.Context, s *session, batch []amqp.Delivery, verdicts []projector.Verdict) error {
 	if len(verdicts) != len(batch) {
 		return fmt.Errorf("handler returned %d verdicts for %d messages", len(verdicts), len(batch))
 	}
@@ -253,69 +205,26 @@ func (c *ProjectorConsumer) settle(ctx context.Context, ch, dead *amqp.Channel, 
 		case projector.Ack:
 			last = max(last, d.DeliveryTag)
 		case projector.Retry:
-			if err := ch.Nack(d.DeliveryTag, false, true); err != nil {
-				return fmt.Errorf("nack: %w", err)
+			if err := s.requeue(d.DeliveryTag); err != nil {
+				return err
 			}
 		case projector.DeadLetter:
-			if err := c.deadLetter(ctx, dead, d, v.Reason); err != nil {
+			if err := s.publishDead(ctx, d, v.Reason); err != nil {
 				c.cfg.Log.Warn("dead-letter publish failed; handing the message back", "err", err)
-				if err := ch.Nack(d.DeliveryTag, false, true); err != nil {
-					return fmt.Errorf("nack: %w", err)
+				if err := s.requeue(d.DeliveryTag); err != nil {
+					return err
 				}
 				continue
 			}
-			if err := ch.Ack(d.DeliveryTag, false); err != nil {
-				return fmt.Errorf("ack: %w", err)
+			c.cfg.Log.Warn("message dead-lettered", "queue", ProjectorDeadQueue, "routingKey", d.RoutingKey, "reason", v.Reason)
+			if err := s.ack(d.DeliveryTag, false); err != nil {
+				return err
 			}
 		}
 	}
 	if last > 0 {
-		if err := ch.Ack(last, true); err != nil {
-			return fmt.Errorf("ack: %w", err)
-		}
+		return s.ack(last, true)
 	}
-	return nil
-}
-
-// deadLetter publishes d to the dead-letter exchange with the reason and
-// where it came from, and waits for the broker's confirm.
-func (c *ProjectorConsumer) deadLetter(ctx context.Context, dead *amqp.Channel, d amqp.Delivery, reason string) error {
-	headers := amqp.Table{}
-	for k, v := range d.Headers {
-		headers[k] = v
-	}
-	if len(reason) > 2000 {
-		reason = reason[:2000] + "…"
-	}
-	headers[HeaderDeathReason] = reason
-	headers[HeaderOriginalExchange] = d.Exchange
-	headers[HeaderOriginalRoutingKey] = d.RoutingKey
-	headers[HeaderOriginalQueue] = ProjectorQueue
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	dc, err := dead.PublishWithDeferredConfirmWithContext(ctx, DeadExchange, ProjectorQueue, false, false, amqp.Publishing{
-		Headers:         headers,
-		ContentType:     d.ContentType,
-		ContentEncoding: d.ContentEncoding,
-		DeliveryMode:    amqp.Persistent,
-		CorrelationId:   d.CorrelationId,
-		MessageId:       d.MessageId,
-		Timestamp:       d.Timestamp,
-		Type:            d.Type,
-		AppId:           d.AppId,
-		Body:            d.Body,
-	})
-	if err != nil {
-		return fmt.Errorf("publish to %s: %w", DeadExchange, err)
-	}
-	ok, err := dc.WaitContext(ctx)
-	if err != nil {
-		return fmt.Errorf("confirm from %s: %w", DeadExchange, err)
-	}
-	if !ok {
-		return fmt.Errorf("%s did not confirm", DeadExchange)
-	}
-	c.cfg.Log.Warn("message dead-lettered", "queue", ProjectorDeadQueue, "routingKey", d.RoutingKey, "reason", reason)
 	return nil
 }
 

@@ -15,7 +15,9 @@ import (
 	"github.com/splitstream/splitstream/saga"
 )
 
-// The order saga's queues, part of the contract (../shared/ARCHITECTURE.md beside the repository; docs/ARCHITECTURE.md for the design).
+// The order saga's queues: SagaQueue is part of the external contract
+// (../shared/ARCHITECTURE.md, beside the repository); its dead-letter queue is
+// this design's (docs/ARCHITECTURE.md, "Broker topology").
 const (
 	SagaQueue     = "saga.orders"
 	SagaDeadQueue = "saga.orders.dead"
@@ -119,6 +121,7 @@ type SagaConsumer struct {
 	conn *Conn
 	h    SagaHandler
 	cfg  SagaConsumerConfig
+	sub  subscription
 }
 
 // NewSagaConsumer returns a consumer of the saga queue on conn.
@@ -129,38 +132,26 @@ func NewSagaConsumer(conn *Conn, h SagaHandler, cfg SagaConsumerConfig) (*SagaCo
 	if h == nil {
 		return nil, errors.New("rabbitmq: nil saga handler")
 	}
-	return &SagaConsumer{conn: conn, h: h, cfg: cfg.withDefaults()}, nil
+	cfg = cfg.withDefaults()
+	// Batches of one: each message goes to its order's worker and is
+	// settled on its own.
+	return &SagaConsumer{conn: conn, h: h, cfg: cfg, sub: subscription{
+		what: "saga consumer", queue: SagaQueue, declare: DeclareSaga, prefetch: cfg.Prefetch,
+		batchSize: 1, log: cfg.Log,
+	}}, nil
 }
 
 // Run consumes until ctx ends, subscribing again after every loss of the
 // channel or the connection. Messages unacked on a lost channel come back
 // from the broker; the saga handles them again safely.
 func (c *SagaConsumer) Run(ctx context.Context) error {
-	return c.conn.resubscribe(ctx, c.cfg.Log, "saga consumer", c.session, nil)
+	return c.sub.run(ctx, c.conn, c.serve, nil)
 }
 
-// session subscribes once and consumes until the channel, the connection
-// or ctx ends. Workers finish the message in hand; what they had not begun
-// is left unacked for the broker to deliver again.
-func (c *SagaConsumer) session(ctx context.Context) error {
-	changed := c.conn.Changed()
-	ch, err := c.conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer func() { go func() { _ = ch.Close() }() }()
-	if err := DeclareSaga(ch); err != nil {
-		return err
-	}
-	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
-		return fmt.Errorf("qos: %w", err)
-	}
-	deliveries, err := ch.Consume(SagaQueue, "", false, false, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", SagaQueue, err)
-	}
-	c.cfg.Log.Info("saga consumer subscribed", "queue", SagaQueue, "prefetch", c.cfg.Prefetch, "workers", c.cfg.Workers)
-
+// serve dispatches deliveries to the workers until the channel, the
+// connection or ctx ends. Workers finish the message in hand; what they had
+// not begun is left unacked for the broker to deliver again.
+func (c *SagaConsumer) serve(ctx context.Context, s *session) error {
 	// Handlers stop with the session: their results could not be acked on
 	// a dead channel anyway.
 	ctx, stop := context.WithCancel(ctx)
@@ -173,7 +164,7 @@ func (c *SagaConsumer) session(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.work(ctx, ch, queues[i])
+			c.work(ctx, s, queues[i])
 		}()
 	}
 	defer func() {
@@ -184,18 +175,14 @@ func (c *SagaConsumer) session(ctx context.Context) error {
 		wg.Wait()
 	}()
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-			return errors.New("connection changed")
-		case d, ok := <-deliveries:
-			if !ok {
-				return errors.New("deliveries closed (channel or connection lost)")
-			}
+		batch, err := s.collect(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, d := range batch {
 			r, err := DecodeRecord(d)
 			if err != nil {
-				c.deadLetter(ch, d, err)
+				c.deadLetter(s, d, err)
 				continue
 			}
 			queues[shard(r.Envelope.StreamID, len(queues))] <- sagaMessage{d: d, e: r.Envelope}
@@ -218,7 +205,7 @@ func shard(orderID string, n int) int {
 
 // work handles one worker's deliveries in order until its queue closes or
 // ctx ends; after ctx ends it only drains, leaving messages unacked.
-func (c *SagaConsumer) work(ctx context.Context, ch *amqp.Channel, queue <-chan sagaMessage) {
+func (c *SagaConsumer) work(ctx context.Context, s *session, queue <-chan sagaMessage) {
 	wait := c.cfg.MinBackoff
 	for m := range queue {
 		if ctx.Err() != nil {
@@ -229,11 +216,11 @@ func (c *SagaConsumer) work(ctx context.Context, ch *amqp.Channel, queue <-chan 
 		switch {
 		case err == nil:
 			wait = c.cfg.MinBackoff
-			if err := ch.Ack(d.DeliveryTag, false); err != nil {
+			if err := s.ack(d.DeliveryTag, false); err != nil {
 				c.cfg.Log.Debug("saga ack failed; the broker will deliver again", "err", err)
 			}
 		case permanent(err):
-			c.deadLetter(ch, d, err)
+			c.deadLetter(s, d, err)
 		case ctx.Err() != nil:
 			// Stopping: the channel's close hands the message back.
 		default:
@@ -246,7 +233,7 @@ func (c *SagaConsumer) work(ctx context.Context, ch *amqp.Channel, queue <-chan 
 			}
 			t.Stop()
 			wait = min(2*wait, c.cfg.MaxBackoff)
-			if err := ch.Nack(d.DeliveryTag, false, true); err != nil {
+			if err := s.requeue(d.DeliveryTag); err != nil {
 				c.cfg.Log.Debug("saga nack failed; the broker will deliver again", "err", err)
 			}
 		}
@@ -262,10 +249,10 @@ func permanent(err error) bool {
 // deadLetter rejects the message without requeue; the queue's dead-letter
 // exchange moves it to "saga.orders.dead" (the broker adds an x-death
 // header saying where from), and the reason goes to the log.
-func (c *SagaConsumer) deadLetter(ch *amqp.Channel, d amqp.Delivery, reason error) {
+func (c *SagaConsumer) deadLetter(s *session, d amqp.Delivery, reason error) {
 	c.cfg.Log.Error("saga message dead-lettered", "queue", SagaDeadQueue, "routingKey", d.RoutingKey,
 		"messageId", d.MessageId, "reason", reason)
-	if err := ch.Nack(d.DeliveryTag, false, false); err != nil {
+	if err := s.reject(d.DeliveryTag); err != nil {
 		c.cfg.Log.Debug("saga dead-letter nack failed; the broker will deliver again", "err", err)
 	}
 }

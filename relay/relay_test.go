@@ -379,9 +379,9 @@ func (w *writer) one(ctx context.Context, rng *rand.Rand, tag string) error {
 			w.mu.Unlock()
 		}
 	case op < 6:
-		_, err = w.svc.ChangeProduct(ctx, "renameProduct", id, command.Meta{}, command.RenameProduct{Name: "Kettle " + tag})
+		_, err = w.svc.ChangeProduct(ctx, id, command.Meta{}, command.RenameProduct{Name: "Kettle " + tag})
 	case op < 8:
-		_, err = w.svc.ChangeProduct(ctx, "restockProduct", id, command.Meta{}, command.RestockProduct{Quantity: 1})
+		_, err = w.svc.ChangeProduct(ctx, id, command.Meta{}, command.RestockProduct{Quantity: 1})
 	default:
 		_, err = w.svc.AddReview(ctx, command.Meta{}, command.AddReview{ProductID: id, Author: "Ada", Rating: 4})
 	}

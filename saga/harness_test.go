@@ -201,7 +201,7 @@ func (s *stack) mustPlace(lines ...line) string {
 }
 
 func (s *stack) cancelOrder(id string) error {
-	_, err := s.svc.ChangeOrder(s.ctx, "cancelOrder", id, command.Meta{}, command.CancelOrder{Reason: "changed my mind"})
+	_, err := s.svc.ChangeOrder(s.ctx, id, command.Meta{}, command.CancelOrder{Reason: "changed my mind"})
 	return err
 }
 

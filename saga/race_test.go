@@ -22,18 +22,18 @@ type hookedCommands struct {
 	before func(mutation, id string) error
 }
 
-func (h hookedCommands) ChangeProduct(ctx context.Context, mutation, id string, m command.Meta, c command.ProductCommand) (command.Result, error) {
-	if err := h.before(mutation, id); err != nil {
+func (h hookedCommands) ChangeProduct(ctx context.Context, id string, m command.Meta, c command.ProductCommand) (command.Result, error) {
+	if err := h.before(string(c.CommandName()), id); err != nil {
 		return command.Result{}, err
 	}
-	return h.Commands.ChangeProduct(ctx, mutation, id, m, c)
+	return h.Commands.ChangeProduct(ctx, id, m, c)
 }
 
-func (h hookedCommands) ChangeOrder(ctx context.Context, mutation, id string, m command.Meta, c command.OrderCommand) (command.Result, error) {
-	if err := h.before(mutation, id); err != nil {
+func (h hookedCommands) ChangeOrder(ctx context.Context, id string, m command.Meta, c command.OrderCommand) (command.Result, error) {
+	if err := h.before(string(c.CommandName()), id); err != nil {
 		return command.Result{}, err
 	}
-	return h.Commands.ChangeOrder(ctx, mutation, id, m, c)
+	return h.Commands.ChangeOrder(ctx, id, m, c)
 }
 
 // A saga is half-way through reserving when a cancel, or the deadline,
@@ -154,7 +154,7 @@ func TestRejectionSurvivesAFailedAttempt(t *testing.T) {
 	if p := s.product(kettle); p.Reserved[id] != 2 {
 		t.Fatalf("kettle holds %v; the reservation must stand until the order is rejected", p.Reserved)
 	}
-	if _, err := s.svc.ChangeProduct(s.ctx, "restockProduct", toaster, command.Meta{}, command.RestockProduct{Quantity: 5}); err != nil {
+	if _, err := s.svc.ChangeProduct(s.ctx, toaster, command.Meta{}, command.RestockProduct{Quantity: 5}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -73,8 +73,8 @@ import (
 
 // Commands is the part of the command layer the saga drives.
 type Commands interface {
-	ChangeProduct(ctx context.Context, mutation, id string, m command.Meta, c command.ProductCommand) (command.Result, error)
-	ChangeOrder(ctx context.Context, mutation, id string, m command.Meta, c command.OrderCommand) (command.Result, error)
+	ChangeProduct(ctx context.Context, id string, m command.Meta, c command.ProductCommand) (command.Result, error)
+	ChangeOrder(ctx context.Context, id string, m command.Meta, c command.OrderCommand) (command.Result, error)
 }
 
 var _ Commands = (*command.Service)(nil)
@@ -279,7 +279,7 @@ func (s *Saga) drive(ctx context.Context, o command.Order, reason string) error 
 // the order is still PENDING could let a retry confirm it without them.
 func (s *Saga) reserve(ctx context.Context, o command.Order) (refusal string, err error) {
 	for _, l := range o.Lines {
-		_, err := s.cmd.ChangeProduct(ctx, "reserveStock", l.ProductID,
+		_, err := s.cmd.ChangeProduct(ctx, l.ProductID,
 			meta(o.ID, "reserve:"+l.ProductID), command.ReserveStock{OrderID: o.ID, Quantity: l.Quantity})
 		var refused *splitstream.Error
 		switch {
@@ -327,7 +327,7 @@ func clip(s string) string {
 }
 
 func (s *Saga) confirm(ctx context.Context, o command.Order) error {
-	_, err := s.cmd.ChangeOrder(ctx, "confirmOrder", o.ID, meta(o.ID, "confirm"), command.ConfirmOrder{})
+	_, err := s.cmd.ChangeOrder(ctx, o.ID, meta(o.ID, "confirm"), command.ConfirmOrder{})
 	if err == nil {
 		return s.close(ctx, o.ID, StatusConfirmed)
 	}
@@ -337,7 +337,7 @@ func (s *Saga) confirm(ctx context.Context, o command.Order) error {
 
 // reject rejects the order with reason, then gives back its stock.
 func (s *Saga) reject(ctx context.Context, o command.Order, reason string) error {
-	_, err := s.cmd.ChangeOrder(ctx, "rejectOrder", o.ID, meta(o.ID, "reject"), command.RejectOrder{Reason: reason})
+	_, err := s.cmd.ChangeOrder(ctx, o.ID, meta(o.ID, "reject"), command.RejectOrder{Reason: reason})
 	if err != nil {
 		// Refused: confirmed by another copy of the saga (then nothing is
 		// given back), or cancelled (then everything is).
@@ -389,7 +389,7 @@ func (s *Saga) release(ctx context.Context, orderID, productID string) error {
 	if _, held := p.Reserved[orderID]; !held {
 		return nil
 	}
-	_, err = s.cmd.ChangeProduct(ctx, "releaseStock", productID, meta(orderID, "release:"+productID),
+	_, err = s.cmd.ChangeProduct(ctx, productID, meta(orderID, "release:"+productID),
 		command.ReleaseStock{OrderID: orderID})
 	if err != nil {
 		return fmt.Errorf("release %s for order %s: %w", productID, orderID, err)

@@ -60,7 +60,7 @@ func TestRefusedLineRejectsAndReleasesTheOthers(t *testing.T) {
 	kettle := s.createProduct("Kettle", 5)
 	toaster := s.createProduct("Toaster", 1)
 	gone := s.createProduct("Gramophone", 3)
-	if _, err := s.svc.ChangeProduct(s.ctx, "discontinueProduct", gone, command.Meta{}, command.DiscontinueProduct{}); err != nil {
+	if _, err := s.svc.ChangeProduct(s.ctx, gone, command.Meta{}, command.DiscontinueProduct{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -174,7 +174,7 @@ func TestDeadlineRejectsAnOrderNobodyFinished(t *testing.T) {
 	mug := s.createProduct("Mug", 5)
 	id := s.mustPlace(line{kettle, 2}, line{mug, 1})
 	// What the dead saga managed, with the saga's own command id.
-	if _, err := s.svc.ChangeProduct(s.ctx, "reserveStock", kettle, command.Meta{CommandID: "saga:" + id + ":reserve:" + kettle, Internal: true},
+	if _, err := s.svc.ChangeProduct(s.ctx, kettle, command.Meta{CommandID: "saga:" + id + ":reserve:" + kettle, Internal: true},
 		command.ReserveStock{OrderID: id, Quantity: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -308,10 +308,10 @@ func TestClientCannotClaimTheSagasCommandIDs(t *testing.T) {
 	client := func(step string) command.Meta {
 		return command.Meta{CommandID: "saga:" + id + ":" + step, Actor: "mallory"}
 	}
-	if _, err := s.svc.ChangeProduct(s.ctx, "restockProduct", kettle, client("reserve:"+kettle), command.RestockProduct{Quantity: 1}); err != nil {
+	if _, err := s.svc.ChangeProduct(s.ctx, kettle, client("reserve:"+kettle), command.RestockProduct{Quantity: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.svc.ChangeProduct(s.ctx, "renameProduct", kettle, client("confirm"), command.RenameProduct{Name: "Kettle"}); err != nil {
+	if _, err := s.svc.ChangeProduct(s.ctx, kettle, client("confirm"), command.RenameProduct{Name: "Kettle"}); err != nil {
 		t.Fatal(err)
 	}
 	s.startSaga(sagaOpts{consumer: true, deadlines: true})
@@ -322,7 +322,7 @@ func TestClientCannotClaimTheSagasCommandIDs(t *testing.T) {
 		t.Fatalf("kettle stock %d reserved %v, want 4 and 2 for the order", p.Stock, p.Reserved)
 	}
 	// And the client's own ids still replay as the client's.
-	res, err := s.svc.ChangeProduct(s.ctx, "restockProduct", kettle, client("reserve:"+kettle), command.RestockProduct{Quantity: 1})
+	res, err := s.svc.ChangeProduct(s.ctx, kettle, client("reserve:"+kettle), command.RestockProduct{Quantity: 1})
 	if err != nil || res.Version != 2 {
 		t.Fatalf("client replay = %+v, %v; want its first result (version 2)", res, err)
 	}

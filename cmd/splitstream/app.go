@@ -32,8 +32,10 @@ const (
 	roleQuery     = "query"
 )
 
-// app builds each dependency once, on first use, and closes them at the end.
+// app is one process: its configuration, logger, metrics registry and the
+// servers it opens (deps), shared by every role it runs.
 type app struct {
+	*deps
 	cfg Config
 	log *slog.Logger
 	out io.Writer
@@ -41,71 +43,14 @@ type app struct {
 	reg *prometheus.Registry
 	tp  trace.TracerProvider // nil: tracing off
 
-	mu     sync.Mutex
-	pool   *pgxpool.Pool
-	rabbit *rabbitmq.Conn
-	es     *elasticsearch.Client
-	acc    *access
+	mu  sync.Mutex
+	acc *access
 }
 
 func newApp(cfg Config, log *slog.Logger, out, errOut io.Writer) *app {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &app{cfg: cfg, log: log, out: out, err: errOut, reg: reg}
-}
-
-func (a *app) close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.rabbit != nil {
-		a.rabbit.Close()
-	}
-	if a.pool != nil {
-		a.pool.Close()
-	}
-}
-
-func (a *app) postgres(ctx context.Context) (*pgxpool.Pool, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.pool == nil {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		pool, err := postgres.Open(ctx, a.cfg.DatabaseURL, int32(a.cfg.PGMaxConns))
-		if err != nil {
-			return nil, err
-		}
-		a.pool = pool
-	}
-	return a.pool, nil
-}
-
-func (a *app) rabbitmq(ctx context.Context) (*rabbitmq.Conn, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.rabbit == nil {
-		conn, err := rabbitmq.Dial(ctx, a.cfg.AMQPURL, "splitstream", a.log)
-		if err != nil {
-			return nil, err
-		}
-		a.rabbit = conn
-	}
-	return a.rabbit, nil
-}
-
-func (a *app) elasticsearch(ctx context.Context) (*elasticsearch.Client, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.es == nil {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		es, err := elastic.Open(ctx, a.cfg.ElasticsearchURL)
-		if err != nil {
-			return nil, err
-		}
-		a.es = es
-	}
-	return a.es, nil
+	return &app{deps: &deps{cfg: cfg, log: log}, cfg: cfg, log: log, out: out, err: errOut, reg: reg}
 }
 
 func (a *app) pgCheck(pool *pgxpool.Pool) ops.Check {

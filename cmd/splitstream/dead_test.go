@@ -152,9 +152,9 @@ func TestDeadLettersParkReplayAndDrop(t *testing.T) {
 
 	// Later: an event of the poisoned product follows its letters; the
 	// others flow.
-	must(svc.ChangeProduct(ctx, "renameProduct", poisoned, m, command.RenameProduct{Name: "Steel kettle"}))
+	must(svc.ChangeProduct(ctx, poisoned, m, command.RenameProduct{Name: "Steel kettle"}))
 	review(poisoned, 2)
-	must(svc.ChangeProduct(ctx, "renameProduct", other, m, command.RenameProduct{Name: "Big mug"}))
+	must(svc.ChangeProduct(ctx, other, m, command.RenameProduct{Name: "Big mug"}))
 	project()
 	letters, err = dead.Letters(ctx, ref)
 	if err != nil {
@@ -238,7 +238,7 @@ func TestDeadLettersParkReplayAndDrop(t *testing.T) {
 		t.Errorf("product after replay = %+v", got)
 	}
 	// Later events of the product now apply as usual.
-	must(svc.ChangeProduct(ctx, "changeProductPrice", poisoned, m, command.ChangeProductPrice{PriceCents: 250}))
+	must(svc.ChangeProduct(ctx, poisoned, m, command.ChangeProductPrice{PriceCents: 250}))
 	project()
 	if got, _ := searcher.GetProduct(ctx, poisoned); got == nil || got.PriceCents != 250 {
 		t.Errorf("after the replay a new event did not apply: %+v", got)

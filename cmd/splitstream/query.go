@@ -44,7 +44,10 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	hub := query.NewHub(searcher, a.log, a.reg, 64, 50_000, query.WithGuard(auth.Policy{}))
+	hub, err := query.NewHub(searcher, a.log, a.reg, 64, 50_000, query.WithGuard(auth.Policy{}))
+	if err != nil {
+		return role{}, err
+	}
 	ws, capSubs := graph.WebSocket(graph.WebSocketOptions{
 		InitTimeout:      a.cfg.WSInitTimeout,
 		KeepAlive:        a.cfg.WSKeepAlive,

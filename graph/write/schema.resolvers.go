@@ -22,31 +22,31 @@ func (r *mutationResolver) CreateProduct(ctx context.Context, input CreateProduc
 
 // RenameProduct is the resolver for the renameProduct field.
 func (r *mutationResolver) RenameProduct(ctx context.Context, input RenameProductInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, "renameProduct", input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
+	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
 		command.RenameProduct{Name: input.Name}))
 }
 
 // ChangeProductDescription is the resolver for the changeProductDescription field.
 func (r *mutationResolver) ChangeProductDescription(ctx context.Context, input ChangeProductDescriptionInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, "changeProductDescription", input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
+	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
 		command.ChangeProductDescription{Description: input.Description}))
 }
 
 // ChangeProductPrice is the resolver for the changeProductPrice field.
 func (r *mutationResolver) ChangeProductPrice(ctx context.Context, input ChangeProductPriceInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, "changeProductPrice", input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
+	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
 		command.ChangeProductPrice{PriceCents: int64(input.PriceCents)}))
 }
 
 // RestockProduct is the resolver for the restockProduct field.
 func (r *mutationResolver) RestockProduct(ctx context.Context, input RestockProductInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, "restockProduct", input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
+	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
 		command.RestockProduct{Quantity: input.Quantity}))
 }
 
 // DiscontinueProduct is the resolver for the discontinueProduct field.
 func (r *mutationResolver) DiscontinueProduct(ctx context.Context, input DiscontinueProductInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, "discontinueProduct", input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
+	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
 		command.DiscontinueProduct{}))
 }
 
@@ -75,7 +75,7 @@ func (r *mutationResolver) PlaceOrder(ctx context.Context, input PlaceOrderInput
 
 // CancelOrder is the resolver for the cancelOrder field.
 func (r *mutationResolver) CancelOrder(ctx context.Context, input CancelOrderInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeOrder(ctx, "cancelOrder", input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
+	return answer(r.Commands.ChangeOrder(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
 		command.CancelOrder{Reason: deref(input.Reason)}))
 }
 

@@ -27,7 +27,9 @@ import (
 	"github.com/splitstream/splitstream/rabbitmq"
 )
 
-// Defaults match the contract (../shared/ARCHITECTURE.md); the environment overrides them.
+// The server URLs' defaults are the external contract's (../shared/ARCHITECTURE.md,
+// beside the repository; the management URL is RabbitMQ's own default); the
+// environment overrides them.
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v

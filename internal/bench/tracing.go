@@ -1,24 +1,20 @@
-package main
+package bench
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/event"
-	"github.com/splitstream/splitstream/internal/bench"
-	"github.com/splitstream/splitstream/ops"
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/projector"
 	"github.com/splitstream/splitstream/rabbitmq"
@@ -39,12 +35,12 @@ func (discard) Shutdown(context.Context) error                             { ret
 
 // benchTracer is the provider a traced run uses: the production one
 // (batch span processor, our limits) exporting to discard.
-func benchTracer(ctx context.Context) (*sdktrace.TracerProvider, error) {
+func benchTracer(ctx context.Context, version string) (*sdktrace.TracerProvider, error) {
 	return provider.New(ctx, discard{}, version)
 }
 
-func tracingResult(name string, on, off float64, unit string) bench.Result {
-	r := bench.Rate(name, on, off, unit, tracingGoal)
+func tracingResult(name string, on, off float64, unit string) Result {
+	r := Rate(name, on, off, unit, tracingGoal)
 	r.Goal = fmt.Sprintf("≥ %.2f × tracing off", tracingGoal)
 	return r
 }
@@ -52,8 +48,8 @@ func tracingResult(name string, on, off float64, unit string) bench.Result {
 // benchWriteTracing measures createProduct through two command services
 // this process starts on loopback, one with tracing off and one with it on,
 // side by side at 8 and 32 clients each.
-func benchWriteTracing(ctx context.Context, a *app, env bench.Env) ([]bench.Result, error) {
-	tp, err := benchTracer(ctx)
+func benchWriteTracing(ctx context.Context, st Stack, env Env) ([]Result, error) {
+	tp, err := benchTracer(ctx, st.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -64,21 +60,21 @@ func benchWriteTracing(ctx context.Context, a *app, env bench.Env) ([]bench.Resu
 		if on {
 			tpOn = tp
 		}
-		u, stop, err := localCommand(ctx, a, tpOn)
+		u, stop, err := st.CommandServer(ctx, tpOn)
 		if err != nil {
 			return nil, err
 		}
 		defer stop()
 		urls[on] = u
 	}
-	var out []bench.Result
+	var out []Result
 	for _, clients := range []int{8, 32} {
 		env.Progress.Write([]byte(fmt.Sprintf("bench: write: tracing off and on side by side, %d clients each, 3 × %s\n", clients, benchDuration(env))))
 		rates, err := sideBySide(3, func(on bool) (func() (float64, error), func(), error) {
 			g := env.Command
 			g.URL = urls[on]
 			return func() (float64, error) {
-				rate, _, err := bench.Load(ctx, clients, benchDuration(env), func(ctx context.Context, c, i int) error {
+				rate, _, err := Load(ctx, clients, benchDuration(env), func(ctx context.Context, c, i int) error {
 					return g.Do(ctx, `mutation($in: CreateProductInput!) { createProduct(input: $in) { id } }`, map[string]any{"in": map[string]any{
 						"name": fmt.Sprintf("Traced %d-%d", c, i), "description": "A benchmark product.", "category": "bench",
 						"priceCents": 1999, "currency": "EUR", "stock": 100}}, nil)
@@ -134,40 +130,18 @@ func sideBySide(rounds int, prepare func(on bool) (run func() (float64, error), 
 	return map[bool]float64{false: sum[false] / float64(rounds), true: sum[true] / float64(rounds)}, nil
 }
 
-func benchDuration(env bench.Env) time.Duration {
+func benchDuration(env Env) time.Duration {
 	if env.Quick {
 		return 4 * time.Second
 	}
 	return 10 * time.Second
 }
 
-// localCommand serves a command role of its own (tracing with tp; nil is
-// off) on a loopback port and returns its GraphQL URL.
-func localCommand(ctx context.Context, a *app, tp trace.TracerProvider) (string, func(), error) {
-	b := newApp(a.cfg, a.log, a.out, a.err)
-	b.tp = tp
-	r, err := b.commandRole(ctx)
-	if err != nil {
-		b.close()
-		return "", nil, err
-	}
-	mux := ops.PublicMux(r.checks, b.reg, b.log)
-	r.routes(mux)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.close()
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String() + "/graphql", func() { _ = srv.Close(); b.close() }, nil
-}
-
 // benchProjectorTracing drains the same backlog with the real consumer and
 // projector, tracing off and on side by side, each on a scratch vhost and
 // scratch indices of its own. Every event carries a trace context of its own, the
 // worst case for the batch span's links.
-func benchProjectorTracing(ctx context.Context, a *app, env bench.Env, mgmt string) ([]bench.Result, error) {
+func benchProjectorTracing(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, error) {
 	n := 50_000
 	if env.Quick {
 		n = 10_000
@@ -175,7 +149,7 @@ func benchProjectorTracing(ctx context.Context, a *app, env bench.Env, mgmt stri
 	if err := env.EnsureProducts(ctx, n); err != nil {
 		return nil, err
 	}
-	pool, err := a.postgres(ctx)
+	pool, err := st.Postgres(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +157,7 @@ func benchProjectorTracing(ctx context.Context, a *app, env bench.Env, mgmt stri
 	if err != nil {
 		return nil, err
 	}
-	tp, err := benchTracer(ctx)
+	tp, err := benchTracer(ctx, st.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -200,13 +174,13 @@ func benchProjectorTracing(ctx context.Context, a *app, env bench.Env, mgmt stri
 		if on {
 			t = tr
 		}
-		return prepareDrain(ctx, a, env, mgmt, records, t)
+		return prepareDrain(ctx, st, env, mgmt, records, t)
 	})
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(env.Progress, "bench: projector: tracing on %.0f events/s, off %.0f events/s\n", rates[true], rates[false])
-	return []bench.Result{tracingResult("projector.drain.tracing", rates[true], rates[false], "events/s")}, nil
+	return []Result{tracingResult("projector.drain.tracing", rates[true], rates[false], "events/s")}, nil
 }
 
 // backlog reads the first n records of the event log.
@@ -232,14 +206,14 @@ func backlog(ctx context.Context, source *postgres.RelaySource, n int) ([]event.
 // prepareDrain publishes records to a scratch vhost and makes scratch
 // indices; run times the real consumer and projector (t nil: tracing off)
 // draining them; cleanup removes the scratch resources.
-func prepareDrain(ctx context.Context, a *app, env bench.Env, mgmt string, records []event.Record, t trace.Tracer) (run func() (float64, error), cleanup func(), err error) {
+func prepareDrain(ctx context.Context, st Stack, env Env, mgmt string, records []event.Record, t trace.Tracer) (run func() (float64, error), cleanup func(), err error) {
 	tag := strings.ToLower(uuid.NewString()[:8])
-	conn, drop, err := scratchVhost(ctx, a, mgmt, "splitstream-bench-tracing-"+tag)
+	conn, drop, err := projectorBench{st: st, env: env, mgmt: mgmt, tag: "tracing-" + tag}.scratchVhost(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	prefix := a.cfg.IndexPrefix + "-bench-tracing-" + tag
-	cleanup = func() { drop(); deleteIndices(a, env, prefix) }
+	prefix := st.IndexPrefix + "-bench-tracing-" + tag
+	cleanup = func() { drop(); deleteIndices(env, prefix) }
 	pub, err := rabbitmq.NewPublisher(conn)
 	if err != nil {
 		cleanup()
@@ -252,25 +226,26 @@ func prepareDrain(ctx context.Context, a *app, env bench.Env, mgmt string, recor
 			return nil, nil, err
 		}
 	}
-	if err := elastic.NewIndices(env.ES, prefix, a.cfg.RefreshInterval).Ensure(ctx); err != nil {
+	if err := elastic.NewIndices(env.ES, prefix, st.Refresh).Ensure(ctx); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	pool, err := a.postgres(ctx)
+	pool, err := st.Postgres(ctx)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(env.ES, prefix), History: postgres.NewEventStore(pool), Log: a.log})
+	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(env.ES, prefix), History: postgres.NewEventStore(pool), Log: st.Log,
+		DeadLetters: projector.NewMemoryDeadLetters(), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	var h rabbitmq.ProjectorHandler = p
 	if t != nil {
-		h = tracedProjector{p, t}
+		h = st.TraceProjector(p, t)
 	}
-	consumer, err := rabbitmq.NewProjectorConsumer(conn, h, rabbitmq.ConsumerConfig{Log: a.log})
+	consumer, err := rabbitmq.NewProjectorConsumer(conn, h, rabbitmq.ConsumerConfig{Log: st.Log})
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -297,32 +272,4 @@ func drain(ctx context.Context, consumer *rabbitmq.ProjectorConsumer, p *project
 		}
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-// scratchVhost makes a RabbitMQ vhost for one run and connects to it; drop
-// closes the connection and deletes the vhost.
-func scratchVhost(ctx context.Context, a *app, mgmt, vhost string) (*rabbitmq.Conn, func(), error) {
-	if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
-		return nil, nil, fmt.Errorf("create vhost (RabbitMQ management API): %w", err)
-	}
-	del := func() {
-		_ = rabbitmq.Management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
-	}
-	u, err := url.Parse(a.cfg.AMQPURL)
-	if err != nil {
-		del()
-		return nil, nil, err
-	}
-	if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+u.User.Username(),
-		`{"configure":".*","write":".*","read":".*"}`); err != nil {
-		del()
-		return nil, nil, err
-	}
-	u.Path = "/" + vhost
-	conn, err := rabbitmq.Dial(ctx, u.String(), "splitstream-bench", a.log)
-	if err != nil {
-		del()
-		return nil, nil, err
-	}
-	return conn, func() { conn.Close(); del() }, nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/splitstream/splitstream/event"
-	"github.com/splitstream/splitstream/internal/bench"
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/rabbitmq"
 	"github.com/splitstream/splitstream/relay"
@@ -25,7 +24,7 @@ import (
 // batches of the same size, waiting for every confirm of one before the next.
 const relayBatch = 500
 
-// benchRelay measures, on a scratch database and two scratch vhosts of the
+// Relay measures, on a scratch database and two scratch vhosts of the
 // same servers:
 //   - relay: the real relay draining a backlog of N events (written by many
 //     transactions, as a broker outage leaves them) into the broker, from
@@ -34,12 +33,12 @@ const relayBatch = 500
 //     channel in batches of the same size, into the same topology.
 //
 // The live relay of a running stack never sees the scratch database.
-func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog int) ([]bench.Result, error) {
+func Relay(ctx context.Context, st Stack, env Env, mgmt string, backlog int) ([]Result, error) {
 	n := backlog
 	if env.Quick && n > 10_000 {
 		n = 10_000
 	}
-	b := relayBench{a: a, mgmt: mgmt, tag: strings.ToLower(uuid.NewString()[:8]),
+	b := relayBench{st: st, mgmt: mgmt, tag: strings.ToLower(uuid.NewString()[:8]),
 		say: func(format string, args ...any) { fmt.Fprintf(env.Progress, "bench: relay: "+format+"\n", args...) }}
 	pool, dropDB, err := b.backlog(ctx, n)
 	if err != nil {
@@ -59,17 +58,17 @@ func benchRelay(ctx context.Context, a *app, env bench.Env, mgmt string, backlog
 	if err != nil {
 		return nil, err
 	}
-	return []bench.Result{
-		bench.Rate(fmt.Sprintf("relay.drain.%dk", n/1000), rate, ceiling, "events/s", 0.8),
+	return []Result{
+		Rate(fmt.Sprintf("relay.drain.%dk", n/1000), rate, ceiling, "events/s", 0.8),
 		// The first half of the drain has twice the backlog ahead of it: a
 		// batch whose cost grows with the backlog shows up here below 1.
-		bench.Rate(fmt.Sprintf("relay.drain.%dk.flatness", n/1000), firstRate, secondRate, "events/s", 0.8),
+		Rate(fmt.Sprintf("relay.drain.%dk.flatness", n/1000), firstRate, secondRate, "events/s", 0.8),
 	}, nil
 }
 
 // relayBench holds what the steps of the relay suite share.
 type relayBench struct {
-	a    *app
+	st   Stack
 	mgmt string // RabbitMQ management API, for the scratch vhosts
 	tag  string // names this run's scratch database and vhosts
 	say  func(format string, args ...any)
@@ -78,7 +77,7 @@ type relayBench struct {
 // backlog makes a scratch database holding n events and returns its pool
 // and the function that drops it.
 func (b relayBench) backlog(ctx context.Context, n int) (*pgxpool.Pool, func(), error) {
-	dbURL, dropDB, err := scratchDatabase(ctx, b.a.cfg.DatabaseURL, "splitstream_bench_"+b.tag)
+	dbURL, dropDB, err := scratchDatabase(ctx, b.st.DatabaseURL, "splitstream_bench_"+b.tag)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,7 +95,7 @@ func (b relayBench) backlog(ctx context.Context, n int) (*pgxpool.Pool, func(), 
 }
 
 func (b relayBench) writeBacklog(ctx context.Context, pool *pgxpool.Pool, n int) error {
-	if err := postgres.Migrate(ctx, pool, b.a.log); err != nil {
+	if err := postgres.Migrate(ctx, pool, b.st.Log); err != nil {
 		return err
 	}
 	const perTx = 1000
@@ -157,14 +156,14 @@ func (b relayBench) scratch(ctx context.Context, what string) (*rabbitmq.Conn, f
 	drop := func() {
 		_ = rabbitmq.Management(context.WithoutCancel(ctx), b.mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
 	}
-	u, _ := url.Parse(b.a.cfg.AMQPURL)
+	u, _ := url.Parse(b.st.AMQPURL)
 	if err := rabbitmq.Management(ctx, b.mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+u.User.Username(),
 		`{"configure":".*","write":".*","read":".*"}`); err != nil {
 		drop()
 		return nil, nil, err
 	}
 	u.Path = "/" + vhost
-	conn, err := rabbitmq.Dial(ctx, u.String(), "splitstream-bench-"+what, b.a.log)
+	conn, err := rabbitmq.Dial(ctx, u.String(), "splitstream-bench-"+what, b.st.Log)
 	if err != nil {
 		drop()
 		return nil, nil, err
@@ -239,7 +238,7 @@ func (b relayBench) drain(ctx context.Context, source *postgres.RelaySource, rec
 	defer pub.Close()
 	const name = "bench"
 	reg := prometheus.NewRegistry()
-	r, err := relay.New(source, pub, relay.Config{Name: name, BatchSize: relayBatch}, b.a.log, reg)
+	r, err := relay.New(source, pub, relay.Config{Name: name, BatchSize: relayBatch}, b.st.Log, reg)
 	if err != nil {
 		return 0, 0, 0, err
 	}

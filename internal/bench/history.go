@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -13,14 +13,13 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/splitstream/splitstream/command"
-	"github.com/splitstream/splitstream/internal/bench"
 	"github.com/splitstream/splitstream/postgres"
 )
 
 // historyLengths are the stream lengths bench command-history compares.
 var historyLengths = []int{10, 1_000, 10_000}
 
-// benchCommandHistory measures restockProduct through the command layer
+// CommandHistory measures restockProduct through the command layer
 // (service and Postgres event store, no HTTP) on products whose streams are
 // 10, 1,000 and 10,000 events long, in a scratch database on the same
 // server, dropped afterwards. A command's cost should not depend on the
@@ -30,7 +29,7 @@ var historyLengths = []int{10, 1_000, 10_000}
 // shared machine falls on every length alike. The long streams take every
 // sample themselves and grow by the sample count; the length-10 samples go
 // each to their own 10-event product, so that length stays 10.
-func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Result, error) {
+func CommandHistory(ctx context.Context, st Stack, env Env) ([]Result, error) {
 	samples := 300
 	if env.Quick {
 		samples = 100
@@ -39,7 +38,7 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 		fmt.Fprintf(env.Progress, "bench: command-history: "+format+"\n", args...)
 	}
 
-	dbURL, drop, err := scratchDatabase(ctx, a.cfg.DatabaseURL, "splitstream_bench_"+strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
+	dbURL, drop, err := scratchDatabase(ctx, st.DatabaseURL, "splitstream_bench_"+strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +61,7 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 		return res.ID, err
 	}
 	restock := func(id string) error {
-		_, err := svc.ChangeProduct(ctx, "restockProduct", id, command.Meta{}, command.RestockProduct{Quantity: 1})
+		_, err := svc.ChangeProduct(ctx, id, command.Meta{}, command.RestockProduct{Quantity: 1})
 		return err
 	}
 
@@ -75,17 +74,17 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 	if err != nil {
 		return nil, err
 	}
-	base := bench.Percentile(lat[0], 50)
-	var out []bench.Result
+	base := Percentile(lat[0], 50)
+	var out []Result
 	for l, n := range historyLengths {
-		p50, p99 := bench.Percentile(lat[l], 50), bench.Percentile(lat[l], 99)
+		p50, p99 := Percentile(lat[l], 50), Percentile(lat[l], 99)
 		name := fmt.Sprintf("history.restock.len%d", n)
 		if l == 0 {
-			out = append(out, bench.Latency(name+".p50", p50, base, "reported (the base)", time.Hour))
+			out = append(out, Latency(name+".p50", p50, base, "reported (the base)", time.Hour))
 		} else {
-			out = append(out, bench.Latency(name+".p50", p50, base, "≤ 1.5 × p50 at length 10", base*3/2))
+			out = append(out, Latency(name+".p50", p50, base, "≤ 1.5 × p50 at length 10", base*3/2))
 		}
-		out = append(out, bench.Latency(name+".p99", p99, bench.Percentile(lat[0], 99), "reported beside p99 at length 10", time.Hour))
+		out = append(out, Latency(name+".p99", p99, Percentile(lat[0], 99), "reported beside p99 at length 10", time.Hour))
 	}
 	return out, nil
 }
@@ -93,7 +92,7 @@ func benchCommandHistory(ctx context.Context, a *app, env bench.Env) ([]bench.Re
 // growHistories grows, through the command layer as production would,
 // samples products of the shortest length (one per sample, so that length
 // stays put) and one product of each longer length.
-func growHistories(ctx context.Context, env bench.Env, samples int, create func() (string, error), restock func(string) error) (short, long []string, err error) {
+func growHistories(ctx context.Context, env Env, samples int, create func() (string, error), restock func(string) error) (short, long []string, err error) {
 	total := samples*historyLengths[0] + historyLengths[1] + historyLengths[2]
 	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(env.Progress), progressbar.OptionSetDescription("history "),
 		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("cmd"),

@@ -1,0 +1,323 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/rabbitmq"
+)
+
+// Projector measures, on scratch indices and a scratch vhost of the
+// same servers:
+//   - projector: draining a backlog of N events already in its queue, the
+//     real consumer and projector, broker to Elasticsearch;
+//   - rebuild: the rebuild of every model from Postgres;
+//   - ceiling: a plain bulk index of the documents those events produce.
+func Projector(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, error) {
+	n := 100_000
+	if env.Quick {
+		n = 10_000
+	}
+	pb := projectorBench{st: st, env: env, mgmt: mgmt, tag: strings.ToLower(uuid.NewString()[:8])}
+	if err := env.EnsureProducts(ctx, n); err != nil {
+		return nil, err
+	}
+	pool, err := st.Postgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	records, err := pb.records(ctx, pool, n)
+	if err != nil {
+		return nil, err
+	}
+	n = len(records)
+	projPrefix := st.IndexPrefix + "-bench-proj-" + pb.tag
+	defer deleteIndices(env, projPrefix)
+	drainRate, err := pb.drain(ctx, pool, records, projPrefix)
+	if err != nil {
+		return nil, err
+	}
+
+	// The ceiling: the same documents, bulk-indexed plainly.
+	rawPrefix := st.IndexPrefix + "-bench-raw-" + pb.tag
+	defer deleteIndices(env, rawPrefix)
+	rawTook, docs, err := rawBulk(ctx, env, projPrefix, rawPrefix, st.Refresh)
+	if err != nil {
+		return nil, err
+	}
+	ceiling := float64(n) / rawTook.Seconds()
+	pb.say("raw bulk of the same %d documents: %s (%.0f events/s equivalent)", docs, rawTook.Round(time.Millisecond), ceiling)
+
+	// The rebuild, from Postgres, into a scratch prefix.
+	rebPrefix := st.IndexPrefix + "-bench-rebuild-" + pb.tag
+	defer deleteIndices(env, rebPrefix)
+	pb.say("rebuilding every model from Postgres")
+	events, took, rebuildRate, err := st.Rebuild(ctx, pool, env.ES, rebPrefix, env.Progress)
+	if err != nil {
+		return nil, err
+	}
+	pb.say("rebuilt %d events in %s: %.0f events/s", events, took.Round(time.Millisecond), rebuildRate)
+	return []Result{
+		Rate("projector.drain", drainRate, ceiling, "events/s", 0.5),
+		Rate("projector.rebuild", rebuildRate, ceiling, "events/s", 0.6),
+	}, nil
+}
+
+// projectorBench holds what the steps of the projector suite share.
+type projectorBench struct {
+	st   Stack
+	env  Env
+	mgmt string // RabbitMQ management API, for the scratch vhost
+	tag  string // names this run's scratch vhost and indices
+}
+
+func (pb projectorBench) say(format string, args ...any) {
+	fmt.Fprintf(pb.env.Progress, "bench: projector: "+format+"\n", args...)
+}
+
+// records reads the first n records of the store in relay order.
+func (pb projectorBench) records(ctx context.Context, pool *pgxpool.Pool, n int) ([]event.Record, error) {
+	source := postgres.NewRelaySource(pool)
+	var records []event.Record
+	for cursor := (event.Cursor{}); len(records) < n; {
+		recs, err := source.Next(ctx, cursor, min(5000, n-len(records)))
+		if err != nil {
+			return nil, err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		records = append(records, recs...)
+		cursor = recs[len(recs)-1].Cursor
+	}
+	return records, nil
+}
+
+// scratchVhost makes a vhost of this run's own and connects to it; the
+// function it returns closes the connection and drops the vhost.
+func (pb projectorBench) scratchVhost(ctx context.Context) (*rabbitmq.Conn, func(), error) {
+	vhost := "splitstream-bench-" + pb.tag
+	if err := rabbitmq.Management(ctx, pb.mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
+		return nil, nil, fmt.Errorf("create vhost (RabbitMQ management API at RABBITMQ_MANAGEMENT_URL): %w", err)
+	}
+	drop := func() {
+		_ = rabbitmq.Management(context.WithoutCancel(ctx), pb.mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
+	}
+	amqpURL, _ := url.Parse(pb.st.AMQPURL)
+	if err := rabbitmq.Management(ctx, pb.mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+amqpURL.User.Username(),
+		`{"configure":".*","write":".*","read":".*"}`); err != nil {
+		drop()
+		return nil, nil, err
+	}
+	amqpURL.Path = "/" + vhost
+	conn, err := rabbitmq.Dial(ctx, amqpURL.String(), "splitstream-bench", pb.st.Log)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return conn, func() { conn.Close(); drop() }, nil
+}
+
+// drain publishes records as a backlog on a scratch vhost, drains it with
+// the real consumer and projector into scratch indices under prefix, and
+// returns events per second.
+func (pb projectorBench) drain(ctx context.Context, pool *pgxpool.Pool, records []event.Record, prefix string) (float64, error) {
+	n := len(records)
+	conn, drop, err := pb.scratchVhost(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer drop()
+	pub, err := rabbitmq.NewPublisher(conn)
+	if err != nil {
+		return 0, err
+	}
+	pb.say("publishing a backlog of %d events", n)
+	for i := 0; i < n; i += 1000 {
+		if err := pub.Publish(ctx, records[i:min(i+1000, n)]); err != nil {
+			return 0, err
+		}
+	}
+	pub.Close()
+
+	if err := elastic.NewIndices(pb.env.ES, prefix, pb.st.Refresh).Ensure(ctx); err != nil {
+		return 0, err
+	}
+	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(pb.env.ES, prefix), History: postgres.NewEventStore(pool), Log: pb.st.Log,
+		DeadLetters: projector.NewMemoryDeadLetters(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		return 0, err
+	}
+	consumer, err := rabbitmq.NewProjectorConsumer(conn, p, rabbitmq.ConsumerConfig{Log: pb.st.Log})
+	if err != nil {
+		return 0, err
+	}
+	cctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = consumer.Run(cctx) }()
+	defer func() { stop(); wg.Wait() }()
+	start := time.Now()
+	if err := pb.waitDrained(ctx, p, records, start); err != nil {
+		return 0, err
+	}
+	drain := time.Since(start)
+	rate := float64(n) / drain.Seconds()
+	pb.say("drained %d events in %s: %.0f events/s", n, drain.Round(time.Millisecond), rate)
+	return rate, nil
+}
+
+// waitDrained waits until the projector's watermark reaches the last record.
+func (pb projectorBench) waitDrained(ctx context.Context, p *projector.Projector, records []event.Record, start time.Time) error {
+	last := records[len(records)-1].Cursor
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	lastSay := time.Now()
+	for p.Watermark().Less(last) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if time.Since(lastSay) > 2*time.Second {
+			lastSay = time.Now()
+			pb.say("draining: position %d of %d (%.0f events/s)", p.Watermark().Position, last.Position, float64(p.Watermark().Position-records[0].Cursor.Position)/time.Since(start).Seconds())
+		}
+		if time.Since(start) > 15*time.Minute {
+			return fmt.Errorf("backlog not drained in 15 minutes")
+		}
+	}
+	return nil
+}
+
+// rawBulk copies every document under from into fresh indices under to
+// with plain bulk index requests and times the writing alone.
+func rawBulk(ctx context.Context, env Env, from, to string, refresh time.Duration) (time.Duration, int, error) {
+	if err := elastic.NewIndices(env.ES, to, refresh).Ensure(ctx); err != nil {
+		return 0, 0, err
+	}
+	var bodies []string
+	docs := 0
+	for _, m := range elastic.Models {
+		if err := elastic.NewIndices(env.ES, from, refresh).Refresh(ctx, m); err != nil {
+			return 0, 0, err
+		}
+		bs, n, err := bulkBodies(ctx, env, elastic.Alias(from, m), elastic.Alias(to, m))
+		if err != nil {
+			return 0, 0, err
+		}
+		bodies, docs = append(bodies, bs...), docs+n
+	}
+	start := time.Now()
+	if err := sendBulk(ctx, env, bodies); err != nil {
+		return 0, 0, err
+	}
+	return time.Since(start), docs, nil
+}
+
+// bulkBodies reads every document of alias from and returns bulk bodies of
+// 2,000 index actions each that write them into alias to.
+func bulkBodies(ctx context.Context, env Env, from, to string) ([]string, int, error) {
+	var (
+		bodies []string
+		after  []any
+		b      strings.Builder
+		count  int
+	)
+	for {
+		q := map[string]any{"size": 5000, "sort": []any{map[string]any{"_doc": "asc"}}}
+		if after != nil {
+			q["search_after"] = after
+		}
+		body, _ := json.Marshal(q)
+		var res struct {
+			Hits struct {
+				Hits []struct {
+					ID     string          `json:"_id"`
+					Source json.RawMessage `json:"_source"`
+					Sort   []any           `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := elastic.Do(ctx, env.ES, http.MethodPost, "/"+from+"/_search", string(body), &res); err != nil {
+			return nil, 0, err
+		}
+		if len(res.Hits.Hits) == 0 {
+			break
+		}
+		for _, h := range res.Hits.Hits {
+			fmt.Fprintf(&b, `{"index":{"_index":%q,"_id":%q}}`+"\n%s\n", to, h.ID, h.Source)
+			count++
+			if count%2000 == 0 {
+				bodies = append(bodies, b.String())
+				b.Reset()
+			}
+		}
+		after = res.Hits.Hits[len(res.Hits.Hits)-1].Sort
+	}
+	if b.Len() > 0 {
+		bodies = append(bodies, b.String())
+	}
+	return bodies, count, nil
+}
+
+// sendBulk sends bodies with two requests in flight, as many as the node
+// has cores, and fails on the first error or item error.
+func sendBulk(ctx context.Context, env Env, bodies []string) error {
+	next := make(chan string)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			for body := range next {
+				var res struct {
+					Errors bool `json:"errors"`
+				}
+				if err := elastic.DoNDJSON(ctx, env.ES, "/_bulk", body, &res); err != nil {
+					errs <- err
+					return
+				}
+				if res.Errors {
+					errs <- fmt.Errorf("raw bulk had item errors")
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var failed error
+	for _, body := range bodies {
+		select {
+		case next <- body:
+		case failed = <-errs:
+		}
+		if failed != nil {
+			break
+		}
+	}
+	close(next)
+	for range 2 {
+		if failed != nil {
+			break
+		}
+		failed = <-errs
+	}
+	return failed
+}
+
+func deleteIndices(env Env, prefix string) {
+	_ = elastic.Do(context.Background(), env.ES, http.MethodDelete, "/"+prefix+"-*", "", nil)
+}
