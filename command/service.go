@@ -318,7 +318,7 @@ func restore[S folder[S]](empty S, streamType string, snap *Snapshot, tail []eve
 			return empty, fmt.Errorf("decode %s snapshot at v%d: %w", streamType, snap.Version, err)
 		}
 	}
-	ps, err := payloads(tail)
+	ps, err := event.Payloads(tail)
 	if err != nil {
 		return empty, err
 	}
@@ -337,16 +337,4 @@ func inputHash(input any, expected *int) ([]byte, error) {
 	}
 	sum := sha256.Sum256(b)
 	return sum[:], nil
-}
-
-func payloads(h []event.Envelope) ([]event.Payload, error) {
-	out := make([]event.Payload, len(h))
-	for i, e := range h {
-		p, err := e.Payload()
-		if err != nil {
-			return nil, fmt.Errorf("decode %s v%d: %w", e.StreamID, e.Version, err)
-		}
-		out[i] = p
-	}
-	return out, nil
 }
