@@ -90,7 +90,7 @@ type Config struct {
 
 // Limits on input.
 const (
-	MaxPage      = 500  // dead-letter documents per page
+	MaxPage      = 500 // dead-letter documents per page
 	DefaultPage  = 100
 	MaxKindBytes = 64
 	MaxIDBytes   = 256
