@@ -125,9 +125,6 @@ func (c *Console) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /api/dead-letters", c.admin(c.deadList))
 	mux.Handle("POST /api/dead-letters/replay", c.admin(c.deadReplay))
 	mux.Handle("POST /api/dead-letters/drop", c.admin(c.deadDrop))
-	mux.Handle("/api/", c.admin(func(w http.ResponseWriter, r *http.Request) {
-		apiError(w, http.StatusNotFound, splitstream.ENotFound, "no such API route")
-	}))
 }
 
 // admin lets only an admin's valid token through: 401 with none or an
