@@ -236,4 +236,3 @@ func keys(m map[string]int) []string {
 	}
 	return out
 }
-
