@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/ops"
 	"github.com/splitstream/splitstream/ops/console"
@@ -131,4 +134,29 @@ func (c *consoleDead) Drop(ctx context.Context, d console.Doc) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.tool.dropOne(ctx, projector.Ref{Kind: projector.Kind(d.Kind), ID: d.ID})
+}
+
+// rebuildConsole serves, while a rebuild runs, an admin listener of its
+// own on addr: /healthz, /readyz and /metrics, and the console with the
+// rebuild's progress (reported by the rebuilder into r.report). stop ends
+// it once the rebuild returns.
+func (a *app) rebuildConsole(ctx context.Context, addr string, pool *pgxpool.Pool, es *elasticsearch.Client, r *rebuilder) (stop func(), err error) {
+	r.report = &console.Progress{}
+	rb := role{name: "rebuild", checks: []ops.Check{a.pgCheck(pool), a.esCheck(es)}}
+	o, err := a.operations(ctx, []role{rb}, r.report)
+	if err != nil {
+		return nil, err
+	}
+	mux := ops.Mux(rb.checks, a.reg)
+	o.mount(mux)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		if err := ops.Serve(ctx, a.log, "rebuild admin", addr, mux, a.cfg.Limits.HTTP, 2*time.Second); err != nil {
+			a.log.Warn("rebuild: the admin listener stopped", "err", err)
+		}
+	}()
+	go func() { defer func() { done <- struct{}{} }(); _ = o.run(ctx) }()
+	return func() { cancel(); <-done; <-done }, nil
 }

@@ -236,3 +236,52 @@ func keys(m map[string]int) []string {
 	}
 	return out
 }
+
+// `splitstream rebuild --admin-addr` serves a console of its own that shows
+// what the rebuilder reports, behind the same admin rule.
+func TestRebuildConsoleShowsProgress(t *testing.T) {
+	ctx := context.Background()
+	dbURL, pool := testenv.Postgres(t)
+	es, prefix := testenv.Elasticsearch(t)
+	addr := freeAddr(t)
+	a := testApp(t, map[string]string{"DATABASE_URL": dbURL, "SPLITSTREAM_INDEX_PREFIX": prefix, "SPLITSTREAM_JWT_SECRET": testJWTSecret})
+	var r rebuilder
+	stop, err := a.rebuildConsole(ctx, addr, pool, es, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var st struct {
+		Roles   []struct{ Name string }
+		Rebuild *struct {
+			Models      []string
+			Phase       string
+			Done, Total int64
+		}
+	}
+	waitFor(t, "the rebuild's admin listener", func() bool {
+		res, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		return err == nil
+	})
+	consoleCall(t, addr, "GET", "/api/status", adminToken, "", &st)
+	if st.Rebuild != nil || len(st.Roles) != 1 || st.Roles[0].Name != "rebuild" {
+		t.Fatalf("before the start: %+v", st)
+	}
+	r.report.Start([]string{"products"}, 10)
+	r.report.Set(4)
+	consoleCall(t, addr, "GET", "/api/status", adminToken, "", &st)
+	if st.Rebuild == nil || st.Rebuild.Phase != "replaying" || st.Rebuild.Done != 4 || st.Rebuild.Total != 10 || st.Rebuild.Models[0] != "products" {
+		t.Fatalf("while replaying: %+v", st.Rebuild)
+	}
+	r.report.Finish(nil)
+	consoleCall(t, addr, "GET", "/api/status", adminToken, "", &st)
+	if st.Rebuild.Phase != "done" {
+		t.Fatalf("after the end: %+v", st.Rebuild)
+	}
+	if code := consoleCall(t, addr, "GET", "/api/status", "", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d", code)
+	}
+}

@@ -42,9 +42,9 @@
   function renderRoles(roles) {
     if (!roles.length) return replace($('roles'), el('p', { class: 'muted' }, 'no roles on this listener'));
     replace($('roles'), ...roles.map((r) => el('div', { class: 'role', 'data-role': r.name },
-      el('span', { class: r.ready ? 'ok' : 'bad' }, r.ready ? '● ready' : '● not ready'), ' ', el('strong', {}, r.name),
-      el('ul', {}, ...Object.keys(r.checks).sort().map((c) => el('li', {}, `${c}: `,
-        el('span', { class: r.checks[c].startsWith('ok') ? 'ok' : 'bad' }, r.checks[c])))))));
+      el('span', { class: r.ready ? 'ok' : 'bad' }, r.ready ? '●' : '● not ready'), ' ', el('strong', {}, r.name), ' ',
+      ...Object.keys(r.checks).sort().map((c) => el('span', { class: 'check' }, `${c} `,
+        el('span', { class: r.checks[c].startsWith('ok') ? 'ok' : 'bad' }, r.checks[c]))))));
   }
 
   function renderRelays(relays) {
@@ -54,7 +54,7 @@
       ['backlog', `${num(r.backlog)} events`, r.backlog > 0 ? 'warn' : ''],
       ['oldest unpublished', secs(r.oldestAgeSeconds), r.oldestAgeSeconds > 30 ? 'bad' : ''],
       ['horizon held', secs(r.horizonHeldSeconds), r.horizonHeldSeconds > 0 ? 'bad' : ''],
-      ['horizon blocker pid', r.horizonBlockerPid ? String(r.horizonBlockerPid) : '–'],
+      ['horizon blocker pid', r.horizonHeldSeconds > 0 && r.horizonBlockerPid ? String(r.horizonBlockerPid) : '–'],
     ])));
   }
 
@@ -123,7 +123,7 @@
     $('dead-count').textContent = String(letters);
     $('dead-count').className = letters > 0 ? 'badge bad' : 'badge';
     $('dead-note').textContent = dead.documents.length
-      ? `${dead.documents.length} documents parked${dead.documents.length >= dead.limit ? ` (the first ${dead.limit} shown)` : ''}. Replay after fixing the cause; drop to give up on them.`
+      ? `${dead.documents.length} document${dead.documents.length === 1 ? '' : 's'} parked${dead.documents.length >= dead.limit ? ` (the first ${dead.limit} shown)` : ''}. Replay after fixing the cause; drop to give up on them.`
       : 'No dead letters.';
     renderDead(dead.documents, true);
   }
