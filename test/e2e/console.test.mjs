@@ -169,9 +169,14 @@ test('the admin console shows a dead letter and replays it', async () => {
     mkdirSync(SHOTS, { recursive: true });
     await page.screenshot({ path: path.join(SHOTS, 'admin-console.png'), fullPage: true });
 
+    // Replay before the fix: refused again, the page says so and the row stays.
+    await row.locator('button[data-action="replay"]').click();
+    await page.locator('#dead-error', { hasText: 'still dead' }).waitFor({ timeout: 30_000 });
+    await row.waitFor({ timeout: 5_000 });
+
     // The fix: the strict index learns latestReviews' fields; then replay from the page.
     await es('PUT', `/${strict}/_mapping`, { properties: { latestReviews: { properties: { id: { type: 'keyword' }, createdAt: { type: 'date' } } } } });
-    await row.locator('button[data-action="replay"]').click();
+    await row.locator('button[data-action="replay"]:not([disabled])').click();
     await row.waitFor({ state: 'detached', timeout: 30_000 });
     await page.locator('#dead-count', { hasText: /^0$/ }).waitFor({ timeout: 10_000 });
     assert.equal(await page.locator('#dead-error').innerText(), '');

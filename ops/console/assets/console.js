@@ -142,16 +142,17 @@
     const { action, kind, id } = button.dataset;
     if (action === 'drop' && !window.confirm(`Drop every dead letter of ${kind} ${id}? They are removed unapplied.`)) return;
     for (const b of document.querySelectorAll('#dead button')) b.disabled = true;
+    let message = '';
     try {
       const res = await api(`/api/dead-letters/${action}`, {
         method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ kind, id }),
       });
-      $('dead-error').textContent = action === 'replay' && res.stillDead > 0
-        ? `${kind} ${id}: ${res.applied} applied, ${res.stillDead} still dead (see the new reason)` : '';
+      if (action === 'replay' && res.stillDead > 0) message = `${kind} ${id}: ${res.applied} applied, ${res.stillDead} still dead (see the new reason)`;
     } catch (e) {
-      $('dead-error').textContent = `${action} ${kind} ${id}: ${e.message}`;
+      message = `${action} ${kind} ${id}: ${e.message}`;
     }
     await tick();
+    if (message) $('dead-error').textContent = message;
   }
 
   async function connect() {
