@@ -61,7 +61,7 @@ test-clients: ## third-party clients (graphql-ws, subscriptions-transport-ws) un
 	TESTSTACK_DIR=$(CURDIR)/.cache/teststack/clients SPLITSTREAM_WS_INIT_TIMEOUT=3s INIT_TIMEOUT_MS=3000 SPLITSTREAM_RATE_LIMIT=10 scripts/teststack run -- \
 		sh -c 'cd test/clients && exec node --test --test-concurrency=1 --test-timeout=300000'
 
-e2e: ## both playgrounds in Debian chromium (playwright-core), outside hosts blocked; screenshots to docs/screenshots
+e2e: ## both playgrounds and the admin console in Debian chromium (playwright-core), outside hosts blocked; screenshots to docs/screenshots
 	test/e2e/ensure-chromium
 	cd test/e2e && npm ci --no-audit --no-fund --loglevel=error
 	TESTSTACK_DIR=$(CURDIR)/.cache/teststack/e2e scripts/teststack run -- \

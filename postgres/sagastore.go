@@ -123,3 +123,17 @@ func (s *SagaStore) ClaimExpired(ctx context.Context, deadline, lease time.Durat
 	}
 	return ids, nil
 }
+
+var _ saga.Counter = (*SagaStore)(nil)
+
+// Count returns how many sagas are open and how many of them were placed
+// more than deadline ago (the partial index on open sagas serves both).
+func (s *SagaStore) Count(ctx context.Context, deadline time.Duration) (saga.Counts, error) {
+	var c saga.Counts
+	err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE placed_at <= now() - $1::bigint * interval '1 microsecond')
+		FROM sagas WHERE status = 'open'`, deadline.Microseconds()).Scan(&c.Open, &c.PastDeadline)
+	if err != nil {
+		return saga.Counts{}, fmt.Errorf("count open sagas: %w", err)
+	}
+	return c, nil
+}

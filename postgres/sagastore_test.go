@@ -208,3 +208,25 @@ func TestSagaStoreClaimExpired(t *testing.T) {
 		t.Errorf("first claimed %s, want the oldest open one, %s", got[0], ids[2])
 	}
 }
+
+// Count sees open sagas, and those placed longer ago than the deadline;
+// closed ones are not counted.
+func TestSagaStoreCount(t *testing.T) {
+	ctx := context.Background()
+	_, pool := testenv.Postgres(t)
+	ids := sagaOrders(t, ctx, pool, 3)
+	store := postgres.NewSagaStore(pool)
+	if _, err := pool.Exec(ctx, `UPDATE sagas SET placed_at = now() - interval '1 hour' WHERE order_id = ANY($1)`, ids[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.Close(ctx, ids[0], saga.StatusRejected); err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.Count(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != (saga.Counts{Open: 2, PastDeadline: 1}) {
+		t.Fatalf("count = %+v, want 2 open, 1 past the deadline", c)
+	}
+}

@@ -57,6 +57,9 @@ type Rebuild struct {
 	Batch int
 	// Progress, when set, is told how many events are done, of how many.
 	Progress func(done, total int64)
+	// Phase, when set, is told when the rebuild moves past replaying:
+	// "swapping", then "catching up".
+	Phase func(phase string)
 }
 
 // RebuildStats says what a rebuild did.
@@ -110,17 +113,25 @@ func (r Rebuild) Run(ctx context.Context, kinds []*query.Kind, keepOld bool) (Re
 		run.cleanup(ctx)
 		return RebuildStats{}, err
 	}
+	run.phase("swapping")
 	swapped, old, err := run.swap(ctx, kinds)
 	if err != nil {
 		return RebuildStats{}, err
 	}
 	// What the live projector wrote to the old indices between our last
 	// read and the swap is in the log: replay it into the new ones.
+	run.phase("catching up")
 	if err := run.replay(ctx); err != nil {
 		return RebuildStats{}, fmt.Errorf("catch up after the swap: %w", err)
 	}
 	run.finish(ctx, kinds, old, keepOld)
 	return RebuildStats{Events: run.done, Took: time.Since(start), Replay: time.Since(replayStart), Indices: swapped}, nil
+}
+
+func (r *rebuildRun) phase(p string) {
+	if r.Phase != nil {
+		r.Phase(p)
+	}
 }
 
 // prepare creates a fresh index per kind and one for the rebuild's own

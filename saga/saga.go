@@ -127,6 +127,22 @@ type Store interface {
 	ClaimExpired(ctx context.Context, deadline, lease time.Duration, limit int) ([]string, error)
 }
 
+// Counts is a census of the open sagas.
+type Counts struct {
+	// Open is every saga still waiting for its outcome.
+	Open int
+	// PastDeadline is the open sagas placed more than the deadline ago:
+	// the deadline loop should have rejected them already.
+	PastDeadline int
+}
+
+// Counter is what a Store may also do: count the open sagas. When the
+// store can, the deadline loop exports the census as the gauges
+// splitstream_saga_open and splitstream_saga_past_deadline.
+type Counter interface {
+	Count(ctx context.Context, deadline time.Duration) (Counts, error)
+}
+
 // ErrUnprocessable marks an event that no retry can handle (for example an
 // order event whose order stream does not exist); consumers dead-letter it.
 var ErrUnprocessable = errors.New("saga: event cannot be processed")
@@ -193,7 +209,8 @@ func New(cfg Config) (*Saga, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m, err := newMetrics(cfg.Registerer)
+	_, counts := cfg.Store.(Counter)
+	m, err := newMetrics(cfg.Registerer, counts)
 	if err != nil {
 		return nil, err
 	}
@@ -420,6 +437,9 @@ func (s *Saga) RunDeadlines(ctx context.Context) error {
 	failing := false
 	for {
 		n, err := s.ExpireDue(ctx)
+		if cerr := s.census(ctx); err == nil {
+			err = cerr
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -457,6 +477,22 @@ func (s *Saga) ExpireDue(ctx context.Context) (int, error) {
 		done++
 	}
 	return done, errors.Join(errs...)
+}
+
+// census refreshes the open and past-deadline gauges when the store can
+// count.
+func (s *Saga) census(ctx context.Context) error {
+	c, ok := s.store.(Counter)
+	if !ok {
+		return nil
+	}
+	n, err := c.Count(ctx, s.cfg.Deadline)
+	if err != nil {
+		return err
+	}
+	s.m.open.Set(float64(n.Open))
+	s.m.pastDeadline.Set(float64(n.PastDeadline))
+	return nil
 }
 
 func (s *Saga) expire(ctx context.Context, orderID string) error {
@@ -526,9 +562,11 @@ type metrics struct {
 	compensations prometheus.Counter
 	expiries      prometheus.Counter
 	age           prometheus.Histogram
+	open          prometheus.Gauge // registered only when the store counts
+	pastDeadline  prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (metrics, error) {
+func newMetrics(reg prometheus.Registerer, counts bool) (metrics, error) {
 	m := metrics{
 		started: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "splitstream_saga_started_total",
@@ -551,8 +589,20 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 			Help:    "Time from an order's placement to the completion of its saga.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 15),
 		}),
+		open: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "splitstream_saga_open",
+			Help: "Order sagas still open (their order PENDING), as the deadline loop last counted.",
+		}),
+		pastDeadline: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "splitstream_saga_past_deadline",
+			Help: "Open order sagas placed more than the deadline ago, which the deadline loop has not rejected yet.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.started, m.completed, m.compensations, m.expiries, m.age} {
+	cs := []prometheus.Collector{m.started, m.completed, m.compensations, m.expiries, m.age}
+	if counts {
+		cs = append(cs, m.open, m.pastDeadline)
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return metrics{}, fmt.Errorf("saga metrics: %w", err)
 		}

@@ -116,7 +116,12 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 			adminCheck = append(adminCheck, r.checks...)
 		}
 	}
+	operations, err := a.operations(ctx, roles, nil)
+	if err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return operations.run(ctx) })
 	for _, r := range roles {
 		if r.addr != "" {
 			mux := ops.PublicMux(r.checks, a.reg, a.log)
@@ -129,12 +134,13 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 	}
 	if needAdmin {
 		mux := a.adminMux(dedupe(adminCheck))
+		operations.mount(mux)
 		g.Go(func() error {
 			return ops.Serve(ctx, a.log, "admin", a.cfg.AdminAddr, mux, a.cfg.Limits.HTTP, 5*time.Second)
 		})
 	}
 	a.log.Info("splitstream started", "roles", names, "version", version)
-	err := g.Wait()
+	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -142,7 +148,8 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 }
 
 // adminMux is the operators' listener (127.0.0.1 unless configured): full
-// readiness reasons, and the profiler when SPLITSTREAM_PPROF is on.
+// readiness reasons, the profiler when SPLITSTREAM_PPROF is on, and (added
+// by runRoles) the admin console at / (console.go).
 func (a *app) adminMux(checks []ops.Check) *http.ServeMux {
 	mux := ops.Mux(checks, a.reg)
 	if a.cfg.PProf {

@@ -162,15 +162,7 @@ func (d deadTool) drop(ctx context.Context, ref projector.Ref, all bool) error {
 	}
 	total := 0
 	for _, r := range refs {
-		letters, err := d.store.Letters(ctx, r)
-		if err != nil {
-			return err
-		}
-		ids := make([]int64, len(letters))
-		for i, l := range letters {
-			ids[i] = l.ID
-		}
-		n, err := d.store.Remove(ctx, ids)
+		n, err := d.dropOne(ctx, r)
 		if err != nil {
 			return err
 		}
@@ -178,6 +170,19 @@ func (d deadTool) drop(ctx context.Context, ref projector.Ref, all bool) error {
 	}
 	fmt.Fprintf(d.out, "dropped %d dead letters of %d documents\n", total, len(refs))
 	return nil
+}
+
+// dropOne removes one document's letters unapplied and returns how many.
+func (d deadTool) dropOne(ctx context.Context, ref projector.Ref) (int, error) {
+	letters, err := d.store.Letters(ctx, ref)
+	if err != nil {
+		return 0, err
+	}
+	ids := make([]int64, len(letters))
+	for i, l := range letters {
+		ids[i] = l.ID
+	}
+	return d.store.Remove(ctx, ids)
 }
 
 // refs is the one document asked for, or every parked document.
@@ -200,8 +205,7 @@ func (d deadTool) refs(ctx context.Context, ref projector.Ref, all bool) ([]proj
 const replayChunk = 500
 
 func (d deadTool) replay(ctx context.Context, es *elasticsearch.Client, pool *pgxpool.Pool, prefix string, ref projector.Ref, all bool) error {
-	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(es, prefix), History: postgres.NewEventStore(pool),
-		DeadLetters: d.store, Registerer: prometheus.NewRegistry(), Log: d.log})
+	p, err := d.replayer(es, pool, prefix)
 	if err != nil {
 		return err
 	}
@@ -225,6 +229,13 @@ func (d deadTool) replay(ctx context.Context, es *elasticsearch.Client, pool *pg
 		return fmt.Errorf("%d dead letters still cannot apply", still)
 	}
 	return nil
+}
+
+// replayer is the projector that applies letters again: the live one's
+// rules on the live indices, with no metrics of its own.
+func (d deadTool) replayer(es *elasticsearch.Client, pool *pgxpool.Pool, prefix string) (*projector.Projector, error) {
+	return projector.New(projector.Config{Store: elastic.NewDocStore(es, prefix), History: postgres.NewEventStore(pool),
+		DeadLetters: d.store, Registerer: prometheus.NewRegistry(), Log: d.log})
 }
 
 // replayOne applies one document's letters in relay order, chunk by chunk,

@@ -17,6 +17,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/ops/console"
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/projector"
 	"github.com/splitstream/splitstream/query"
@@ -27,6 +28,7 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	model := fs.String("model", "all", "read model to rebuild: "+strings.Join(elastic.Models, ", ")+" or all")
 	keepOld := fs.Bool("keep-old", false, "keep the old indices after the swap")
 	batch := fs.Int("batch", 5000, "events per bulk batch")
+	adminAddr := fs.String("admin-addr", "", "while the rebuild runs, serve the admin console (its progress), /readyz and /metrics here (e.g. 127.0.0.1:8071); empty: none")
 	return func(ctx context.Context, a *app) error {
 		models := elastic.Models
 		if *model != "all" {
@@ -48,7 +50,15 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		}
 		r := rebuilder{pool: pool, es: es, indices: elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval),
 			log: a.log, progress: a.errOut(), batch: *batch}
+		if *adminAddr != "" {
+			stop, err := a.rebuildConsole(ctx, *adminAddr, pool, es, &r)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		stats, err := r.run(ctx, models, *keepOld)
+		r.report.Finish(err)
 		if err != nil {
 			return err
 		}
@@ -67,6 +77,7 @@ type rebuilder struct {
 	log      *slog.Logger
 	progress io.Writer
 	batch    int
+	report   *console.Progress // nil: no console (see console.go)
 }
 
 type rebuildStats struct {
@@ -90,6 +101,7 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 		}
 		kinds[i] = k
 	}
+	r.report.Start(models, 0)
 	bar := progressbar.NewOptions64(1, progressbar.OptionSetWriter(r.progress), progressbar.OptionSetDescription("rebuild"),
 		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
 		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
@@ -100,7 +112,9 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 		Progress: func(done, total int64) {
 			bar.ChangeMax64(total)
 			_ = bar.Set64(done)
+			r.report.Set(done, total)
 		},
+		Phase: r.report.Phase,
 	}.Run(ctx, kinds, keepOld)
 	if err != nil {
 		return rebuildStats{}, err
