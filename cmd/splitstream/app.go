@@ -29,6 +29,7 @@ const (
 	roleProjector = "projector"
 	roleSaga      = "saga"
 	roleQuery     = "query"
+	// roleGateway is in gateway.go.
 )
 
 // app builds each dependency once, on first use, and closes them at the end.
@@ -146,6 +147,8 @@ func (a *app) build(ctx context.Context, name string) (role, error) {
 		return a.sagaRole(ctx)
 	case roleQuery:
 		return a.queryRole(ctx)
+	case roleGateway:
+		return a.gatewayRole(ctx)
 	}
 	return role{}, fmt.Errorf("unknown role %q", name)
 }
