@@ -45,7 +45,7 @@ func stack(t testing.TB, extra ...map[string]string) (env map[string]string, com
 		"DATABASE_URL": dbURL, "AMQP_URL": amqpURL, "SPLITSTREAM_INDEX_PREFIX": prefix,
 		"SPLITSTREAM_COMMAND_ADDR": freeAddr(t), "SPLITSTREAM_QUERY_ADDR": freeAddr(t), "SPLITSTREAM_ADMIN_ADDR": freeAddr(t),
 		"SPLITSTREAM_GATEWAY_ADDR": freeAddr(t), "SPLITSTREAM_REFRESH_INTERVAL": "200ms",
-		"SPLITSTREAM_JWT_SECRET":       testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
+		"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
 	}
 	for _, m := range extra {
 		maps.Copy(env, m)
