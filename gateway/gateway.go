@@ -173,8 +173,20 @@ func introspectionOnly(op *graphql.OperationContext) bool {
 
 // forward sends op to u once and answers what u answered.
 func (g *Gateway) forward(ctx context.Context, u *upstream, op *graphql.OperationContext) graphql.ResponseHandler {
-	res := u.do(ctx, op)
-	return graphql.OneShot(res.response(ctx))
+	return once(u.do(ctx, op))
+}
+
+// once answers r, then ends. Its extensions are registered in the context
+// of the answer, where gqlgen collects them.
+func once(r *result) graphql.ResponseHandler {
+	done := false
+	return func(ctx context.Context) *graphql.Response {
+		if done {
+			return nil
+		}
+		done = true
+		return r.response(ctx)
+	}
 }
 
 // routing refuses a document that holds both mutations and reads: its

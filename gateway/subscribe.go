@@ -40,7 +40,7 @@ func (g *Gateway) subscribe(ctx context.Context, op *graphql.OperationContext) g
 		if ctx.Err() == nil {
 			u.log.WarnContext(ctx, "gateway: upstream unavailable", "upstream", u.name, "err", err, "request_id", graph.RequestID(ctx))
 		}
-		return graphql.OneShot(u.unavailable().response(ctx))
+		return once(u.unavailable())
 	}
 	return func(ctx context.Context) *graphql.Response {
 		select {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/splitstream/splitstream/gateway"
+	"github.com/vektah/gqlparser/v2"
 )
 
 // answer is a GraphQL response as a client reads it.
@@ -224,5 +227,19 @@ func TestGatewaySurvivesEitherUpstream(t *testing.T) {
 	}
 	if a := post(t, gw, gwRename, map[string]any{"id": id, "n": "Renamed thrice"}); len(a.Errors) > 0 || !strings.Contains(string(a.Data), id) {
 		t.Fatalf("mutation with the query service down: %+v", a)
+	}
+}
+
+// The gateway's GraphiQL tabs are valid against its union schema.
+func TestGatewayTabsValidate(t *testing.T) {
+	g, err := gateway.New(gateway.Options{CommandURL: "http://127.0.0.1:1", QueryURL: "http://127.0.0.1:2", Log: slog.New(slog.DiscardHandler),
+		QueryTimeout: time.Second, CommandTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tab := range gatewayTabs() {
+		if _, errs := gqlparser.LoadQuery(g.Schema(), tab.Query); errs != nil {
+			t.Errorf("tab %q: %v", tab.Name, errs)
+		}
 	}
 }
