@@ -92,7 +92,7 @@ func New(o Options) (*Gateway, error) {
 		command:    cmd,
 		query:      qry,
 	}
-	g.Handler = g.server(o)
+	g.Handler = requestErrors(g.server(o))
 	return g, nil
 }
 

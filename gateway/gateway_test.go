@@ -248,3 +248,37 @@ func TestUnavailableUpstream(t *testing.T) {
 		t.Fatalf("query with the command service down: %+v", r)
 	}
 }
+
+// GraphQL over HTTP: a request that never runs has no data entry; under
+// application/json it is 200, under application/graphql-response+json 400.
+func TestRequestErrorsFollowGraphQLOverHTTP(t *testing.T) {
+	qry := newRecorder(t, `{"data":{}}`)
+	url := testGateway(t, qry.URL, qry.URL, nil)
+	for _, c := range []struct {
+		accept, query string
+		status        int
+	}{
+		{"application/json", "{ product(", http.StatusOK},
+		{"application/json", "{ nope }", http.StatusOK},
+		{"application/graphql-response+json", "{ product(", http.StatusBadRequest},
+		{"application/graphql-response+json", "{ nope }", http.StatusBadRequest},
+	} {
+		b, _ := json.Marshal(map[string]any{"query": c.query})
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", c.accept)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]json.RawMessage
+		err = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		if _, hasData := body["data"]; err != nil || res.StatusCode != c.status || hasData || body["errors"] == nil {
+			t.Errorf("%s %q: %d %v (err %v), want %d, errors and no data", c.accept, c.query, res.StatusCode, body, err, c.status)
+		}
+	}
+	if qry.calls() != 0 {
+		t.Error("a failed request went upstream")
+	}
+}
