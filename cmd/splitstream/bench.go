@@ -20,7 +20,7 @@ import (
 	"github.com/splitstream/splitstream/postgres"
 )
 
-var benchSuites = []string{"write", "visible", "projector", "query", "subscriptions", "relay"}
+var benchSuites = []string{"write", "visible", "projector", "query", "subscriptions", "relay", "gateway"}
 
 // standalone suites need only the servers, not a running stack; they run
 // only when named.
@@ -33,6 +33,7 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	commandURL := fs.String("command-url", "http://127.0.0.1:8080/graphql", "the command service's GraphQL endpoint")
 	queryURL := fs.String("query-url", "http://127.0.0.1:8090/graphql", "the query service's GraphQL endpoint")
+	gatewayURL := fs.String("gateway-url", "http://127.0.0.1:8000/graphql", "the gateway's GraphQL endpoint")
 	mgmtURL := fs.String("rabbitmq-management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API (the projector and relay suites make scratch vhosts)")
 	relayBacklog := fs.Int("relay-backlog", 100_000, "events in the relay suite's backlog (1000 to 10000000)")
 	return func(ctx context.Context, a *app) error {
@@ -63,6 +64,7 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		env := bench.Env{
 			Command:  bench.GraphQL{URL: *commandURL, Client: httpClient, Token: token},
 			Query:    bench.GraphQL{URL: *queryURL, Client: httpClient, Token: token},
+			Gateway:  bench.GraphQL{URL: *gatewayURL, Client: httpClient, Token: token},
 			QueryWS:  "ws" + strings.TrimPrefix(*queryURL, "http"),
 			Pool:     pool,
 			Prefix:   a.cfg.IndexPrefix,
@@ -103,6 +105,8 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 				rs, err = benchProjector(ctx, a, env, *mgmtURL)
 			case "query":
 				rs, err = bench.Query(ctx, env)
+			case "gateway":
+				rs, err = bench.Gateway(ctx, env)
 			case "relay":
 				rs, err = benchRelay(ctx, a, env, *mgmtURL, *relayBacklog)
 			case "command-history":

@@ -31,9 +31,9 @@ func gatewaySettings() []setting {
 	return []setting{
 		{"SPLITSTREAM_GATEWAY_ADDR", "gateway-addr", ":8000", "gateway listen address: one GraphQL endpoint over both services",
 			str(func(c *Config) *string { return &c.Gateway.Addr })},
-		{"SPLITSTREAM_COMMAND_URL", "command-url", "", "the command service as the gateway reaches it (default: this host, SPLITSTREAM_COMMAND_ADDR's port)",
+		{"SPLITSTREAM_COMMAND_URL", "gateway-command-url", "", "the command service as the gateway reaches it (default: this host, SPLITSTREAM_COMMAND_ADDR's port)",
 			str(func(c *Config) *string { return &c.Gateway.CommandURL })},
-		{"SPLITSTREAM_QUERY_URL", "query-url", "", "the query service as the gateway reaches it (default: this host, SPLITSTREAM_QUERY_ADDR's port)",
+		{"SPLITSTREAM_QUERY_URL", "gateway-query-url", "", "the query service as the gateway reaches it (default: this host, SPLITSTREAM_QUERY_ADDR's port)",
 			str(func(c *Config) *string { return &c.Gateway.QueryURL })},
 		{"SPLITSTREAM_PERSISTED_ONLY", "persisted-only", "false", "the gateway runs only the operations in SPLITSTREAM_PERSISTED_FILE",
 			func(c *Config, v string) (err error) { c.Gateway.PersistedOnly, err = strconv.ParseBool(v); return }},
