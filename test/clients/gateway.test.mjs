@@ -2,7 +2,7 @@
 // URL for mutations, consistentWith reads and live subscriptions. Apollo
 // Client (HttpLink for a mutation and a query, GraphQLWsLink for a
 // subscription), graphql-ws and graphql-sse, each through the gateway's
-// /graphql.
+// /graphql, and the legacy subscriptions-transport-ws.
 import { test, before, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApolloClient, InMemoryCache, HttpLink, gql as tag } from '@apollo/client/core/index.js';
@@ -10,6 +10,7 @@ import { GraphQLWsLink } from '@apollo/client/link/subscriptions/index.js';
 import { createClient as createWsClient } from 'graphql-ws';
 import { createClient as createSseClient } from 'graphql-sse';
 import WebSocket from 'ws';
+import { legacyClient } from './lib/clients.mjs';
 import { stack, admin, unique, waitForSubscriptions, withTimeout, Inbox } from './lib/stack.mjs';
 
 const s = stack();
@@ -113,6 +114,20 @@ test('graphql-sse: a subscription over server-sent events through the gateway', 
     { next: (v) => inbox.push(v), error: (e) => inbox.fail(e), complete: () => inbox.complete() }));
   await waitForSubscriptions(s, 1);
   const name = unique('Renamed via graphql-sse');
+  await apollo.mutate({ mutation: tag(RENAME), variables: { input: { id: created.id, name } } });
+  const msg = await inbox.next();
+  assert.equal(msg.data.productChanged.name, name);
+});
+
+test('subscriptions-transport-ws (the legacy graphql-ws sub-protocol) through the gateway', async () => {
+  const apollo = await apolloHttp();
+  const created = (await apollo.mutate({ mutation: tag(CREATE), variables: { input: input() } })).data.createProduct;
+  await apollo.query({ query: tag(READ), variables: { id: created.id, t: created.token } });
+  const client = await legacyClient(s.gatewayWsURL, { connectionParams: { authorization: `Bearer ${await admin(s)}` } });
+  cleanups.push(() => client.close());
+  const inbox = client.subscribe(WATCH, { id: created.id }, 'productChanged');
+  await waitForSubscriptions(s, 1);
+  const name = unique('Renamed via the legacy protocol');
   await apollo.mutate({ mutation: tag(RENAME), variables: { input: { id: created.id, name } } });
   const msg = await inbox.next();
   assert.equal(msg.data.productChanged.name, name);
