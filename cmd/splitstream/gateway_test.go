@@ -238,7 +238,7 @@ func TestGatewayTabsValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tab := range gatewayTabs() {
-		if _, errs := gqlparser.LoadQuery(g.Schema(), tab.Query); errs != nil {
+		if _, errs := gqlparser.LoadQueryWithRules(g.Schema(), tab.Query, nil); errs != nil {
 			t.Errorf("tab %q: %v", tab.Name, errs)
 		}
 	}
