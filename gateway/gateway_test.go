@@ -282,3 +282,23 @@ func TestRequestErrorsFollowGraphQLOverHTTP(t *testing.T) {
 		t.Error("a failed request went upstream")
 	}
 }
+
+// The services' document limits hold at the gateway, every time a document
+// is sent (only documents within them are remembered as checked).
+func TestDocumentLimits(t *testing.T) {
+	qry := newRecorder(t, `{"data":{}}`)
+	url := testGateway(t, qry.URL, qry.URL, nil)
+	aliases := "{"
+	for i := range graph.DefaultDocumentLimits.MaxAliases + 1 {
+		aliases += " a" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ": __typename"
+	}
+	aliases += " }"
+	for range 2 {
+		if r := send(t, url, map[string]any{"query": aliases}, nil); r.code() != "BAD_USER_INPUT" || r.Errors[0].Extensions["limit"] != "aliases" {
+			t.Fatalf("%d aliases: %+v", graph.DefaultDocumentLimits.MaxAliases+1, r)
+		}
+	}
+	if qry.calls() != 0 {
+		t.Error("a document over the limits went upstream")
+	}
+}

@@ -82,10 +82,11 @@ func newUpstream(name, base string, timeout, connect time.Duration, log *slog.Lo
 }
 
 // result is an upstream's answer as the GraphQL response format has it.
+// Extensions stay raw: the gateway passes them on unread.
 type result struct {
-	Data       json.RawMessage `json:"data"`
-	Errors     gqlerror.List   `json:"errors"`
-	Extensions map[string]any  `json:"extensions"`
+	Data       json.RawMessage            `json:"data"`
+	Errors     gqlerror.List              `json:"errors"`
+	Extensions map[string]json.RawMessage `json:"extensions"`
 }
 
 // response turns r into gqlgen's response; extensions go through ctx,
@@ -138,7 +139,11 @@ func (u *upstream) do(ctx context.Context, op *graphql.OperationContext) *result
 		if err != nil {
 			return nil, err
 		}
-		defer resp.Body.Close()
+		defer func() {
+			// Read to the end, so the connection goes back to the pool.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxUpstreamBytes))
+			resp.Body.Close()
+		}()
 		return decode(resp)
 	})
 	if err != nil {
@@ -157,10 +162,12 @@ func decode(resp *http.Response) (*result, error) {
 	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout {
 		return nil, fmt.Errorf("upstream answered %s", resp.Status)
 	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBytes))
+	if err != nil {
+		return nil, fmt.Errorf("read the upstream's answer: %w", err)
+	}
 	var r result
-	dec := json.NewDecoder(io.LimitReader(resp.Body, maxUpstreamBytes))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
+	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("upstream answered %s with no GraphQL response: %w", resp.Status, err)
 	}
 	if r.Data == nil && len(r.Errors) == 0 {
