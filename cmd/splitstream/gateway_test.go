@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +243,27 @@ func TestGatewayTabsValidate(t *testing.T) {
 	for _, tab := range gatewayTabs() {
 		if _, errs := gqlparser.LoadQueryWithRules(g.Schema(), tab.Query, nil); errs != nil {
 			t.Errorf("tab %q: %v", tab.Name, errs)
+		}
+	}
+}
+
+// Persisted-only mode needs a list, and refuses a list that does not load.
+func TestGatewayPersistedOnlySettings(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := dir+"/ops.json", dir+"/bad.json"
+	doc := `{ products { totalCount } }`
+	sum := sha256.Sum256([]byte(doc))
+	if err := os.WriteFile(good, []byte(`{"`+hex.EncodeToString(sum[:])+`": "`+doc+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"00": "`+doc+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, ok := range map[string]bool{"": false, good: true, bad: false, dir + "/missing.json": false} {
+		a := testApp(t, map[string]string{"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
+			"SPLITSTREAM_PERSISTED_ONLY": "true", "SPLITSTREAM_PERSISTED_FILE": file})
+		if _, err := a.gatewayRole(context.Background()); (err == nil) != ok {
+			t.Errorf("persisted file %q: %v", file, err)
 		}
 	}
 }
