@@ -267,3 +267,44 @@ func TestGatewayPersistedOnlySettings(t *testing.T) {
 		}
 	}
 }
+
+// The gateway keeps the services' edge rules itself: an invalid token is
+// 401 UNAUTHENTICATED, an anonymous flood 429 RATE_LIMITED, an oversized
+// body 413, before anything goes upstream (here nothing listens upstream).
+func TestGatewayEdgeRules(t *testing.T) {
+	env := map[string]string{"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
+		"SPLITSTREAM_GATEWAY_ADDR": freeAddr(t), "SPLITSTREAM_COMMAND_URL": "http://" + freeAddr(t), "SPLITSTREAM_QUERY_URL": "http://" + freeAddr(t),
+		"SPLITSTREAM_RATE_LIMIT": "1", "SPLITSTREAM_MAX_BODY_BYTES": "4096"}
+	startRoles(t, env, env["SPLITSTREAM_GATEWAY_ADDR"], "gateway")
+	url := "http://" + env["SPLITSTREAM_GATEWAY_ADDR"] + "/graphql"
+	ask := func(auth, query string) (int, string) {
+		body, _ := json.Marshal(map[string]any{"query": query})
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var a answer
+		_ = json.NewDecoder(res.Body).Decode(&a)
+		return res.StatusCode, a.code()
+	}
+	if status, code := ask("Bearer not-a-jwt", `{ products { totalCount } }`); status != http.StatusUnauthorized || code != "UNAUTHENTICATED" {
+		t.Errorf("invalid token: %d %s", status, code)
+	}
+	if status, _ := ask("Bearer "+adminToken, `{ products(search: "`+strings.Repeat("x", 5000)+`") { totalCount } }`); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d", status)
+	}
+	codes := map[string]int{}
+	for range 5 {
+		_, code := ask("", `{ products { totalCount } }`)
+		codes[code]++
+	}
+	if codes["RATE_LIMITED"] == 0 || codes["SERVICE_UNAVAILABLE"] == 0 {
+		t.Errorf("anonymous flood at 1 request/s: %v, want some SERVICE_UNAVAILABLE (nothing upstream) and then RATE_LIMITED", codes)
+	}
+}
