@@ -12,7 +12,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/splitstream /usr/local/bin/splitstream
 # 8070 is the admin listener, on 127.0.0.1 unless SPLITSTREAM_ADMIN_ADDR says
 # otherwise (docker-compose.yml sets 0.0.0.0:8070 to publish it).
-EXPOSE 8080 8090 8070
+EXPOSE 8000 8080 8090 8070
 USER nonroot
 ENTRYPOINT ["/usr/local/bin/splitstream"]
 CMD ["all"]

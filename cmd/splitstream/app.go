@@ -30,6 +30,7 @@ const (
 	roleProjector = "projector"
 	roleSaga      = "saga"
 	roleQuery     = "query"
+	// roleGateway is in gateway.go.
 )
 
 // app is one process: its configuration, logger, metrics registry and the
@@ -93,6 +94,8 @@ func (a *app) build(ctx context.Context, name string) (role, error) {
 		return a.sagaRole(ctx)
 	case roleQuery:
 		return a.queryRole(ctx)
+	case roleGateway:
+		return a.gatewayRole(ctx)
 	}
 	return role{}, fmt.Errorf("unknown role %q", name)
 }

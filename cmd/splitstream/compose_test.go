@@ -91,6 +91,7 @@ func TestComposeMatchesDefaults(t *testing.T) {
 		"projector": adminPort,
 		"relay":     "",
 		"saga":      "",
+		"gateway":   addrPort(defaults["SPLITSTREAM_GATEWAY_ADDR"]),
 	}
 	known := map[string]bool{}
 	for _, s := range subcommands() {

@@ -46,6 +46,7 @@ type Config struct {
 	RateLimit   float64
 	AuthOff     bool
 	Limits      Limits
+	Gateway     GatewayConfig
 }
 
 // Limits is what one client may make a server do: HTTP connection limits,
@@ -137,7 +138,7 @@ func settings() []setting {
 				c.AuthOff = v == "off"
 				return nil
 			}},
-	}, limitSettings()...)
+	}, append(limitSettings(), gatewaySettings()...)...)
 }
 
 // limitSettings are the bounds on what one client may make a server do.
@@ -239,7 +240,11 @@ func (c Config) validate() []error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
-	for name, raw := range map[string]string{"DATABASE_URL": c.DatabaseURL, "AMQP_URL": c.AMQPURL, "ELASTICSEARCH_URL": c.ElasticsearchURL} {
+	for name, raw := range map[string]string{"DATABASE_URL": c.DatabaseURL, "AMQP_URL": c.AMQPURL, "ELASTICSEARCH_URL": c.ElasticsearchURL,
+		"SPLITSTREAM_COMMAND_URL": c.Gateway.CommandURL, "SPLITSTREAM_QUERY_URL": c.Gateway.QueryURL} {
+		if raw == "" && strings.HasSuffix(name, "_URL") && strings.HasPrefix(name, "SPLITSTREAM_") {
+			continue // the gateway's upstreams default to this host's services
+		}
 		u, err := url.Parse(raw)
 		check(err == nil && u.Scheme != "" && u.Host != "", "%s: %q is not a URL", name, redact(raw))
 	}

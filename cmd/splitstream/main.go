@@ -39,12 +39,13 @@ func subcommands() []subcommand {
 		}
 	}
 	return []subcommand{
-		{"all", "every role in one process (command, relay, projector, saga, query)", roles(roleCommand, roleRelay, roleProjector, roleSaga, roleQuery)},
+		{"all", "every role in one process (command, relay, projector, saga, query, gateway)", roles(roleCommand, roleRelay, roleProjector, roleSaga, roleQuery, roleGateway)},
 		{"command", "the command service: write schema on " + ":8080", roles(roleCommand)},
 		{"relay", "publish committed events to RabbitMQ", roles(roleRelay)},
 		{"projector", "project events into Elasticsearch", roles(roleProjector)},
 		{"saga", "run the order fulfilment process manager", roles(roleSaga)},
 		{"query", "the query service: read schema and subscriptions on :8090", roles(roleQuery)},
+		{"gateway", "one GraphQL endpoint over both services on :8000", roles(roleGateway)},
 		{"migrate", "bring the Postgres schema up to date and exit", func(*flag.FlagSet) func(context.Context, *app) error {
 			return func(ctx context.Context, a *app) error { return a.migrate(ctx) }
 		}},

@@ -51,8 +51,8 @@ func tracedStack(t testing.TB, tp trace.TracerProvider, extra ...map[string]stri
 	env = map[string]string{
 		"DATABASE_URL": dbURL, "AMQP_URL": amqpURL, "SPLITSTREAM_INDEX_PREFIX": prefix,
 		"SPLITSTREAM_COMMAND_ADDR": freeAddr(t), "SPLITSTREAM_QUERY_ADDR": freeAddr(t), "SPLITSTREAM_ADMIN_ADDR": freeAddr(t),
-		"SPLITSTREAM_REFRESH_INTERVAL": "200ms",
-		"SPLITSTREAM_JWT_SECRET":       testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
+		"SPLITSTREAM_GATEWAY_ADDR": freeAddr(t), "SPLITSTREAM_REFRESH_INTERVAL": "200ms",
+		"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
 	}
 	for _, m := range extra {
 		maps.Copy(env, m)
@@ -63,7 +63,7 @@ func tracedStack(t testing.TB, tp trace.TracerProvider, extra ...map[string]stri
 		done <- runTraced(ctx, []string{"all"}, func(k string) string { return env[k] }, io.Discard, io.Discard, tp)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	for _, addr := range []string{env["SPLITSTREAM_COMMAND_ADDR"], env["SPLITSTREAM_QUERY_ADDR"], env["SPLITSTREAM_ADMIN_ADDR"]} {
+	for _, addr := range []string{env["SPLITSTREAM_COMMAND_ADDR"], env["SPLITSTREAM_QUERY_ADDR"], env["SPLITSTREAM_ADMIN_ADDR"], env["SPLITSTREAM_GATEWAY_ADDR"]} {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			res, err := http.Get("http://" + addr + "/readyz")

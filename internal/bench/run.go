@@ -30,7 +30,7 @@ import (
 
 // Suites run by default, against a running stack (relay only on scratch
 // resources of the same servers).
-var Suites = []string{"write", "visible", "projector", "query", "subscriptions", "relay"}
+var Suites = []string{"write", "visible", "projector", "query", "subscriptions", "relay", "gateway"}
 
 // standalone suites need only the servers, not a running stack; they run
 // only when named.
@@ -64,9 +64,9 @@ type Stack struct {
 
 // Flags are splitstream bench's options.
 type Flags struct {
-	jsonOut, commandURL, queryURL, mgmtURL *string
-	relayBacklog                           *int
-	isQuick, traced                        *bool
+	jsonOut, commandURL, queryURL, gatewayURL, mgmtURL *string
+	relayBacklog                                       *int
+	isQuick, traced                                    *bool
 }
 
 // BindFlags adds bench's flags to fs: splitstream bench [flags] [suite...].
@@ -76,6 +76,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 		jsonOut:      fs.String("json", "", "also write the results as JSON to this file"),
 		commandURL:   fs.String("command-url", "http://127.0.0.1:8080/graphql", "the command service's GraphQL endpoint"),
 		queryURL:     fs.String("query-url", "http://127.0.0.1:8090/graphql", "the query service's GraphQL endpoint"),
+		gatewayURL:   fs.String("gateway-url", "http://127.0.0.1:8000/graphql", "the gateway's GraphQL endpoint"),
 		mgmtURL:      fs.String("rabbitmq-management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API (the projector and relay suites make scratch vhosts)"),
 		traced:       fs.Bool("tracing", false, "write and projector also run with tracing on (a no-op exporter behind the batch span processor) beside off"),
 		relayBacklog: fs.Int("relay-backlog", 100_000, "events in the relay suite's backlog (1000 to 10000000)"),
@@ -138,6 +139,7 @@ func newEnv(ctx context.Context, f *Flags, suites []string, st Stack) (Env, erro
 	env := Env{
 		Command:  GraphQL{URL: *f.commandURL, Client: httpClient, Token: token},
 		Query:    GraphQL{URL: *f.queryURL, Client: httpClient, Token: token},
+		Gateway:  GraphQL{URL: *f.gatewayURL, Client: httpClient, Token: token},
 		QueryWS:  "ws" + strings.TrimPrefix(*f.queryURL, "http"),
 		Pool:     pool,
 		Prefix:   st.IndexPrefix,
@@ -193,6 +195,8 @@ func runSuites(ctx context.Context, f *Flags, suites []string, st Stack, env Env
 			}
 		case "query":
 			rs, err = Query(ctx, env)
+		case "gateway":
+			rs, err = Gateway(ctx, env)
 		case "relay":
 			rs, err = Relay(ctx, st, env, *f.mgmtURL, *f.relayBacklog)
 		case "command-history":

@@ -23,6 +23,7 @@ import (
 type Env struct {
 	Command  GraphQL
 	Query    GraphQL
+	Gateway  GraphQL // the gateway suite's (gateway.go)
 	QueryWS  string
 	Pool     *pgxpool.Pool
 	ES       *elasticsearch.Client

@@ -35,7 +35,7 @@ function stack() {
     /* the environment may carry the URLs instead */
   }
   const get = (k) => process.env[k] || vars[k];
-  const s = { commandURL: get('COMMAND_URL'), queryURL: get('QUERY_URL'), jwtSecret: get('SPLITSTREAM_JWT_SECRET') };
+  const s = { commandURL: get('COMMAND_URL'), queryURL: get('QUERY_URL'), jwtSecret: get('SPLITSTREAM_JWT_SECRET'), gatewayURL: get('GATEWAY_URL') };
   if (!s.commandURL || !s.queryURL) throw new Error(`no test stack: set COMMAND_URL and QUERY_URL, or run scripts/teststack start (${file})`);
   return s;
 }
@@ -294,6 +294,70 @@ async function renameShowsUpLive(t) {
   if (consoleErrors.length) t.diagnostic(`browser console errors:\n${consoleErrors.join('\n')}`);
   assert.deepEqual(blocked, [], `requests to other hosts were attempted (and blocked): ${blocked.join(', ')}`);
   assert.deepEqual(requests.filter((u) => !isLocal(u)), []);
+}
+
+/** Runs body; on failure leaves screenshots of every page and the console errors in .cache/e2e. */
+async function withEvidence(t, name, body) {
+  try {
+    await body(t);
+  } catch (err) {
+    const dir = path.join(root, '.cache/e2e');
+    mkdirSync(dir, { recursive: true });
+    for (const [i, page] of context.pages().entries()) {
+      await page.screenshot({ path: path.join(dir, `${name}-failure-${i}.png`) }).catch(() => {});
+      t.diagnostic(`failure screenshot: ${path.join(dir, `${name}-failure-${i}.png`)} (${page.url()})`);
+    }
+    if (consoleErrors.length) t.diagnostic(`browser console errors:\n${consoleErrors.join('\n')}`);
+    throw err;
+  }
+}
+
+test('the gateway\'s GraphiQL: a subscription and a mutation in one page', { timeout: 150_000 }, (t) => withEvidence(t, 'gateway', gatewayPage));
+
+/** Waits until the query service holds n subscriptions. */
+async function subscriptionsReach(page, n) {
+  const deadline = Date.now() + 15_000;
+  while ((await openSubscriptions()) !== n) {
+    if (Date.now() > deadline) throw new Error(`the query service never reached ${n} subscriptions`);
+    await page.waitForTimeout(50);
+  }
+}
+
+async function gatewayPage() {
+  assert.ok(s.gatewayURL, 'GATEWAY_URL is not set (scripts/teststack writes it)');
+  const created = (await gql(s.gatewayURL, `mutation($input: CreateProductInput!) { createProduct(input: $input) { id version token } }`, {
+    input: { name: 'Gateway kettle', category: 'kitchen', priceCents: 2599, currency: 'EUR', stock: 5 },
+  })).createProduct;
+  await gql(s.gatewayURL, `query($id: ID!, $t: String) { product(id: $id, consistentWith: $t) { id } }`, { id: created.id, t: created.token });
+
+  // One page, the gateway's: the subscription in one tab ...
+  const page = await openPlayground(`${s.gatewayURL}/`);
+  const wsOpened = page.waitForEvent('websocket', { timeout: 20_000 });
+  await setOperation(page, 'ProductChanged', `subscription GatewayWatch {\n  productChanged(id: "${created.id}") {\n    id\n    name\n    version\n  }\n}\n`, 'GatewayWatch');
+  const before = await openSubscriptions();
+  await run(page);
+  const ws = await wsOpened;
+  assert.equal(new URL(ws.url()).origin, new URL(s.gatewayURL).origin.replace('http', 'ws'), 'the subscription runs over the gateway\'s WebSocket');
+  const frames = [];
+  ws.on('framereceived', (f) => frames.push(String(f.payload)));
+  await subscriptionsReach(page, before + 1);
+
+  // ... and the mutation from the same page, to the same endpoint, while the subscription runs.
+  const newName = `Gateway kettle, renamed ${randomUUID().slice(0, 6)}`;
+  const answer = await page.evaluate(async ([url, token, id, name]) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: 'mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { id version } }', variables: { id, n: name } }),
+    });
+    return res.json();
+  }, [`${s.gatewayURL}/graphql`, await adminToken(), created.id, newName]);
+  assert.ok(!answer.errors, `renameProduct through the gateway: ${JSON.stringify(answer.errors)}`);
+  const live = JSON.parse(await waitForResult(page, (txt) => txt.includes(newName), `"${newName}" in the gateway's GraphiQL`));
+  assert.deepEqual(live.data.productChanged, { id: created.id, name: newName, version: answer.data.renameProduct.version });
+  assert.ok(frames.some((f) => f.includes(newName)), 'the new name came over the gateway\'s WebSocket');
+  await page.screenshot({ path: path.join(SHOTS, 'gateway-playground.png') });
+  assert.deepEqual(blocked, [], `requests to other hosts were attempted (and blocked): ${blocked.join(', ')}`);
 }
 
 mkdirSync(SHOTS, { recursive: true });

@@ -40,6 +40,8 @@ export function stack() {
   for (const [k, v] of Object.entries(s)) {
     if (!v && k !== 'log') throw new Error(`test stack: ${k} is not set in ${file}`);
   }
+  s.gatewayURL = get('GATEWAY_URL'); // the gateway's tests require them
+  s.gatewayWsURL = get('GATEWAY_WS_URL');
   return s;
 }
 

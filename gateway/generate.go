@@ -1,0 +1,3 @@
+package gateway
+
+//go:generate go run ./gen
