@@ -24,7 +24,8 @@ func (a *app) sagaRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	store := postgres.NewEventStore(pool)
+	notifier := postgres.NewCommitNotifier(pool) // wakes the relay on each commit
+	store := postgres.NotifyingStore{EventStore: postgres.NewEventStore(pool), Notifier: notifier}
 	svc, err := command.NewService(store)
 	if err != nil {
 		return role{}, err
@@ -48,6 +49,6 @@ func (a *app) sagaRole(ctx context.Context) (role, error) {
 	return role{
 		name:    roleSaga,
 		checks:  []ops.Check{a.pgCheck(pool), a.rabbitCheck(conn)},
-		workers: []func(ctx context.Context) error{consumer.Run, s.RunDeadlines},
+		workers: []func(ctx context.Context) error{consumer.Run, s.RunDeadlines, notifier.Run},
 	}, nil
 }
