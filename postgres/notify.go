@@ -31,19 +31,24 @@ const EventsChannel = "splitstream_events"
 // Instead one goroutine (Run) sends it on a pooled connection, in a
 // transaction of its own with synchronous_commit off (a notice needs no
 // durability: a lost one costs the relay one poll interval). It coalesces:
-// one NOTIFY answers every commit announced before it was sent, and it
-// sends at most one per gap, so a busy write path adds at most 1/gap tiny
-// transactions a second (and a busy relay does not wait for them anyway).
+// one NOTIFY answers every commit announced before it was sent, and after
+// each it waits a gap. The gap is 1 ms after a quiet spell, so a lone
+// commit is announced at once, and doubles up to 20 ms while commits keep
+// coming: a busy write path adds at most 50 tiny transactions a second, and
+// the relay, which reads on without notices while there is a backlog, is
+// not woken for batches of one event (each batch costs a publish, its
+// confirms and a checkpoint write).
 type CommitNotifier struct {
-	pool    *pgxpool.Pool
-	gap     time.Duration
-	timeout time.Duration
-	pending chan struct{}
+	pool           *pgxpool.Pool
+	minGap, maxGap time.Duration
+	timeout        time.Duration
+	pending        chan struct{}
 }
 
 // NewCommitNotifier returns a notifier on pool; start its Run.
 func NewCommitNotifier(pool *pgxpool.Pool) *CommitNotifier {
-	return &CommitNotifier{pool: pool, gap: 2 * time.Millisecond, timeout: time.Second, pending: make(chan struct{}, 1)}
+	return &CommitNotifier{pool: pool, minGap: time.Millisecond, maxGap: 20 * time.Millisecond, timeout: time.Second,
+		pending: make(chan struct{}, 1)}
 }
 
 // Committed says that events were committed; it never blocks.
@@ -57,8 +62,9 @@ func (n *CommitNotifier) Committed() {
 // Run sends the notices until ctx ends, and then returns ctx's error. A
 // NOTIFY that fails is dropped: the relay's poll is the safety net.
 func (n *CommitNotifier) Run(ctx context.Context) error {
-	gap := time.NewTimer(0)
-	defer gap.Stop()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	gap := n.minGap
 	for {
 		select {
 		case <-ctx.Done():
@@ -66,11 +72,16 @@ func (n *CommitNotifier) Run(ctx context.Context) error {
 		case <-n.pending:
 		}
 		n.notify(ctx)
-		gap.Reset(n.gap)
+		t.Reset(gap)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-gap.C:
+		case <-t.C:
+		}
+		if len(n.pending) > 0 {
+			gap = min(2*gap, n.maxGap) // commits during the gap: busy
+		} else {
+			gap = n.minGap
 		}
 	}
 }
