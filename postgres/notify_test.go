@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/internal/testenv"
 	"github.com/splitstream/splitstream/postgres"
 )
@@ -81,4 +84,47 @@ func TestListenWakesOnNoticesAndSurvivesItsPings(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Listen did not return after its session was terminated")
 	}
+}
+
+// Every change through a NotifyingStore is announced on EventsChannel
+// after its commit.
+func TestNotifyingStoreAnnouncesEachCommit(t *testing.T) {
+	dbURL, pool := testenv.Postgres(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listener, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(context.Background())
+	if _, err := listener.Exec(ctx, "LISTEN "+postgres.EventsChannel); err != nil {
+		t.Fatal(err)
+	}
+	n := postgres.NewCommitNotifier(pool)
+	go func() { _ = n.Run(ctx) }()
+	svc, err := command.NewService(postgres.NotifyingStore{EventStore: postgres.NewEventStore(pool), Notifier: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.CreateProduct(ctx, command.Meta{}, command.CreateProduct{Name: "Kettle", Category: "kitchen", PriceCents: 100, Currency: "EUR", Stock: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heard := func(what string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		note, err := listener.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("no notice after %s: %v", what, err)
+		}
+		if note.Channel != postgres.EventsChannel {
+			t.Fatalf("notice on %q", note.Channel)
+		}
+	}
+	heard("the create")
+	if _, err := svc.ChangeProduct(ctx, "renameProduct", res.ID, command.Meta{}, command.RenameProduct{Name: "Kettle 2"}); err != nil {
+		t.Fatal(err)
+	}
+	heard("the rename")
 }
