@@ -52,8 +52,8 @@ func NewServer(schema graphql.ExecutableSchema, o Options) *handler.Server {
 		srv.AddTransport(t)
 	}
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpGET{})  // gqlgen's transport.GET, with the status codes and
+	srv.AddTransport(httpPOST{}) // bodies of GraphQL over HTTP (httptransport.go)
 	srv.SetQueryCache(smallQueries[*ast.QueryDocument]{lru.New[*ast.QueryDocument](1000), func(q string, _ *ast.QueryDocument) int { return len(q) }})
 	if o.Introspection {
 		srv.Use(extension.Introspection{})

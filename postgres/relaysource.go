@@ -26,22 +26,24 @@ import (
 // stall). The price: a transaction left open anywhere on the cluster holds
 // the relay back until it ends; it never makes it skip.
 //
-// Polling, not LISTEN/NOTIFY: NOTIFY serialises every committing writer on
-// one global queue lock, which costs the write path more than a 25 ms poll
-// of one index probe costs the database; and xmin can move forward when a
-// transaction that wrote no event ends, which no trigger on events would
-// announce.
+// The relay polls, and Listen (notify.go) wakes it as soon as a command
+// service announces a commit on EventsChannel. The NOTIFY is sent after the
+// append's commit, not inside it: inside, NOTIFY would serialise every
+// committing writer on one database-wide lock. Polling stays because xmin
+// can move forward when a transaction that wrote no event ends, which no
+// notice announces, and because a notice can be lost.
 type RelaySource struct {
-	pool      *pgxpool.Pool
-	leadRetry time.Duration // between attempts while another process leads
-	pingEvery time.Duration // how often the leader's lock connection is checked
+	pool       *pgxpool.Pool
+	leadRetry  time.Duration // between attempts while another process leads
+	pingEvery  time.Duration // how often the leader's lock connection is checked
+	listenPing time.Duration // how long Listen waits in silence before it pings
 }
 
 var _ relay.Source = (*RelaySource)(nil)
 
 // NewRelaySource returns a source on pool.
 func NewRelaySource(pool *pgxpool.Pool) *RelaySource {
-	return &RelaySource{pool: pool, leadRetry: time.Second, pingEvery: time.Second}
+	return &RelaySource{pool: pool, leadRetry: time.Second, pingEvery: time.Second, listenPing: time.Minute}
 }
 
 // relayLockClass keys the relays' session advisory locks. The two-key form

@@ -48,6 +48,20 @@ type Source interface {
 	Horizon(ctx context.Context, after event.Cursor) (Horizon, error)
 }
 
+// Listener is what a Source may also be: one that hears when a transaction
+// that appended events has committed, so the relay reads at once instead of
+// at its next poll. Polling stays the safety net: a notice can be lost (the
+// connection drops, a writer does not send one) and the horizon can move
+// without any (a transaction that wrote no event ends), so a lost notice
+// costs at most one poll interval.
+type Listener interface {
+	// Listen calls wake once it listens (notices sent before then are
+	// lost, so the relay reads once more) and after each notice, until ctx
+	// ends or the notices stop (the connection was lost); then it returns
+	// why. wake never blocks.
+	Listen(ctx context.Context, wake func()) error
+}
+
 // Horizon is the state of the transaction horizon the relay reads below.
 type Horizon struct {
 	// Xmin is the oldest transaction still running; Next returns only
@@ -77,7 +91,8 @@ type Config struct {
 	Name string
 	// BatchSize is the most events read and published at once (500).
 	BatchSize int
-	// PollInterval is the wait after finding nothing new (25ms).
+	// PollInterval is the wait after finding nothing new (25ms), cut short
+	// by a commit notice when the Source is a Listener.
 	PollInterval time.Duration
 	// MaxBackoff caps the wait between retries after an error (5s).
 	MaxBackoff time.Duration
@@ -131,11 +146,12 @@ func (c Config) withDefaults() (Config, error) {
 // Relay publishes the event log to the broker. Several may run against one
 // log: one leads, the others wait to take over.
 type Relay struct {
-	src Source
-	pub Publisher
-	cfg Config
-	log *slog.Logger
-	m   metrics
+	src  Source
+	pub  Publisher
+	cfg  Config
+	log  *slog.Logger
+	m    metrics
+	wake chan struct{} // a commit notice not yet acted on (buffer of one)
 
 	mu      sync.Mutex // guards the failure state below, for logging on change only
 	failing string     // stage that is failing, "" when healthy
@@ -168,7 +184,7 @@ func New(src Source, pub Publisher, cfg Config, log *slog.Logger, reg prometheus
 	if err != nil {
 		return nil, err
 	}
-	return &Relay{src: src, pub: pub, cfg: cfg, log: log.With("relay", cfg.Name), m: m}, nil
+	return &Relay{src: src, pub: pub, cfg: cfg, log: log.With("relay", cfg.Name), m: m, wake: make(chan struct{}, 1)}, nil
 }
 
 // Run relays until ctx ends, and then returns ctx's error. Transient
@@ -229,6 +245,14 @@ func (r *Relay) lead(ctx context.Context) {
 		}
 	}
 	r.log.Debug("relay resuming", "tx", cur.Tx, "position", cur.Position)
+	if l, ok := r.src.(Listener); ok {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.listen(ctx, l)
+		}()
+		defer func() { <-done }()
+	}
 	saved := cur
 	// ahead is the batch after the one being published, read meanwhile: in
 	// a backlog the read then costs the drain nothing. Reading has no
@@ -279,7 +303,7 @@ func (r *Relay) lead(ctx context.Context) {
 		if len(recs) == 0 {
 			r.ok()
 			b.Reset()
-			r.wait(ctx, r.cfg.PollInterval)
+			r.idle(ctx)
 			continue
 		}
 		ahead = r.readAhead(ctx, recs[len(recs)-1].Cursor)
@@ -295,6 +319,54 @@ func (r *Relay) lead(ctx context.Context) {
 		cur = recs[len(recs)-1].Cursor
 		r.ok()
 		b.Reset()
+	}
+}
+
+// idle waits for a commit notice, or for the poll interval when none comes.
+func (r *Relay) idle(ctx context.Context) {
+	t := time.NewTimer(r.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-r.wake:
+	}
+}
+
+// poke records a commit notice; one pending notice stands for any number.
+func (r *Relay) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// listen keeps l listening while ctx (the leadership) lasts, and listens
+// again after each loss, with backoff. Meanwhile the relay polls, so an
+// outage of the notices slows it to the poll interval and no more; it is
+// logged once, and counted as errors at stage "listen".
+func (r *Relay) listen(ctx context.Context, l Listener) {
+	b := r.backoff()
+	lost := false
+	for {
+		start := r.cfg.Now()
+		err := l.Listen(ctx, r.poke)
+		if ctx.Err() != nil {
+			return
+		}
+		r.m.errors.WithLabelValues("listen").Inc()
+		if r.cfg.Now().Sub(start) > time.Minute {
+			// It listened a good while: a new loss, not the same outage.
+			b.Reset()
+			lost = false
+		}
+		if !lost {
+			r.log.Warn("relay lost its commit notices; polling every interval until they are back", "interval", r.cfg.PollInterval, "err", err)
+			lost = true
+		}
+		if !r.sleep(ctx, b) {
+			return
+		}
 	}
 }
 
@@ -502,7 +574,7 @@ func newMetrics(reg prometheus.Registerer, name string) (metrics, error) {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "splitstream_relay_errors_total", ConstLabels: labels,
-			Help: "Failures by stage (lead, checkpoint, read, publish, save, backlog, horizon, leadership); each is retried.",
+			Help: "Failures by stage (lead, checkpoint, read, publish, save, backlog, horizon, leadership, listen); each is retried.",
 		}, []string{"stage"}),
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "splitstream_relay_publish_duration_seconds", ConstLabels: labels,

@@ -33,6 +33,8 @@ type env struct {
 	amqp string
 	svc  *command.Service
 	log  *slog.Logger
+	// notifier announces svc's commits, when notifying made it so.
+	notifier *postgres.CommitNotifier
 }
 
 func setup(t *testing.T) *env {

@@ -21,7 +21,9 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	store := postgres.NewEventStore(pool, postgres.WithTracer(a.tp))
+	// The notifier tells the relay of each commit (LISTEN/NOTIFY), so it need not wait for its poll.
+	notifier := postgres.NewCommitNotifier(pool)
+	store := postgres.NotifyingStore{EventStore: postgres.NewEventStore(pool, postgres.WithTracer(a.tp)), Notifier: notifier}
 	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens), command.WithTracer(a.tp))
 	if err != nil {
 		return role{}, err
@@ -36,9 +38,10 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 	})
 	metrics := ops.NewHTTPMetrics(a.reg, roleCommand)
 	return role{
-		name:   roleCommand,
-		addr:   a.cfg.CommandAddr,
-		checks: append([]ops.Check{a.pgCheck(pool)}, acc.checks()...),
+		name:    roleCommand,
+		addr:    a.cfg.CommandAddr,
+		checks:  append([]ops.Check{a.pgCheck(pool)}, acc.checks()...),
+		workers: []func(ctx context.Context) error{notifier.Run},
 		routes: func(mux *http.ServeMux) {
 			mux.Handle("/graphql", metrics.Wrap("/graphql", acc.middleware(graph.Middleware(a.cfg.MaxBodyBytes, graph.Limit(graph.StreamLimits{Timeout: a.cfg.Limits.CommandTimeout}, srv)))))
 			playground := graph.Playground(a.playground(graph.PlaygroundConfig{

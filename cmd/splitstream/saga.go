@@ -25,7 +25,8 @@ func (a *app) sagaRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	store := postgres.NewEventStore(pool, postgres.WithTracer(a.tp))
+	notifier := postgres.NewCommitNotifier(pool) // wakes the relay on each commit
+	store := postgres.NotifyingStore{EventStore: postgres.NewEventStore(pool, postgres.WithTracer(a.tp)), Notifier: notifier}
 	svc, err := command.NewService(store, command.WithTracer(a.tp))
 	if err != nil {
 		return role{}, err
@@ -49,6 +50,6 @@ func (a *app) sagaRole(ctx context.Context) (role, error) {
 	return role{
 		name:    roleSaga,
 		checks:  []ops.Check{a.pgCheck(pool), a.rabbitCheck(conn)},
-		workers: []func(ctx context.Context) error{consumer.Run, s.RunDeadlines},
+		workers: []func(ctx context.Context) error{consumer.Run, s.RunDeadlines, notifier.Run},
 	}, nil
 }
