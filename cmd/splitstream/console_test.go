@@ -160,7 +160,7 @@ func TestConsoleShowsAndReplaysDeadLetters(t *testing.T) {
 	for _, r := range st.Roles {
 		roles = append(roles, r.Name)
 	}
-	if strings.Join(roles, ",") != "command,relay,projector,saga,query" || len(st.Relays) != 1 || len(st.Lanes) != 1 ||
+	if strings.Join(roles, ",") != "command,relay,projector,saga,query,gateway" || len(st.Relays) != 1 || len(st.Lanes) != 1 ||
 		st.Lanes[0].Name != "main" || st.Sagas == nil || !st.DeadLetterActions || st.DeadLetters == nil {
 		t.Fatalf("status = %+v", st)
 	}
