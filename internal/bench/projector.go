@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -110,26 +109,7 @@ func (pb projectorBench) records(ctx context.Context, pool *pgxpool.Pool, n int)
 // scratchVhost makes a vhost of this run's own and connects to it; the
 // function it returns closes the connection and drops the vhost.
 func (pb projectorBench) scratchVhost(ctx context.Context) (*rabbitmq.Conn, func(), error) {
-	vhost := "splitstream-bench-" + pb.tag
-	if err := rabbitmq.Management(ctx, pb.mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
-		return nil, nil, fmt.Errorf("create vhost (RabbitMQ management API at RABBITMQ_MANAGEMENT_URL): %w", err)
-	}
-	drop := func() {
-		_ = rabbitmq.Management(context.WithoutCancel(ctx), pb.mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
-	}
-	amqpURL, _ := url.Parse(pb.st.AMQPURL)
-	if err := rabbitmq.Management(ctx, pb.mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+amqpURL.User.Username(),
-		`{"configure":".*","write":".*","read":".*"}`); err != nil {
-		drop()
-		return nil, nil, err
-	}
-	amqpURL.Path = "/" + vhost
-	conn, err := rabbitmq.Dial(ctx, amqpURL.String(), "splitstream-bench", pb.st.Log)
-	if err != nil {
-		drop()
-		return nil, nil, err
-	}
-	return conn, func() { conn.Close(); drop() }, nil
+	return scratchVhost(ctx, pb.st, pb.mgmt, "splitstream-bench-"+pb.tag, "splitstream-bench")
 }
 
 // drain publishes records as a backlog on a scratch vhost, drains it with

@@ -149,26 +149,37 @@ func (b relayBench) readBack(ctx context.Context, source *postgres.RelaySource, 
 // scratch makes a vhost of its own and connects to it; the function it
 // returns closes the connection and drops the vhost, once.
 func (b relayBench) scratch(ctx context.Context, what string) (*rabbitmq.Conn, func(), error) {
-	vhost := "splitstream-bench-" + what + "-" + b.tag
-	if err := rabbitmq.Management(ctx, b.mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
+	return scratchVhost(ctx, b.st, b.mgmt, "splitstream-bench-"+what+"-"+b.tag, "splitstream-bench-"+what)
+}
+
+// scratchVhost makes vhost through the RabbitMQ management API at mgmt,
+// lets the stack's AMQP user use it and connects to it as client; the
+// function it returns closes the connection and drops the vhost, once
+// (callers drop early and defer it too).
+func scratchVhost(ctx context.Context, st Stack, mgmt, vhost, client string) (*rabbitmq.Conn, func(), error) {
+	if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/vhosts/"+vhost, ""); err != nil {
 		return nil, nil, fmt.Errorf("create vhost (RabbitMQ management API at RABBITMQ_MANAGEMENT_URL): %w", err)
 	}
 	drop := func() {
-		_ = rabbitmq.Management(context.WithoutCancel(ctx), b.mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
+		_ = rabbitmq.Management(context.WithoutCancel(ctx), mgmt, http.MethodDelete, "/api/vhosts/"+vhost, "")
 	}
-	u, _ := url.Parse(b.st.AMQPURL)
-	if err := rabbitmq.Management(ctx, b.mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+u.User.Username(),
+	u, err := url.Parse(st.AMQPURL)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	if err := rabbitmq.Management(ctx, mgmt, http.MethodPut, "/api/permissions/"+vhost+"/"+u.User.Username(),
 		`{"configure":".*","write":".*","read":".*"}`); err != nil {
 		drop()
 		return nil, nil, err
 	}
 	u.Path = "/" + vhost
-	conn, err := rabbitmq.Dial(ctx, u.String(), "splitstream-bench-"+what, b.st.Log)
+	conn, err := rabbitmq.Dial(ctx, u.String(), client, st.Log)
 	if err != nil {
 		drop()
 		return nil, nil, err
 	}
-	var once sync.Once // dropped early and deferred too
+	var once sync.Once
 	return conn, func() { once.Do(func() { conn.Close(); drop() }) }, nil
 }
 

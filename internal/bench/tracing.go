@@ -153,9 +153,12 @@ func benchProjectorTracing(ctx context.Context, st Stack, env Env, mgmt string) 
 	if err != nil {
 		return nil, err
 	}
-	records, err := backlog(ctx, postgres.NewRelaySource(pool), n)
+	records, err := projectorBench{st: st, env: env}.records(ctx, pool, n)
 	if err != nil {
 		return nil, err
+	}
+	if len(records) == 0 {
+		return nil, errors.New("the event log is empty")
 	}
 	tp, err := benchTracer(ctx, st.Version)
 	if err != nil {
@@ -181,26 +184,6 @@ func benchProjectorTracing(ctx context.Context, st Stack, env Env, mgmt string) 
 	}
 	fmt.Fprintf(env.Progress, "bench: projector: tracing on %.0f events/s, off %.0f events/s\n", rates[true], rates[false])
 	return []Result{tracingResult("projector.drain.tracing", rates[true], rates[false], "events/s")}, nil
-}
-
-// backlog reads the first n records of the event log.
-func backlog(ctx context.Context, source *postgres.RelaySource, n int) ([]event.Record, error) {
-	var records []event.Record
-	for cursor := (event.Cursor{}); len(records) < n; {
-		recs, err := source.Next(ctx, cursor, min(5000, n-len(records)))
-		if err != nil {
-			return nil, err
-		}
-		if len(recs) == 0 {
-			break
-		}
-		records = append(records, recs...)
-		cursor = recs[len(recs)-1].Cursor
-	}
-	if len(records) == 0 {
-		return nil, errors.New("the event log is empty")
-	}
-	return records, nil
 }
 
 // prepareDrain publishes records to a scratch vhost and makes scratch
