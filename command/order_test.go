@@ -24,20 +24,28 @@ func orderLines(n int) []event.OrderLine {
 }
 
 func TestDecideOrder(t *testing.T) {
-	lines := []event.OrderLine{orderLine("p1", 2, 2999), orderLine("p2", 1, 500)}
-	placed := event.OrderPlaced{CustomerID: "c1", Lines: lines, TotalCents: 6498, Currency: "EUR"}
-	place := func(edit func(*command.PlaceOrder)) command.PlaceOrder {
-		c := command.PlaceOrder{CustomerID: "c1", Lines: append([]event.OrderLine{}, lines...), Currency: "EUR"}
-		if edit != nil {
-			edit(&c)
-		}
-		return c
-	}
-	confirmed := past(placed, event.OrderConfirmed{})
-	rejected := past(placed, event.OrderRejected{Reason: "insufficient stock for Kettle: 0 left, 2 wanted"})
-	cancelled := past(placed, event.OrderCancelled{Reason: "changed my mind"})
+	cases := append(orderPlaceCases(), orderLifecycleCases()...)
+	runDecideCases(t, "o1", cases, command.FoldOrder, command.DecideOrder)
+}
 
-	cases := []decideCase[command.OrderCommand]{
+// placedOrder is what placeOrder(nil) decides: two lines, 6498 cents.
+func placedOrder() event.OrderPlaced {
+	lines := []event.OrderLine{orderLine("p1", 2, 2999), orderLine("p2", 1, 500)}
+	return event.OrderPlaced{CustomerID: "c1", Lines: lines, TotalCents: 6498, Currency: "EUR"}
+}
+
+// placeOrder is the command that places placedOrder, changed by edit.
+func placeOrder(edit func(*command.PlaceOrder)) command.PlaceOrder {
+	c := command.PlaceOrder{CustomerID: "c1", Lines: placedOrder().Lines, Currency: "EUR"}
+	if edit != nil {
+		edit(&c)
+	}
+	return c
+}
+
+func orderPlaceCases() []decideCase[command.OrderCommand] {
+	placed, place := placedOrder(), placeOrder
+	return []decideCase[command.OrderCommand]{
 		// PlaceOrder
 		{name: "place", when: place(nil), then: past(placed)},
 		{name: "place existing", given: past(placed), when: place(nil), err: conflict(1, "order already exists")},
@@ -79,7 +87,15 @@ func TestDecideOrder(t *testing.T) {
 				c.Lines = []event.OrderLine{{ProductID: "p404", Quantity: 1}}
 			}),
 			then: past(event.OrderPlaced{CustomerID: "c1", Lines: []event.OrderLine{{ProductID: "p404", Quantity: 1}}})},
+	}
+}
 
+func orderLifecycleCases() []decideCase[command.OrderCommand] {
+	placed := placedOrder()
+	confirmed := past(placed, event.OrderConfirmed{})
+	rejected := past(placed, event.OrderRejected{Reason: "insufficient stock for Kettle: 0 left, 2 wanted"})
+	cancelled := past(placed, event.OrderCancelled{Reason: "changed my mind"})
+	return []decideCase[command.OrderCommand]{
 		// ConfirmOrder
 		{name: "confirm", given: past(placed), when: command.ConfirmOrder{}, then: past(event.OrderConfirmed{})},
 		{name: "confirm confirmed", given: confirmed, when: command.ConfirmOrder{}},
@@ -108,7 +124,6 @@ func TestDecideOrder(t *testing.T) {
 		{name: "cancel missing", when: command.CancelOrder{}, err: notFound("order o1 not found")},
 		{name: "cancel reason 1001 runes", given: past(placed), when: command.CancelOrder{Reason: text(1001)}, err: invalid("reason")},
 	}
-	runDecideCases(t, "o1", cases, command.FoldOrder, command.DecideOrder)
 }
 
 func TestPlaceOrderDoesNotAliasLines(t *testing.T) {

@@ -28,10 +28,19 @@ func createKettle(edit func(*command.CreateProduct)) command.CreateProduct {
 }
 
 func TestDecideProduct(t *testing.T) {
-	discontinued := past(kettle, event.ProductDiscontinued{})
-	withStock := func(n int) event.ProductCreated { k := kettle; k.Stock = n; return k }
+	cases := append(productCreateCases(), productChangeCases()...)
+	cases = append(cases, productStockCases()...)
+	runDecideCases(t, "p1", cases, command.FoldProduct, command.DecideProduct)
+}
 
-	cases := []decideCase[command.ProductCommand]{
+// withStock is the kettle created with n units in stock.
+func withStock(n int) event.ProductCreated { k := kettle; k.Stock = n; return k }
+
+// discontinuedKettle is the kettle, created and then discontinued.
+func discontinuedKettle() []event.Payload { return past(kettle, event.ProductDiscontinued{}) }
+
+func productCreateCases() []decideCase[command.ProductCommand] {
+	return []decideCase[command.ProductCommand]{
 		// CreateProduct
 		{name: "create", when: createKettle(nil), then: past(kettle)},
 		{name: "create trims name and category",
@@ -74,7 +83,12 @@ func TestDecideProduct(t *testing.T) {
 		{name: "create stock 0", when: createKettle(func(c *command.CreateProduct) { c.Stock = 0 }), then: past(withStock(0))},
 		{name: "create stock 1e9", when: createKettle(func(c *command.CreateProduct) { c.Stock = 1_000_000_000 }), then: past(withStock(1_000_000_000))},
 		{name: "create stock 1e9+1", when: createKettle(func(c *command.CreateProduct) { c.Stock = 1_000_000_001 }), err: invalid("stock")},
+	}
+}
 
+func productChangeCases() []decideCase[command.ProductCommand] {
+	discontinued := discontinuedKettle()
+	return []decideCase[command.ProductCommand]{
 		// RenameProduct
 		{name: "rename", given: past(kettle), when: command.RenameProduct{Name: " Steel kettle "},
 			then: past(event.ProductRenamed{Name: "Steel kettle"})},
@@ -144,7 +158,12 @@ func TestDecideProduct(t *testing.T) {
 		{name: "discontinue twice", given: discontinued, when: command.DiscontinueProduct{},
 			err: conflict(2, "product is discontinued")},
 		{name: "discontinue missing", when: command.DiscontinueProduct{}, err: notFound("product p1 not found")},
+	}
+}
 
+func productStockCases() []decideCase[command.ProductCommand] {
+	discontinued := discontinuedKettle()
+	return []decideCase[command.ProductCommand]{
 		// ReserveStock
 		{name: "reserve", given: past(kettle), when: command.ReserveStock{OrderID: "o1", Quantity: 3},
 			then: past(event.StockReserved{OrderID: "o1", Quantity: 3, Stock: 7})},
@@ -202,7 +221,6 @@ func TestDecideProduct(t *testing.T) {
 		{name: "release without order", given: past(kettle), when: command.ReleaseStock{}, err: invalid("orderId")},
 		{name: "release missing", when: command.ReleaseStock{OrderID: "o1"}, err: notFound("product p1 not found")},
 	}
-	runDecideCases(t, "p1", cases, command.FoldProduct, command.DecideProduct)
 }
 
 func TestDecideProductUnknownCommand(t *testing.T) {

@@ -89,7 +89,30 @@ func TestPlaygroundPage(t *testing.T) {
 	}
 	page := string(res.body)
 
-	csp := res.header.Get("Content-Security-Policy")
+	checkPageCSP(t, res.header.Get("Content-Security-Policy"))
+	if !strings.Contains(page, "<title>Splitstream commands</title>") {
+		t.Error("page has no title")
+	}
+
+	checkPageAssets(t, page)
+	checkPageConfig(t, page)
+
+	// The page is revalidated, not cached for long.
+	if cc := res.header.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("page Cache-Control = %q", cc)
+	}
+	etag := res.header.Get("ETag")
+	if etag == "" {
+		t.Fatal("page has no ETag")
+	}
+	if r := get(t, http.MethodGet, srv.URL+"/", map[string]string{"If-None-Match": etag}); r.status != http.StatusNotModified {
+		t.Errorf("page with If-None-Match = %d, want 304", r.status)
+	}
+}
+
+// checkPageCSP wants the page's CSP to allow this origin and nothing else.
+func checkPageCSP(t *testing.T, csp string) {
+	t.Helper()
 	for _, want := range []string{"default-src 'none'", "script-src 'self';", "connect-src 'self';", "frame-ancestors 'none'", "base-uri 'none'"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
@@ -98,11 +121,12 @@ func TestPlaygroundPage(t *testing.T) {
 	if strings.Contains(csp, "unsafe-eval") || strings.Contains(csp, "ws:") || strings.Contains(csp, "http") {
 		t.Errorf("CSP too loose: %q", csp)
 	}
-	if !strings.Contains(page, "<title>Splitstream commands</title>") {
-		t.Error("page has no title")
-	}
+}
 
-	// Only same-origin, relative references: no scheme, no //host.
+// checkPageAssets wants only same-origin, relative references: no scheme, no
+// //host; one script and one style sheet, versioned by hash.
+func checkPageAssets(t *testing.T, page string) {
+	t.Helper()
 	for _, bad := range []string{"http://", "https://", "\"//", "'//", "=//"} {
 		if strings.Contains(page, bad) {
 			t.Errorf("page contains %q", bad)
@@ -135,7 +159,11 @@ func TestPlaygroundPage(t *testing.T) {
 	if n := strings.Count(page, "<script"); n != 2 {
 		t.Errorf("page has %d script elements, want 2 (config and bundle)", n)
 	}
+}
 
+// checkPageConfig wants the page's config to say what the server was given.
+func checkPageConfig(t *testing.T, page string) {
+	t.Helper()
 	m := configJSON.FindStringSubmatch(page)
 	if m == nil {
 		t.Fatal("page has no config")
@@ -151,18 +179,6 @@ func TestPlaygroundPage(t *testing.T) {
 	}
 	if cfg.Title != "Splitstream commands" || cfg.Endpoint != "/graphql" || cfg.SubscriptionEndpoint != "" || len(cfg.Tabs) != len(graph.CommandTabs()) {
 		t.Errorf("config = %+v", cfg)
-	}
-
-	// The page is revalidated, not cached for long.
-	if cc := res.header.Get("Cache-Control"); cc != "no-cache" {
-		t.Errorf("page Cache-Control = %q", cc)
-	}
-	etag := res.header.Get("ETag")
-	if etag == "" {
-		t.Fatal("page has no ETag")
-	}
-	if r := get(t, http.MethodGet, srv.URL+"/", map[string]string{"If-None-Match": etag}); r.status != http.StatusNotModified {
-		t.Errorf("page with If-None-Match = %d, want 304", r.status)
 	}
 }
 
@@ -195,63 +211,7 @@ func TestPlaygroundAssets(t *testing.T) {
 		}
 		u, _ := url.Parse(ref)
 		ext := u.Path[strings.LastIndex(u.Path, "."):]
-		t.Run(u.Path, func(t *testing.T) {
-			full := srv.URL + "/" + ref
-			res := get(t, http.MethodGet, full, nil)
-			if res.status != http.StatusOK {
-				t.Fatalf("GET %s = %d", ref, res.status)
-			}
-			if ct := res.header.Get("Content-Type"); ct != wantType[ext] {
-				t.Errorf("Content-Type = %q, want %q", ct, wantType[ext])
-			}
-			if cc := res.header.Get("Cache-Control"); !strings.Contains(cc, "max-age=31536000") || !strings.Contains(cc, "immutable") {
-				t.Errorf("Cache-Control = %q", cc)
-			}
-			if res.header.Get("X-Content-Type-Options") != "nosniff" {
-				t.Error("no nosniff")
-			}
-			if len(res.body) < 1000 {
-				t.Errorf("%s is only %d bytes", ref, len(res.body))
-			}
-			etag := res.header.Get("ETag")
-			if etag == "" {
-				t.Fatal("no ETag")
-			}
-			if r := get(t, http.MethodGet, full, map[string]string{"If-None-Match": etag}); r.status != http.StatusNotModified || len(r.body) != 0 {
-				t.Errorf("If-None-Match = %d with %d bytes, want 304 and none", r.status, len(r.body))
-			}
-
-			// Without the current hash: served, but revalidated.
-			stale := get(t, http.MethodGet, srv.URL+"/"+u.Path+"?v=old", nil)
-			if stale.status != http.StatusOK || stale.header.Get("Cache-Control") != "no-cache" {
-				t.Errorf("stale hash: %d, Cache-Control %q", stale.status, stale.header.Get("Cache-Control"))
-			}
-
-			// gzip for clients that take it, the same bytes once decoded.
-			gz := get(t, http.MethodGet, full, map[string]string{"Accept-Encoding": "br, gzip"})
-			if gz.header.Get("Content-Encoding") != "gzip" {
-				t.Fatalf("Content-Encoding = %q", gz.header.Get("Content-Encoding"))
-			}
-			if gz.header.Get("ETag") == etag {
-				t.Error("gzip variant has the identity ETag")
-			}
-			zr, err := gzip.NewReader(bytes.NewReader(gz.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			plain, err := io.ReadAll(zr)
-			if err != nil || !bytes.Equal(plain, res.body) {
-				t.Errorf("gzip body differs (err %v)", err)
-			}
-			if r := get(t, http.MethodGet, full, map[string]string{"Accept-Encoding": "gzip;q=0"}); r.header.Get("Content-Encoding") != "" {
-				t.Error("gzip;q=0 got gzip")
-			}
-
-			head := get(t, http.MethodHead, full, nil)
-			if head.status != http.StatusOK || len(head.body) != 0 || head.header.Get("Content-Length") != res.header.Get("Content-Length") {
-				t.Errorf("HEAD = %d, %d bytes, length %q", head.status, len(head.body), head.header.Get("Content-Length"))
-			}
-		})
+		t.Run(u.Path, func(t *testing.T) { checkAsset(t, srv.URL, ref, wantType[ext]) })
 	}
 
 	for _, p := range []string{"/playground/", "/playground/nope.js", "/playground/graphiql.js/x", "/playground/../playground.go", "/playground/%2e%2e/playground.go", "/playground/GRAPHIQL.JS"} {
@@ -265,6 +225,72 @@ func TestPlaygroundAssets(t *testing.T) {
 	graph.Playground(graph.PlaygroundConfig{}).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST = %d, want 405", rec.Code)
+	}
+}
+
+// checkAsset wants the asset at ref served with its type, cached for a year
+// under its hash, revalidated without it, and gzipped on request.
+func checkAsset(t *testing.T, base, ref, wantType string) {
+	u, _ := url.Parse(ref)
+	full := base + "/" + ref
+	res := get(t, http.MethodGet, full, nil)
+	if res.status != http.StatusOK {
+		t.Fatalf("GET %s = %d", ref, res.status)
+	}
+	if ct := res.header.Get("Content-Type"); ct != wantType {
+		t.Errorf("Content-Type = %q, want %q", ct, wantType)
+	}
+	if cc := res.header.Get("Cache-Control"); !strings.Contains(cc, "max-age=31536000") || !strings.Contains(cc, "immutable") {
+		t.Errorf("Cache-Control = %q", cc)
+	}
+	if res.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("no nosniff")
+	}
+	if len(res.body) < 1000 {
+		t.Errorf("%s is only %d bytes", ref, len(res.body))
+	}
+	etag := res.header.Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	if r := get(t, http.MethodGet, full, map[string]string{"If-None-Match": etag}); r.status != http.StatusNotModified || len(r.body) != 0 {
+		t.Errorf("If-None-Match = %d with %d bytes, want 304 and none", r.status, len(r.body))
+	}
+
+	// Without the current hash: served, but revalidated.
+	stale := get(t, http.MethodGet, base+"/"+u.Path+"?v=old", nil)
+	if stale.status != http.StatusOK || stale.header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("stale hash: %d, Cache-Control %q", stale.status, stale.header.Get("Cache-Control"))
+	}
+
+	checkAssetGzip(t, full, etag, res.body)
+
+	head := get(t, http.MethodHead, full, nil)
+	if head.status != http.StatusOK || len(head.body) != 0 || head.header.Get("Content-Length") != res.header.Get("Content-Length") {
+		t.Errorf("HEAD = %d, %d bytes, length %q", head.status, len(head.body), head.header.Get("Content-Length"))
+	}
+}
+
+// checkAssetGzip wants the asset gzipped for clients that take it, the same
+// bytes once decoded, under an ETag of its own.
+func checkAssetGzip(t *testing.T, full, etag string, body []byte) {
+	gz := get(t, http.MethodGet, full, map[string]string{"Accept-Encoding": "br, gzip"})
+	if gz.header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("Content-Encoding = %q", gz.header.Get("Content-Encoding"))
+	}
+	if gz.header.Get("ETag") == etag {
+		t.Error("gzip variant has the identity ETag")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(plain, body) {
+		t.Errorf("gzip body differs (err %v)", err)
+	}
+	if r := get(t, http.MethodGet, full, map[string]string{"Accept-Encoding": "gzip;q=0"}); r.header.Get("Content-Encoding") != "" {
+		t.Error("gzip;q=0 got gzip")
 	}
 }
 
@@ -438,41 +464,14 @@ func TestPlaygroundHeadersOnlyOnLoopback(t *testing.T) {
 	dev := base
 	dev.Headers = map[string]string{"Authorization": token}
 
-	type pageConfig struct {
-		Hint    string
-		Headers *string
-	}
-	load := func(t *testing.T, h http.Handler, remote string) (*httptest.ResponseRecorder, pageConfig) {
-		t.Helper()
-		req := httptest.NewRequest(http.MethodGet, "/", nil)
-		req.RemoteAddr = remote
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("GET / from %s = %d", remote, rec.Code)
-		}
-		page := rec.Body.String()
-		if n := strings.Count(page, "<script"); n != 2 {
-			t.Errorf("page has %d script elements, want 2", n)
-		}
-		m := configJSON.FindStringSubmatch(page)
-		if m == nil {
-			t.Fatal("page has no config")
-		}
-		var cfg pageConfig
-		if err := json.Unmarshal([]byte(m[1]), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		return rec, cfg
-	}
 	plainCSP := func() string {
-		rec, _ := load(t, graph.Playground(base), "127.0.0.1:5000")
+		rec, _ := loadPlaygroundPage(t, graph.Playground(base), "127.0.0.1:5000")
 		return rec.Header().Get("Content-Security-Policy")
 	}()
 
 	t.Run("loopback, headers set", func(t *testing.T) {
 		for _, remote := range []string{"127.0.0.1:5000", "[::1]:5000"} {
-			rec, cfg := load(t, graph.Playground(dev), remote)
+			rec, cfg := loadPlaygroundPage(t, graph.Playground(dev), remote)
 			if cfg.Headers == nil {
 				t.Fatalf("from %s: no headers in the config", remote)
 			}
@@ -493,7 +492,7 @@ func TestPlaygroundHeadersOnlyOnLoopback(t *testing.T) {
 	})
 	t.Run("another machine, headers set", func(t *testing.T) {
 		for _, remote := range []string{"192.0.2.10:5000", "[2001:db8::1]:5000", "garbage"} {
-			rec, cfg := load(t, graph.Playground(dev), remote)
+			rec, cfg := loadPlaygroundPage(t, graph.Playground(dev), remote)
 			if cfg.Headers != nil || strings.Contains(rec.Body.String(), "dev.token.value") {
 				t.Errorf("from %s: the page carries the token", remote)
 			}
@@ -506,7 +505,7 @@ func TestPlaygroundHeadersOnlyOnLoopback(t *testing.T) {
 		}
 	})
 	t.Run("no headers set", func(t *testing.T) {
-		_, cfg := load(t, graph.Playground(base), "127.0.0.1:5000")
+		_, cfg := loadPlaygroundPage(t, graph.Playground(base), "127.0.0.1:5000")
 		if cfg.Headers != nil {
 			t.Errorf("headers %q without any configured", *cfg.Headers)
 		}
@@ -514,4 +513,35 @@ func TestPlaygroundHeadersOnlyOnLoopback(t *testing.T) {
 			t.Errorf("hint = %q, want %q", cfg.Hint, hint)
 		}
 	})
+}
+
+// playgroundPageConfig is the part of the page's config the headers test reads.
+type playgroundPageConfig struct {
+	Hint    string
+	Headers *string
+}
+
+// loadPlaygroundPage gets the page from h as a client at remote would.
+func loadPlaygroundPage(t *testing.T, h http.Handler, remote string) (*httptest.ResponseRecorder, playgroundPageConfig) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.RemoteAddr = remote
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET / from %s = %d", remote, rec.Code)
+	}
+	page := rec.Body.String()
+	if n := strings.Count(page, "<script"); n != 2 {
+		t.Errorf("page has %d script elements, want 2", n)
+	}
+	m := configJSON.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("page has no config")
+	}
+	var cfg playgroundPageConfig
+	if err := json.Unmarshal([]byte(m[1]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return rec, cfg
 }

@@ -76,15 +76,48 @@ func countEvents(t *testing.T, pool *pgxpool.Pool) int {
 // result and appends nothing.
 func TestReplayAfterTheWorldChanged(t *testing.T) {
 	w, pool := newWorld(t)
+	for _, c := range replayCases(w) {
+		t.Run(c.name, func(t *testing.T) {
+			do, change := c.setup()
+			m := command.Meta{CommandID: "replay-" + c.name, Actor: "ada"}
+			first, err := do(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			change(first)
+			before := countEvents(t, pool)
+			for range 2 {
+				again, err := do(m)
+				if err != nil {
+					t.Fatalf("replay after the world changed: %v, want the first result %+v", err, first)
+				}
+				if again != first {
+					t.Fatalf("replay answered %+v, want the first result %+v", again, first)
+				}
+			}
+			if after := countEvents(t, pool); after != before {
+				t.Fatalf("replays appended %d events", after-before)
+			}
+		})
+	}
+}
+
+// replayMutation is a mutation a replay case repeats with the same meta.
+type replayMutation func(m command.Meta) (command.Result, error)
+
+// replayCase is a mutation, and what changes the world after its first run.
+type replayCase struct {
+	name string
+	// setup returns the mutation to repeat, and what changes the
+	// world after its first run.
+	setup func() (replayMutation, func(first command.Result))
+}
+
+func replayCases(w world) []replayCase {
 	svc, ctx := w.svc, w.ctx
 	at := func(v int) *int { return &v }
-	type mutation func(m command.Meta) (command.Result, error)
-	cases := []struct {
-		name string
-		// setup returns the mutation to repeat, and what changes the
-		// world after its first run.
-		setup func() (mutation, func(first command.Result))
-	}{
+	type mutation = replayMutation
+	return []replayCase{
 		{"createProduct", func() (mutation, func(command.Result)) {
 			return func(m command.Meta) (command.Result, error) {
 				return svc.CreateProduct(ctx, m, command.CreateProduct{Name: "Mug", Category: "kitchen", PriceCents: 100, Currency: "EUR", Stock: 1})
@@ -149,30 +182,6 @@ func TestReplayAfterTheWorldChanged(t *testing.T) {
 				return svc.ChangeOrder(ctx, id, m, command.CancelOrder{Reason: "changed my mind"})
 			}, func(command.Result) {} // now at version 2: deciding again would conflict
 		}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			do, change := c.setup()
-			m := command.Meta{CommandID: "replay-" + c.name, Actor: "ada"}
-			first, err := do(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			change(first)
-			before := countEvents(t, pool)
-			for range 2 {
-				again, err := do(m)
-				if err != nil {
-					t.Fatalf("replay after the world changed: %v, want the first result %+v", err, first)
-				}
-				if again != first {
-					t.Fatalf("replay answered %+v, want the first result %+v", again, first)
-				}
-			}
-			if after := countEvents(t, pool); after != before {
-				t.Fatalf("replays appended %d events", after-before)
-			}
-		})
 	}
 }
 

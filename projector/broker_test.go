@@ -150,6 +150,29 @@ func TestPoisonGoesToDeadLetterQueue(t *testing.T) {
 	half := len(recs) / 2
 	b.publishRecords(t, recs[:half])
 
+	publishPoison(t, b)
+
+	b.publishRecords(t, recs[half:])
+
+	last := recs[len(recs)-1].Cursor
+	waitFor(t, "the watermark to reach the last event", time.Minute, func() bool { return p.Watermark() == last })
+	waitFor(t, "two dead letters", 30*time.Second, func() bool { return b.queueLen(t, rabbitmq.ProjectorDeadQueue) == 2 })
+	verify(t, w.pool, rm)
+
+	checkDeadLetters(t, b)
+	if n := b.queueLen(t, rabbitmq.ProjectorQueue); n != 0 {
+		t.Errorf("%d messages left in the projector queue", n)
+	}
+
+	waitForLastNotice(t, b, notices.Name, last)
+	if err := p.Healthy(0); err != nil {
+		t.Errorf("healthy: %v", err)
+	}
+}
+
+// publishPoison publishes two messages the projector cannot handle: bad JSON,
+// and an event of a type from the future.
+func publishPoison(t *testing.T, b *broker) {
 	b.publish(t, "product.ProductCreated", amqp.Publishing{ContentType: "application/json", Body: []byte(`{"id": "x", "streamId":`)})
 	_, sv, data, _ := event.Encode(event.ProductRenamed{Name: "from the future"})
 	unknown, err := rabbitmq.EncodeRecord(event.Record{
@@ -162,14 +185,11 @@ func TestPoisonGoesToDeadLetterQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.publish(t, "product.ProductTeleported", unknown)
+}
 
-	b.publishRecords(t, recs[half:])
-
-	last := recs[len(recs)-1].Cursor
-	waitFor(t, "the watermark to reach the last event", time.Minute, func() bool { return p.Watermark() == last })
-	waitFor(t, "two dead letters", 30*time.Second, func() bool { return b.queueLen(t, rabbitmq.ProjectorDeadQueue) == 2 })
-	verify(t, w.pool, rm)
-
+// checkDeadLetters takes the two dead letters and checks they are the bad
+// JSON and the unknown type, with their routing keys and reasons.
+func checkDeadLetters(t *testing.T, b *broker) {
 	reasons := map[string]amqp.Table{}
 	for range 2 {
 		d, ok, err := b.ch.Get(rabbitmq.ProjectorDeadQueue, true)
@@ -195,15 +215,14 @@ func TestPoisonGoesToDeadLetterQueue(t *testing.T) {
 	if !sawBadJSON || !sawUnknown {
 		t.Errorf("dead letters %v: want the bad JSON and the unknown type, with their routing keys", reasons)
 	}
-	if n := b.queueLen(t, rabbitmq.ProjectorQueue); n != 0 {
-		t.Errorf("%d messages left in the projector queue", n)
-	}
+}
 
-	// The last notice carries the final watermark.
+// waitForLastNotice waits until the last notice on queue carries last.
+func waitForLastNotice(t *testing.T, b *broker, queue string, last event.Cursor) {
 	var lastNotice projector.Notice
 	waitFor(t, "a notice with the final watermark", 10*time.Second, func() bool {
 		for {
-			d, ok, err := b.ch.Get(notices.Name, true)
+			d, ok, err := b.ch.Get(queue, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,9 +237,6 @@ func TestPoisonGoesToDeadLetterQueue(t *testing.T) {
 			}
 		}
 	})
-	if err := p.Healthy(0); err != nil {
-		t.Errorf("healthy: %v", err)
-	}
 }
 
 // TestConsumerResubscribes drops the consumer's connection and checks that

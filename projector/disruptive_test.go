@@ -14,8 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
 	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/projector"
 	"github.com/splitstream/splitstream/rabbitmq"
 	"github.com/splitstream/splitstream/relay"
 )
@@ -35,22 +37,7 @@ func TestDisruptiveElasticsearchOutage(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pub, err := rabbitmq.NewPublisher(b.conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := relay.New(postgres.NewRelaySource(w.pool), pub, relay.Config{}, testenv.Logger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("relay: %v", err)
-		}
-	}()
+	defer startRelay(t, ctx, cancel, w, b)()
 
 	// Commands at a steady pace until told to stop.
 	c := newCommander(w.svc, 21)
@@ -75,6 +62,47 @@ func TestDisruptiveElasticsearchOutage(t *testing.T) {
 	waitFor(t, "the projector to apply something", 30*time.Second, func() bool { return p.Watermark().Position > 0 })
 	before := p.Watermark()
 
+	esOutage(t, p, before)
+
+	time.Sleep(2 * time.Second)
+	stopCommands()
+	wg.Wait()
+	t.Logf("commands: ok %v, refused %v", c.ok, c.refused)
+
+	recs := readLog(t, w.pool)
+	last := recs[len(recs)-1].Cursor
+	back := time.Now()
+	waitFor(t, "the lag to drain", 3*time.Minute, func() bool { return p.Watermark() == last })
+	t.Logf("drained %d events in total, caught up %s after Elasticsearch returned", len(recs), time.Since(back).Round(time.Millisecond))
+
+	checkDrained(t, b, reg, p)
+	verify(t, w.pool, rm)
+}
+
+// startRelay runs the real relay from the store to the broker; the returned
+// func cancels ctx and waits for the relay to stop.
+func startRelay(t *testing.T, ctx context.Context, cancel context.CancelFunc, w *world, b *broker) func() {
+	pub, err := rabbitmq.NewPublisher(b.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := relay.New(postgres.NewRelaySource(w.pool), pub, relay.Config{}, testenv.Logger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- r.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("relay: %v", err)
+		}
+	}
+}
+
+// esOutage stops Elasticsearch for 30 s and wants readiness to turn red
+// meanwhile; then it starts it again.
+func esOutage(t *testing.T, p *projector.Projector, before event.Cursor) {
 	t.Cleanup(func() { testenv.Run(t, services, "up", "elasticsearch") }) // whatever happens
 	testenv.Run(t, services, "down", "elasticsearch")
 	down := time.Now()
@@ -92,18 +120,10 @@ func TestDisruptiveElasticsearchOutage(t *testing.T) {
 	stalled := p.Watermark()
 	testenv.Run(t, services, "up", "elasticsearch")
 	t.Logf("Elasticsearch back after %s; watermark moved from %v to %v meanwhile", time.Since(down).Round(time.Second), before, stalled)
+}
 
-	time.Sleep(2 * time.Second)
-	stopCommands()
-	wg.Wait()
-	t.Logf("commands: ok %v, refused %v", c.ok, c.refused)
-
-	recs := readLog(t, w.pool)
-	last := recs[len(recs)-1].Cursor
-	back := time.Now()
-	waitFor(t, "the lag to drain", 3*time.Minute, func() bool { return p.Watermark() == last })
-	t.Logf("drained %d events in total, caught up %s after Elasticsearch returned", len(recs), time.Since(back).Round(time.Millisecond))
-
+// checkDrained wants nothing dead-lettered, no lag and readiness green.
+func checkDrained(t *testing.T, b *broker, reg *prometheus.Registry, p *projector.Projector) {
 	if n := b.queueLen(t, rabbitmq.ProjectorDeadQueue); n != 0 {
 		t.Errorf("%d messages dead-lettered", n)
 	}
@@ -119,5 +139,4 @@ func TestDisruptiveElasticsearchOutage(t *testing.T) {
 	if err := p.Healthy(10 * time.Second); err != nil {
 		t.Errorf("not healthy after draining: %v", err)
 	}
-	verify(t, w.pool, rm)
 }

@@ -106,81 +106,7 @@ func (c *commander) pick(ids []string) string {
 // one runs one random command; refusals (a discontinued product, not
 // enough stock) are part of the game.
 func (c *commander) one(ctx context.Context) error {
-	c.mu.Lock()
-	r := c.rng.IntN(100)
-	if len(c.products) < 5 {
-		r = 0
-	}
-	name := fmt.Sprintf("%s %d", words[c.rng.IntN(len(words))], c.rng.IntN(1000))
-	product, review, order := c.pick(c.products), c.pick(c.reviews), c.pick(c.orders)
-	qty, rating, price := 1+c.rng.IntN(3), 1+c.rng.IntN(5), int64(100+c.rng.IntN(10000))
-	var lines []event.OrderLine
-	for range 1 + c.rng.IntN(3) {
-		lines = append(lines, event.OrderLine{ProductID: c.pick(c.products), Quantity: 1 + c.rng.IntN(2)})
-	}
-	c.mu.Unlock()
-
-	m := command.Meta{}
-	var (
-		kind string
-		res  command.Result
-		err  error
-	)
-	switch {
-	case r < 10:
-		kind = "create"
-		res, err = c.svc.CreateProduct(ctx, m, command.CreateProduct{Name: name, Description: "A " + name, Category: words[int(price)%3], PriceCents: price, Currency: "EUR", Stock: 20})
-	case r < 20:
-		kind = "rename"
-		res, err = c.svc.ChangeProduct(ctx, product, m, command.RenameProduct{Name: name})
-	case r < 26:
-		kind = "description"
-		res, err = c.svc.ChangeProduct(ctx, product, m, command.ChangeProductDescription{Description: "Now " + name})
-	case r < 33:
-		kind = "price"
-		res, err = c.svc.ChangeProduct(ctx, product, m, command.ChangeProductPrice{PriceCents: price})
-	case r < 38:
-		kind = "restock"
-		res, err = c.svc.ChangeProduct(ctx, product, m, command.RestockProduct{Quantity: qty * 5})
-	case r < 40:
-		kind = "discontinue"
-		res, err = c.svc.ChangeProduct(ctx, product, m, command.DiscontinueProduct{})
-	case r < 60:
-		kind = "addReview"
-		res, err = c.svc.AddReview(ctx, m, command.AddReview{ProductID: product, Author: name, Rating: rating, Comment: "about " + name})
-	case r < 67:
-		kind = "removeReview"
-		res, err = c.svc.RemoveReview(ctx, review, m)
-	case r < 79:
-		kind = "placeOrder"
-		res, err = c.svc.PlaceOrder(ctx, m, command.PlaceOrder{CustomerID: fmt.Sprintf("c%d", qty), Lines: lines})
-	case r < 84:
-		kind = "cancelOrder"
-		res, err = c.svc.ChangeOrder(ctx, order, m, command.CancelOrder{Reason: "changed my mind"})
-	case r < 90:
-		kind = "reserve"
-		res, err = c.svc.ChangeProduct(ctx, product, m, command.ReserveStock{OrderID: order, Quantity: qty})
-		if err == nil {
-			c.mu.Lock()
-			c.reserved[order] = append(c.reserved[order], product)
-			c.mu.Unlock()
-		}
-	case r < 94:
-		kind = "release"
-		c.mu.Lock()
-		held := c.reserved[order]
-		c.mu.Unlock()
-		if len(held) > 0 {
-			product = held[0]
-		}
-		res, err = c.svc.ChangeProduct(ctx, product, m, command.ReleaseStock{OrderID: order})
-	case r < 97:
-		kind = "confirmOrder"
-		res, err = c.svc.ChangeOrder(ctx, order, m, command.ConfirmOrder{})
-	default:
-		kind = "rejectOrder"
-		res, err = c.svc.ChangeOrder(ctx, order, m, command.RejectOrder{Reason: "insufficient stock"})
-	}
+	kind, res, err := c.send(ctx, c.draw())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
@@ -200,6 +126,108 @@ func (c *commander) one(ctx context.Context) error {
 		c.orders = append(c.orders, res.ID)
 	}
 	return nil
+}
+
+// commandDraw is what one command is made of, drawn under the lock.
+type commandDraw struct {
+	r                      int // 0 to 99: which command
+	name                   string
+	product, review, order string
+	qty, rating            int
+	price                  int64
+	lines                  []event.OrderLine
+}
+
+func (c *commander) draw() commandDraw {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.rng.IntN(100)
+	if len(c.products) < 5 {
+		r = 0
+	}
+	d := commandDraw{r: r}
+	d.name = fmt.Sprintf("%s %d", words[c.rng.IntN(len(words))], c.rng.IntN(1000))
+	d.product, d.review, d.order = c.pick(c.products), c.pick(c.reviews), c.pick(c.orders)
+	d.qty, d.rating, d.price = 1+c.rng.IntN(3), 1+c.rng.IntN(5), int64(100+c.rng.IntN(10000))
+	for range 1 + c.rng.IntN(3) {
+		d.lines = append(d.lines, event.OrderLine{ProductID: c.pick(c.products), Quantity: 1 + c.rng.IntN(2)})
+	}
+	return d
+}
+
+// send sends the drawn command and says which kind it was.
+func (c *commander) send(ctx context.Context, d commandDraw) (string, command.Result, error) {
+	if d.r < 40 {
+		return c.sendCatalog(ctx, d)
+	}
+	return c.sendTrade(ctx, d)
+}
+
+// sendCatalog sends the product commands, drawn with r < 40.
+func (c *commander) sendCatalog(ctx context.Context, d commandDraw) (string, command.Result, error) {
+	m, name, product, price := command.Meta{}, d.name, d.product, d.price
+	switch {
+	case d.r < 10:
+		res, err := c.svc.CreateProduct(ctx, m, command.CreateProduct{Name: name, Description: "A " + name, Category: words[int(price)%3], PriceCents: price, Currency: "EUR", Stock: 20})
+		return "create", res, err
+	case d.r < 20:
+		res, err := c.svc.ChangeProduct(ctx, product, m, command.RenameProduct{Name: name})
+		return "rename", res, err
+	case d.r < 26:
+		res, err := c.svc.ChangeProduct(ctx, product, m, command.ChangeProductDescription{Description: "Now " + name})
+		return "description", res, err
+	case d.r < 33:
+		res, err := c.svc.ChangeProduct(ctx, product, m, command.ChangeProductPrice{PriceCents: price})
+		return "price", res, err
+	case d.r < 38:
+		res, err := c.svc.ChangeProduct(ctx, product, m, command.RestockProduct{Quantity: d.qty * 5})
+		return "restock", res, err
+	default:
+		res, err := c.svc.ChangeProduct(ctx, product, m, command.DiscontinueProduct{})
+		return "discontinue", res, err
+	}
+}
+
+// sendTrade sends the review, order and stock commands, drawn with r >= 40.
+func (c *commander) sendTrade(ctx context.Context, d commandDraw) (string, command.Result, error) {
+	m, product, order, qty := command.Meta{}, d.product, d.order, d.qty
+	switch {
+	case d.r < 60:
+		res, err := c.svc.AddReview(ctx, m, command.AddReview{ProductID: product, Author: d.name, Rating: d.rating, Comment: "about " + d.name})
+		return "addReview", res, err
+	case d.r < 67:
+		res, err := c.svc.RemoveReview(ctx, d.review, m)
+		return "removeReview", res, err
+	case d.r < 79:
+		res, err := c.svc.PlaceOrder(ctx, m, command.PlaceOrder{CustomerID: fmt.Sprintf("c%d", qty), Lines: d.lines})
+		return "placeOrder", res, err
+	case d.r < 84:
+		res, err := c.svc.ChangeOrder(ctx, order, m, command.CancelOrder{Reason: "changed my mind"})
+		return "cancelOrder", res, err
+	case d.r < 90:
+		res, err := c.svc.ChangeProduct(ctx, product, m, command.ReserveStock{OrderID: order, Quantity: qty})
+		if err == nil {
+			c.mu.Lock()
+			c.reserved[order] = append(c.reserved[order], product)
+			c.mu.Unlock()
+		}
+		return "reserve", res, err
+	case d.r < 94:
+		c.mu.Lock()
+		held := c.reserved[order]
+		c.mu.Unlock()
+		if len(held) > 0 {
+			product = held[0]
+		}
+		res, err := c.svc.ChangeProduct(ctx, product, m, command.ReleaseStock{OrderID: order})
+		return "release", res, err
+	case d.r < 97:
+		res, err := c.svc.ChangeOrder(ctx, order, m, command.ConfirmOrder{})
+		return "confirmOrder", res, err
+	default:
+		res, err := c.svc.ChangeOrder(ctx, order, m, command.RejectOrder{Reason: "insufficient stock"})
+		return "rejectOrder", res, err
+	}
 }
 
 // run issues n commands from workers goroutines.
@@ -380,6 +408,16 @@ func verify(t *testing.T, pool *pgxpool.Pool, rm *readModels) {
 		types[r.Envelope.Type] = true
 	}
 
+	verifyDocuments(t, rm, x)
+	verifyRatings(t, x)
+	verifyEventsIndex(t, rm, len(recs))
+	t.Logf("verified %d products, %d reviews, %d orders, %d events of %d types",
+		len(x.products), len(x.reviews), len(x.orders), len(recs), len(types))
+}
+
+// verifyDocuments checks every document in the index against the fold of its events.
+func verifyDocuments(t *testing.T, rm *readModels, x expected) {
+	t.Helper()
 	var refs []projector.Ref
 	for id := range x.products {
 		refs = append(refs, projector.Ref{Kind: query.Products.Name, ID: id})
@@ -430,8 +468,11 @@ func verify(t *testing.T, pool *pgxpool.Pool, rm *readModels) {
 	if bad > 0 {
 		t.Fatalf("%d of %d documents differ", bad, len(stored))
 	}
+}
 
-	// Rating figures, counted straight from the review streams.
+// verifyRatings checks the rating figures, counted straight from the review streams.
+func verifyRatings(t *testing.T, x expected) {
+	t.Helper()
 	count := map[string][]int{}
 	for _, r := range x.reviews {
 		if !r.Removed {
@@ -454,8 +495,11 @@ func verify(t *testing.T, pool *pgxpool.Pool, rm *readModels) {
 				id, p.ReviewCount, p.RatingSum, p.RatingHistogram, p.AverageRating, len(ratings), sum, hist, avg)
 		}
 	}
+}
 
-	// Every event is in the events index.
+// verifyEventsIndex checks that every event is in the events index.
+func verifyEventsIndex(t *testing.T, rm *readModels, events int) {
+	t.Helper()
 	if err := rm.idx.Refresh(context.Background(), query.Events.Index); err != nil {
 		t.Fatal(err)
 	}
@@ -465,11 +509,9 @@ func verify(t *testing.T, pool *pgxpool.Pool, rm *readModels) {
 	if err := elastic.Do(context.Background(), rm.es, "GET", "/"+elastic.Alias(rm.prefix, query.Events.Index)+"/_count", "", &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Count != len(recs) {
-		t.Errorf("events index holds %d events, the store %d", c.Count, len(recs))
+	if c.Count != events {
+		t.Errorf("events index holds %d events, the store %d", c.Count, events)
 	}
-	t.Logf("verified %d products, %d reviews, %d orders, %d events of %d types",
-		len(x.products), len(x.reviews), len(x.orders), len(recs), len(types))
 }
 
 func mustDecode(t *testing.T, src []byte, v any) {

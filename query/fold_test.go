@@ -22,75 +22,9 @@ import (
 // review documents.
 func TestTenThousandReviewsKeepTheProductSmallAndExact(t *testing.T) {
 	const n = 10_000
-	rng := rand.New(rand.NewPCG(1, 2))
-	comment := strings.Repeat("<", 400)
 	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	history := map[string][]event.Envelope{}
-	var deliveries []event.Envelope
-	var pos int64
-	add := func(stream string, pl event.Payload) {
-		typ, sv, data, err := event.Encode(pl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pos++
-		e := event.Envelope{ID: fmt.Sprintf("ev%d", pos), Position: pos, StreamID: stream, StreamType: event.StreamReview,
-			Version: len(history[stream]) + 1, Type: typ, SchemaVersion: sv, Data: data, OccurredAt: at.Add(time.Duration(pos) * time.Second)}
-		history[stream] = append(history[stream], e)
-		deliveries = append(deliveries, e, e) // every event delivered twice
-	}
-	var wantCount, wantSum int
-	var wantHist [5]int
-	for i := range n {
-		id := fmt.Sprintf("r%05d", i)
-		rating := 1 + rng.IntN(5)
-		add(id, event.ReviewAdded{ProductID: "p1", Author: "Ada", Rating: rating, Comment: comment})
-		if i%10 == 0 {
-			add(id, event.ReviewRemoved{ProductID: "p1", Rating: rating})
-			continue
-		}
-		wantCount, wantSum = wantCount+1, wantSum+rating
-		wantHist[rating-1]++
-	}
-	rng.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
-
-	reviews := map[string]*Review{}
-	payloads := map[string]event.Payload{}
-	// counted is the product as the projector keeps it: a review event
-	// counts when it applies to its review document.
-	counted := &Product{}
-	apply := func(r *Review, e event.Envelope) Outcome {
-		pl, ok := payloads[e.ID]
-		if !ok {
-			var err error
-			if pl, err = e.Payload(); err != nil {
-				t.Fatal(err)
-			}
-			payloads[e.ID] = pl
-		}
-		out := ApplyReview(r, e, pl)
-		if out == Applied {
-			counted.CountReview(e, pl)
-		}
-		return out
-	}
-	for _, e := range deliveries {
-		r := reviews[e.StreamID]
-		if r == nil {
-			r = &Review{}
-			reviews[e.StreamID] = r
-		}
-		if apply(r, e) == Gap {
-			for _, h := range history[e.StreamID] {
-				if h.Version > r.Version && h.Version < e.Version {
-					apply(r, h)
-				}
-			}
-			if apply(r, e) != Applied {
-				t.Fatalf("%s v%d did not apply after filling the gap", e.StreamID, e.Version)
-			}
-		}
-	}
+	rh := drawReviews(t, n, at)
+	reviews, counted := rh.deliver(t)
 	all := make([]*Review, 0, len(reviews))
 	for _, r := range reviews {
 		all = append(all, r)
@@ -99,9 +33,9 @@ func TestTenThousandReviewsKeepTheProductSmallAndExact(t *testing.T) {
 	ApplyProduct(p, event.Envelope{StreamID: "p1", Version: 1, Position: 1, OccurredAt: at},
 		event.ProductCreated{Name: "Kettle", Category: "kitchen", PriceCents: 1000, Currency: "EUR", Stock: 5})
 	p.SetReviewStats("p1", StatsOf(all))
-	if p.ReviewCount != wantCount || p.RatingSum != wantSum || [5]int(p.RatingHistogram) != wantHist {
+	if p.ReviewCount != rh.wantCount || p.RatingSum != rh.wantSum || [5]int(p.RatingHistogram) != rh.wantHist {
 		t.Errorf("product: %d reviews, sum %d, histogram %v; the events say %d, %d, %v",
-			p.ReviewCount, p.RatingSum, p.RatingHistogram, wantCount, wantSum, wantHist)
+			p.ReviewCount, p.RatingSum, p.RatingHistogram, rh.wantCount, rh.wantSum, rh.wantHist)
 	}
 	if len(p.LatestReviews) != LatestReviewsKept || p.LatestReviews[0].ID != "r09999" {
 		t.Errorf("latest reviews = %+v, want the %d newest, r09999 first", p.LatestReviews, LatestReviewsKept)
@@ -123,10 +57,93 @@ func TestTenThousandReviewsKeepTheProductSmallAndExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("product document with %d reviews (%d current): %d bytes", n, wantCount, len(doc))
+	t.Logf("product document with %d reviews (%d current): %d bytes", n, rh.wantCount, len(doc))
 	if len(doc) >= 64<<10 {
 		t.Errorf("product document is %d bytes, want under 64 KiB", len(doc))
 	}
+}
+
+// reviewHistory is n reviews of product p1, every tenth removed again, with
+// what their current reviews add up to.
+type reviewHistory struct {
+	history    map[string][]event.Envelope
+	deliveries []event.Envelope // every event twice, shuffled
+	wantCount  int
+	wantSum    int
+	wantHist   [5]int
+}
+
+func drawReviews(t *testing.T, n int, at time.Time) *reviewHistory {
+	rng := rand.New(rand.NewPCG(1, 2))
+	comment := strings.Repeat("<", 400)
+	rh := &reviewHistory{history: map[string][]event.Envelope{}}
+	var pos int64
+	add := func(stream string, pl event.Payload) {
+		typ, sv, data, err := event.Encode(pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos++
+		e := event.Envelope{ID: fmt.Sprintf("ev%d", pos), Position: pos, StreamID: stream, StreamType: event.StreamReview,
+			Version: len(rh.history[stream]) + 1, Type: typ, SchemaVersion: sv, Data: data, OccurredAt: at.Add(time.Duration(pos) * time.Second)}
+		rh.history[stream] = append(rh.history[stream], e)
+		rh.deliveries = append(rh.deliveries, e, e) // every event delivered twice
+	}
+	for i := range n {
+		id := fmt.Sprintf("r%05d", i)
+		rating := 1 + rng.IntN(5)
+		add(id, event.ReviewAdded{ProductID: "p1", Author: "Ada", Rating: rating, Comment: comment})
+		if i%10 == 0 {
+			add(id, event.ReviewRemoved{ProductID: "p1", Rating: rating})
+			continue
+		}
+		rh.wantCount, rh.wantSum = rh.wantCount+1, rh.wantSum+rating
+		rh.wantHist[rating-1]++
+	}
+	rng.Shuffle(len(rh.deliveries), func(i, j int) { rh.deliveries[i], rh.deliveries[j] = rh.deliveries[j], rh.deliveries[i] })
+	return rh
+}
+
+// deliver applies the deliveries to review documents, filling gaps from the
+// history, and returns them with the product as the projector keeps it: a
+// review event counts when it applies to its review document.
+func (rh *reviewHistory) deliver(t *testing.T) (map[string]*Review, *Product) {
+	reviews := map[string]*Review{}
+	payloads := map[string]event.Payload{}
+	counted := &Product{}
+	apply := func(r *Review, e event.Envelope) Outcome {
+		pl, ok := payloads[e.ID]
+		if !ok {
+			var err error
+			if pl, err = e.Payload(); err != nil {
+				t.Fatal(err)
+			}
+			payloads[e.ID] = pl
+		}
+		out := ApplyReview(r, e, pl)
+		if out == Applied {
+			counted.CountReview(e, pl)
+		}
+		return out
+	}
+	for _, e := range rh.deliveries {
+		r := reviews[e.StreamID]
+		if r == nil {
+			r = &Review{}
+			reviews[e.StreamID] = r
+		}
+		if apply(r, e) == Gap {
+			for _, h := range rh.history[e.StreamID] {
+				if h.Version > r.Version && h.Version < e.Version {
+					apply(r, h)
+				}
+			}
+			if apply(r, e) != Applied {
+				t.Fatalf("%s v%d did not apply after filling the gap", e.StreamID, e.Version)
+			}
+		}
+	}
+	return reviews, counted
 }
 
 // Two reviews within one millisecond are ordered by id, as the index (whose

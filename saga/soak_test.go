@@ -59,18 +59,55 @@ func soak(t *testing.T, sagaDeadline time.Duration) {
 		ids[i] = s.createProduct(fmt.Sprintf("Product %02d", i), stock)
 		initial[ids[i]] = stock
 	}
+	plans := soakPlans(rng, ids, orders, cancelShare)
 
-	// Orders are drawn up front, so the placers share no random source.
-	type plan struct {
-		lines       []line
-		cancelAfter time.Duration // < 0: never
-		pause       time.Duration
+	// Two copies of the role, as two processes: an order's OrderPlaced and
+	// OrderCancelled may then be handled at the same time, and the deadline
+	// of one copy may fire while the other is reserving.
+	opts := sagaOpts{deadline: sagaDeadline, consumer: true, deadlines: true}
+	copies := []*runningSaga{s.startSaga(opts), s.startSaga(opts)}
+	pl := startPlacing(t, s, plans, placers)
+
+	// Two restarts while orders are still coming.
+	for restart := 1; restart <= 2; restart++ {
+		for pl.placed.Load() < int64(restart*orders/3) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		for _, c := range copies {
+			c.stop()
+		}
+		t.Logf("%s: saga role stopped after %d orders placed", since(began), pl.placed.Load())
+		time.Sleep(300 * time.Millisecond)
+		copies = []*runningSaga{s.startSaga(opts), s.startSaga(opts)}
+		t.Logf("%s: saga role restarted (%d placed)", since(began), pl.placed.Load())
 	}
-	plans := make([]plan, orders)
+	pl.placing.Wait()
+	pl.cancels.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("%s: all %d orders placed; %d cancels accepted, %d refused (order already rejected)",
+		since(began), len(pl.orderIDs), pl.cancelled.Load(), pl.cancelFail.Load())
+
+	settleSoak(t, s, began, pl.orderIDs, ids, initial)
+	logSagaTotals(t, copies)
+}
+
+// soakPlan is one order of the soak: its lines, when (if ever) it is
+// cancelled, and how long its placer waits before placing it.
+type soakPlan struct {
+	lines       []line
+	cancelAfter time.Duration // < 0: never
+	pause       time.Duration
+}
+
+// soakPlans draws the orders up front, so the placers share no random source.
+func soakPlans(rng *rand.Rand, ids []string, orders int, cancelShare float64) []soakPlan {
+	plans := make([]soakPlan, orders)
 	for i := range plans {
 		n := 1 + rng.IntN(3)
-		perm := rng.Perm(products)[:n]
-		p := plan{cancelAfter: -1, pause: time.Duration(rng.IntN(30)) * time.Millisecond}
+		perm := rng.Perm(len(ids))[:n]
+		p := soakPlan{cancelAfter: -1, pause: time.Duration(rng.IntN(30)) * time.Millisecond}
 		for _, j := range perm {
 			p.lines = append(p.lines, line{ids[j], 1 + rng.IntN(3)})
 		}
@@ -79,27 +116,31 @@ func soak(t *testing.T, sagaDeadline time.Duration) {
 		}
 		plans[i] = p
 	}
+	return plans
+}
 
-	// Two copies of the role, as two processes: an order's OrderPlaced and
-	// OrderCancelled may then be handled at the same time, and the deadline
-	// of one copy may fire while the other is reserving.
-	opts := sagaOpts{deadline: sagaDeadline, consumer: true, deadlines: true}
-	copies := []*runningSaga{s.startSaga(opts), s.startSaga(opts)}
-	var (
-		placed     atomic.Int64
-		next       atomic.Int64
-		mu         sync.Mutex
-		orderIDs   []string
-		cancels    sync.WaitGroup
-		cancelled  atomic.Int64
-		cancelFail atomic.Int64
-	)
-	var placing sync.WaitGroup
+// soakPlacing is the placers at work: read orderIDs only after placing and
+// cancels are done.
+type soakPlacing struct {
+	placed     atomic.Int64
+	next       atomic.Int64
+	mu         sync.Mutex
+	orderIDs   []string
+	placing    sync.WaitGroup
+	cancels    sync.WaitGroup
+	cancelled  atomic.Int64
+	cancelFail atomic.Int64
+}
+
+// startPlacing starts placers goroutines that place the plans in order and
+// cancel those that ask for it.
+func startPlacing(t *testing.T, s *stack, plans []soakPlan, placers int) *soakPlacing {
+	pl := &soakPlacing{}
 	for range placers {
-		placing.Go(func() {
+		pl.placing.Go(func() {
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= orders {
+				i := int(pl.next.Add(1)) - 1
+				if i >= len(plans) {
 					return
 				}
 				p := plans[i]
@@ -109,51 +150,35 @@ func soak(t *testing.T, sagaDeadline time.Duration) {
 					t.Errorf("order %d: %v", i, err)
 					return
 				}
-				mu.Lock()
-				orderIDs = append(orderIDs, id)
-				mu.Unlock()
-				placed.Add(1)
+				pl.mu.Lock()
+				pl.orderIDs = append(pl.orderIDs, id)
+				pl.mu.Unlock()
+				pl.placed.Add(1)
 				if p.cancelAfter >= 0 {
-					cancels.Go(func() {
-						time.Sleep(p.cancelAfter)
-						err := s.cancelOrder(id)
-						switch {
-						case err == nil:
-							cancelled.Add(1)
-						case splitstream.ErrorCode(err) == splitstream.EConflict:
-							cancelFail.Add(1) // already REJECTED
-						default:
-							t.Errorf("cancel %s: %v", id, err)
-						}
-					})
+					pl.cancels.Go(func() { pl.cancel(t, s, id, p.cancelAfter) })
 				}
 			}
 		})
 	}
+	return pl
+}
 
-	// Two restarts while orders are still coming.
-	for restart := 1; restart <= 2; restart++ {
-		for placed.Load() < int64(restart*orders/3) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		for _, c := range copies {
-			c.stop()
-		}
-		t.Logf("%s: saga role stopped after %d orders placed", since(began), placed.Load())
-		time.Sleep(300 * time.Millisecond)
-		copies = []*runningSaga{s.startSaga(opts), s.startSaga(opts)}
-		t.Logf("%s: saga role restarted (%d placed)", since(began), placed.Load())
+func (pl *soakPlacing) cancel(t *testing.T, s *stack, id string, after time.Duration) {
+	time.Sleep(after)
+	err := s.cancelOrder(id)
+	switch {
+	case err == nil:
+		pl.cancelled.Add(1)
+	case splitstream.ErrorCode(err) == splitstream.EConflict:
+		pl.cancelFail.Add(1) // already REJECTED
+	default:
+		t.Errorf("cancel %s: %v", id, err)
 	}
-	placing.Wait()
-	cancels.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	t.Logf("%s: all %d orders placed; %d cancels accepted, %d refused (order already rejected)",
-		since(began), len(orderIDs), cancelled.Load(), cancelFail.Load())
+}
 
-	// Wait for the system to settle: every order done, nothing appended for
-	// a while, and the invariants holding.
+// settleSoak waits for the system to settle: every order done, nothing
+// appended for a while, and the invariants holding.
+func settleSoak(t *testing.T, s *stack, began time.Time, orderIDs, ids []string, initial map[string]int) {
 	var (
 		problems []string
 		lastPos  int64 = -1
@@ -173,7 +198,7 @@ func soak(t *testing.T, sagaDeadline time.Duration) {
 		problems, tally = checkSoak(s, orderIDs, ids, initial)
 		if len(problems) == 0 && time.Since(stableAt) > time.Second {
 			t.Logf("%s: settled: %v", since(began), tally)
-			break
+			return
 		}
 		if time.Since(lastLog) > 3*time.Second {
 			t.Logf("%s: settling: %v, %d problems", since(began), tally, len(problems))
@@ -187,6 +212,10 @@ func soak(t *testing.T, sagaDeadline time.Duration) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// logSagaTotals logs the saga role's counters, summed over the copies.
+func logSagaTotals(t *testing.T, copies []*runningSaga) {
 	total := func(name, label string) (n float64) {
 		for _, c := range copies {
 			n += metric(t, c.reg, name, label)

@@ -11,19 +11,21 @@ import (
 )
 
 type composeFile struct {
-	Services map[string]struct {
-		Image       string            `yaml:"image"`
-		Build       any               `yaml:"build"`
-		Command     []string          `yaml:"command"`
-		Ports       []string          `yaml:"ports"`
-		Environment map[string]string `yaml:"environment"`
-		DependsOn   map[string]struct {
-			Condition string `yaml:"condition"`
-		} `yaml:"depends_on"`
-		Healthcheck *struct {
-			Test []string `yaml:"test"`
-		} `yaml:"healthcheck"`
-	} `yaml:"services"`
+	Services map[string]composeService `yaml:"services"`
+}
+
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Build       any               `yaml:"build"`
+	Command     []string          `yaml:"command"`
+	Ports       []string          `yaml:"ports"`
+	Environment map[string]string `yaml:"environment"`
+	DependsOn   map[string]struct {
+		Condition string `yaml:"condition"`
+	} `yaml:"depends_on"`
+	Healthcheck *struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
 }
 
 // The compose file must give Docker users the same servers, ports and
@@ -41,6 +43,13 @@ func TestComposeMatchesDefaults(t *testing.T) {
 	for _, s := range settings() {
 		defaults[s.env] = s.def
 	}
+	checkComposeServers(t, c, defaults)
+	checkComposeRoles(t, c, defaults)
+}
+
+// checkComposeServers wants the servers on official images, published on
+// the default ports, with health checks.
+func checkComposeServers(t *testing.T, c composeFile, defaults map[string]string) {
 	port := func(raw string) string {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -76,7 +85,11 @@ func TestComposeMatchesDefaults(t *testing.T) {
 	if !strings.Contains(c.Services["elasticsearch"].Environment["ES_JAVA_OPTS"], "-Xmx") {
 		t.Error("elasticsearch: heap is not bounded")
 	}
+}
 
+// checkComposeRoles wants every role built from the Dockerfile, run as its
+// subcommand, and pointed at the servers with the default settings.
+func checkComposeRoles(t *testing.T, c composeFile, defaults map[string]string) {
 	addrPort := func(addr string) string {
 		_, p, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -103,47 +116,58 @@ func TestComposeMatchesDefaults(t *testing.T) {
 			t.Errorf("service %s missing", role)
 			continue
 		}
-		if s.Build == nil {
-			t.Errorf("%s: not built from the Dockerfile", role)
+		checkComposeRole(t, role, p, s, defaults, adminPort, known)
+	}
+}
+
+// checkComposeRole checks one role's service; p is the port it publishes, if any.
+func checkComposeRole(t *testing.T, role, p string, s composeService, defaults map[string]string, adminPort string, known map[string]bool) {
+	if s.Build == nil {
+		t.Errorf("%s: not built from the Dockerfile", role)
+	}
+	if len(s.Command) != 1 || !known[s.Command[0]] || s.Command[0] != role {
+		t.Errorf("%s: command %v, want [%s]", role, s.Command, role)
+	}
+	if p != "" && !contains(s.Ports, p+":"+p) {
+		t.Errorf("%s: ports %v do not publish %s", role, s.Ports, p)
+	}
+	for _, server := range []string{"postgres", "rabbitmq", "elasticsearch"} {
+		if s.DependsOn[server].Condition != "service_healthy" {
+			t.Errorf("%s: depends_on %s is %q, want service_healthy", role, server, s.DependsOn[server].Condition)
 		}
-		if len(s.Command) != 1 || !known[s.Command[0]] || s.Command[0] != role {
-			t.Errorf("%s: command %v, want [%s]", role, s.Command, role)
+	}
+	checkComposeURLs(t, role, s, defaults)
+	if s.Environment["SPLITSTREAM_INDEX_PREFIX"] != defaults["SPLITSTREAM_INDEX_PREFIX"] {
+		t.Errorf("%s: SPLITSTREAM_INDEX_PREFIX = %q, want %q", role, s.Environment["SPLITSTREAM_INDEX_PREFIX"], defaults["SPLITSTREAM_INDEX_PREFIX"])
+	}
+	// The admin listener's loopback default is unreachable from outside
+	// a container: compose must say so on purpose, on the default port.
+	if role == "projector" || role == "relay" || role == "saga" {
+		if got := s.Environment["SPLITSTREAM_ADMIN_ADDR"]; got != "0.0.0.0:"+adminPort {
+			t.Errorf("%s: SPLITSTREAM_ADMIN_ADDR = %q, want 0.0.0.0:%s", role, got, adminPort)
 		}
-		if p != "" && !contains(s.Ports, p+":"+p) {
-			t.Errorf("%s: ports %v do not publish %s", role, s.Ports, p)
+	}
+	for env := range s.Environment {
+		if _, ok := defaults[env]; !ok {
+			t.Errorf("%s: %s is not a setting the binary reads", role, env)
 		}
-		for _, server := range []string{"postgres", "rabbitmq", "elasticsearch"} {
-			if s.DependsOn[server].Condition != "service_healthy" {
-				t.Errorf("%s: depends_on %s is %q, want service_healthy", role, server, s.DependsOn[server].Condition)
-			}
+	}
+}
+
+// checkComposeURLs wants the server URLs of a role to be the defaults with
+// the server's service name as host.
+func checkComposeURLs(t *testing.T, role string, s composeService, defaults map[string]string) {
+	for _, env := range []string{"DATABASE_URL", "AMQP_URL", "ELASTICSEARCH_URL"} {
+		got, err := url.Parse(s.Environment[env])
+		if err != nil || s.Environment[env] == "" {
+			t.Errorf("%s: %s missing or bad", role, env)
+			continue
 		}
-		for _, env := range []string{"DATABASE_URL", "AMQP_URL", "ELASTICSEARCH_URL"} {
-			got, err := url.Parse(s.Environment[env])
-			if err != nil || s.Environment[env] == "" {
-				t.Errorf("%s: %s missing or bad", role, env)
-				continue
-			}
-			def, _ := url.Parse(defaults[env])
-			server := map[string]string{"DATABASE_URL": "postgres", "AMQP_URL": "rabbitmq", "ELASTICSEARCH_URL": "elasticsearch"}[env]
-			if got.Hostname() != server || got.Port() != def.Port() || got.Path != def.Path || got.Scheme != def.Scheme ||
-				got.User.String() != def.User.String() || got.RawQuery != def.RawQuery {
-				t.Errorf("%s: %s = %s, want the default %s with host %s", role, env, got.Redacted(), def.Redacted(), server)
-			}
-		}
-		if s.Environment["SPLITSTREAM_INDEX_PREFIX"] != defaults["SPLITSTREAM_INDEX_PREFIX"] {
-			t.Errorf("%s: SPLITSTREAM_INDEX_PREFIX = %q, want %q", role, s.Environment["SPLITSTREAM_INDEX_PREFIX"], defaults["SPLITSTREAM_INDEX_PREFIX"])
-		}
-		// The admin listener's loopback default is unreachable from outside
-		// a container: compose must say so on purpose, on the default port.
-		if role == "projector" || role == "relay" || role == "saga" {
-			if got := s.Environment["SPLITSTREAM_ADMIN_ADDR"]; got != "0.0.0.0:"+adminPort {
-				t.Errorf("%s: SPLITSTREAM_ADMIN_ADDR = %q, want 0.0.0.0:%s", role, got, adminPort)
-			}
-		}
-		for env := range s.Environment {
-			if _, ok := defaults[env]; !ok {
-				t.Errorf("%s: %s is not a setting the binary reads", role, env)
-			}
+		def, _ := url.Parse(defaults[env])
+		server := map[string]string{"DATABASE_URL": "postgres", "AMQP_URL": "rabbitmq", "ELASTICSEARCH_URL": "elasticsearch"}[env]
+		if got.Hostname() != server || got.Port() != def.Port() || got.Path != def.Path || got.Scheme != def.Scheme ||
+			got.User.String() != def.User.String() || got.RawQuery != def.RawQuery {
+			t.Errorf("%s: %s = %s, want the default %s with host %s", role, env, got.Redacted(), def.Redacted(), server)
 		}
 	}
 }

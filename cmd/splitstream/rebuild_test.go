@@ -116,59 +116,12 @@ func gql(url, query string, vars map[string]any, out any) error {
 // rebuild left behind, document for document.
 func TestRebuildUnderLoad(t *testing.T) {
 	env, commandURL, queryURL := stack(t)
-	var ids []string
-	for i := range 60 {
-		var res struct{ CreateProduct struct{ ID string } }
-		if err := gql(commandURL, `mutation($n: String!) { createProduct(input: {name: $n, description: "rebuild test", category: "c", priceCents: 100, currency: "EUR", stock: 5}) { id } }`,
-			map[string]any{"n": fmt.Sprintf("Lamp %d", i)}, &res); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, res.CreateProduct.ID)
-	}
+	ids := createLamps(t, commandURL)
 	ctx, stop := context.WithCancel(context.Background())
-	var (
-		wg                sync.WaitGroup
-		queries, failures atomic.Int64
-		mutations         atomic.Int64
-		lastToken         atomic.Value
-		firstFailure      atomic.Value
-	)
-	wg.Add(2)
-	go func() { // writers: renames and reviews
-		defer wg.Done()
-		// Bounded: writers faster than the rebuild's replay would keep the
-		// head of the log ahead of it for as long as they write. The first
-		// rebuild still runs under these writes; the readers go on until
-		// it is done.
-		const maxWrites = 2000
-		for i := 0; ctx.Err() == nil && i < maxWrites; i++ {
-			id := ids[i%len(ids)]
-			var res struct {
-				AddReview struct{ Token string }
-			}
-			time.Sleep(3 * time.Millisecond)
-			if i%10 == 5 {
-				_ = gql(commandURL, `mutation($id: ID!) { placeOrder(input: {customerId: "c", lines: [{productId: $id, quantity: 1}]}) { id } }`, map[string]any{"id": id}, nil)
-			} else if i%2 == 0 {
-				_ = gql(commandURL, `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { token } }`, map[string]any{"id": id, "n": fmt.Sprintf("Lamp %d v%d", i%len(ids), i)}, nil)
-			} else if err := gql(commandURL, `mutation($id: ID!) { addReview(input: {productId: $id, author: "R", rating: 4}) { token } }`, map[string]any{"id": id}, &res); err == nil {
-				lastToken.Store(res.AddReview.Token)
-			}
-			mutations.Add(1)
-		}
-	}()
-	go func() { // readers
-		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
-			err := gql(queryURL, `query($id: ID!) { product(id: $id) { id name reviewCount } products(search: "lamp", first: 5) { totalCount } reviews(productId: $id) { totalCount } }`,
-				map[string]any{"id": ids[i%len(ids)]}, nil)
-			queries.Add(1)
-			if err != nil {
-				failures.Add(1)
-				firstFailure.CompareAndSwap(nil, err.Error())
-			}
-		}
-	}()
+	l := &rebuildLoad{}
+	var wg sync.WaitGroup
+	wg.Go(func() { l.write(ctx, commandURL, ids) })
+	wg.Go(func() { l.read(ctx, queryURL, ids) })
 	time.Sleep(500 * time.Millisecond)
 	a := testApp(t, env)
 	pool, err := a.postgres(ctx)
@@ -187,17 +140,84 @@ func TestRebuildUnderLoad(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	wg.Wait()
-	t.Logf("during the rebuild: %d queries, %d mutations", queries.Load(), mutations.Load())
-	if failures.Load() > 0 {
-		t.Fatalf("%d of %d queries failed during the rebuild; first: %v", failures.Load(), queries.Load(), firstFailure.Load())
+	t.Logf("during the rebuild: %d queries, %d mutations", l.queries.Load(), l.mutations.Load())
+	if l.failures.Load() > 0 {
+		t.Fatalf("%d of %d queries failed during the rebuild; first: %v", l.failures.Load(), l.queries.Load(), l.firstFailure.Load())
 	}
 	// Let the live projector finish, then rebuild again beside the live indices.
-	if tok, ok := lastToken.Load().(string); ok {
+	if tok, ok := l.lastToken.Load().(string); ok {
 		if err := gql(queryURL, `query($t: String) { products(consistentWith: $t, first: 1) { totalCount } }`, map[string]any{"t": tok}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitForRelayHead(t, pool, es, env["SPLITSTREAM_INDEX_PREFIX"])
+	compareWithLive(t, es, indices, &r)
+}
+
+// createLamps creates 60 products through the command service.
+func createLamps(t *testing.T, commandURL string) []string {
+	var ids []string
+	for i := range 60 {
+		var res struct{ CreateProduct struct{ ID string } }
+		if err := gql(commandURL, `mutation($n: String!) { createProduct(input: {name: $n, description: "rebuild test", category: "c", priceCents: 100, currency: "EUR", stock: 5}) { id } }`,
+			map[string]any{"n": fmt.Sprintf("Lamp %d", i)}, &res); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.CreateProduct.ID)
+	}
+	return ids
+}
+
+// rebuildLoad is the writers and readers that run during a rebuild, and
+// what they saw.
+type rebuildLoad struct {
+	queries, failures atomic.Int64
+	mutations         atomic.Int64
+	lastToken         atomic.Value
+	firstFailure      atomic.Value
+}
+
+// write renames, reviews and orders the products until ctx ends.
+func (l *rebuildLoad) write(ctx context.Context, commandURL string, ids []string) {
+	// Bounded: writers faster than the rebuild's replay would keep the
+	// head of the log ahead of it for as long as they write. The first
+	// rebuild still runs under these writes; the readers go on until
+	// it is done.
+	const maxWrites = 2000
+	for i := 0; ctx.Err() == nil && i < maxWrites; i++ {
+		id := ids[i%len(ids)]
+		var res struct {
+			AddReview struct{ Token string }
+		}
+		time.Sleep(3 * time.Millisecond)
+		if i%10 == 5 {
+			_ = gql(commandURL, `mutation($id: ID!) { placeOrder(input: {customerId: "c", lines: [{productId: $id, quantity: 1}]}) { id } }`, map[string]any{"id": id}, nil)
+		} else if i%2 == 0 {
+			_ = gql(commandURL, `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { token } }`, map[string]any{"id": id, "n": fmt.Sprintf("Lamp %d v%d", i%len(ids), i)}, nil)
+		} else if err := gql(commandURL, `mutation($id: ID!) { addReview(input: {productId: $id, author: "R", rating: 4}) { token } }`, map[string]any{"id": id}, &res); err == nil {
+			l.lastToken.Store(res.AddReview.Token)
+		}
+		l.mutations.Add(1)
+	}
+}
+
+// read queries the products until ctx ends, counting failures.
+func (l *rebuildLoad) read(ctx context.Context, queryURL string, ids []string) {
+	for i := 0; ctx.Err() == nil; i++ {
+		err := gql(queryURL, `query($id: ID!) { product(id: $id) { id name reviewCount } products(search: "lamp", first: 5) { totalCount } reviews(productId: $id) { totalCount } }`,
+			map[string]any{"id": ids[i%len(ids)]}, nil)
+		l.queries.Add(1)
+		if err != nil {
+			l.failures.Add(1)
+			l.firstFailure.CompareAndSwap(nil, err.Error())
+		}
+	}
+}
+
+// compareWithLive rebuilds again beside the live indices and wants every
+// document the same in both.
+func compareWithLive(t *testing.T, es *elasticsearch.Client, indices *elastic.Indices, r *rebuilder) {
+	var err error
 	live := map[string]string{}
 	for _, m := range elastic.Models {
 		if live[m], err = indices.Current(context.Background(), m); err != nil {

@@ -74,17 +74,7 @@ func subscriptions(addr string) int {
 // every change once, in version order.
 func TestTwoQueryInstancesDeliverEveryChange(t *testing.T) {
 	env, commandURL, _ := stack(t)
-	second := map[string]string{}
-	for k, v := range env {
-		second[k] = v
-	}
-	second["SPLITSTREAM_QUERY_ADDR"] = freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"query"}, func(k string) string { return second[k] }, io.Discard, io.Discard)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	second := startSecondQuery(t, env)
 
 	queryURL := "http://" + env["SPLITSTREAM_QUERY_ADDR"] + "/graphql"
 	var res struct{ CreateProduct struct{ ID, Token string } }
@@ -96,14 +86,55 @@ func TestTwoQueryInstancesDeliverEveryChange(t *testing.T) {
 	if err := gql(queryURL, `query($id: ID!, $t: String) { product(id: $id, consistentWith: $t) { id } }`, map[string]any{"id": id, "t": res.CreateProduct.Token}, nil); err != nil {
 		t.Fatal(err)
 	}
-	instances := []string{env["SPLITSTREAM_QUERY_ADDR"], second["SPLITSTREAM_QUERY_ADDR"]}
+	instances := []string{env["SPLITSTREAM_QUERY_ADDR"], second}
 	const perInstance, renames = 100, 10
-	var (
-		mu  sync.Mutex
-		got = map[int][]int{} // subscriber -> versions received
-	)
+	seen := &versionsSeen{got: map[int][]int{}}
 	wsCtx, stopWS := context.WithCancel(context.Background())
 	defer stopWS()
+	subscribeEverywhere(t, wsCtx, instances, id, perInstance, seen)
+	renameReadingBack(t, commandURL, queryURL, id, renames)
+	want := make([]int, renames)
+	for i := range want {
+		want[i] = i + 2
+	}
+	seen.waitComplete(2*perInstance, renames)
+	time.Sleep(200 * time.Millisecond) // anything extra would arrive now
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	got := seen.got
+	for s := range 2 * perInstance {
+		if fmt.Sprint(got[s]) != fmt.Sprint(want) {
+			t.Fatalf("subscriber %d (instance %d) got versions %v, want %v: every change once, in order", s, s/perInstance, got[s], want)
+		}
+	}
+}
+
+// startSecondQuery runs a second query instance beside the stack's, until
+// the test ends, and returns its address.
+func startSecondQuery(t *testing.T, env map[string]string) string {
+	second := map[string]string{}
+	for k, v := range env {
+		second[k] = v
+	}
+	second["SPLITSTREAM_QUERY_ADDR"] = freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"query"}, func(k string) string { return second[k] }, io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return second["SPLITSTREAM_QUERY_ADDR"]
+}
+
+// versionsSeen is the versions each subscriber received.
+type versionsSeen struct {
+	mu  sync.Mutex
+	got map[int][]int // subscriber -> versions received
+}
+
+// subscribeEverywhere opens perInstance subscriptions to id on each
+// instance and waits until every instance holds them.
+func subscribeEverywhere(t *testing.T, ctx context.Context, instances []string, id string, perInstance int, seen *versionsSeen) {
 	for i, addr := range instances {
 		deadline := time.Now().Add(30 * time.Second)
 		for subscriptions(addr) < 0 { // the second instance may still be starting
@@ -114,10 +145,10 @@ func TestTwoQueryInstancesDeliverEveryChange(t *testing.T) {
 		}
 		for j := range perInstance {
 			s := i*perInstance + j
-			watch(t, wsCtx, "ws://"+addr+"/graphql", id, func(v int) {
-				mu.Lock()
-				got[s] = append(got[s], v)
-				mu.Unlock()
+			watch(t, ctx, "ws://"+addr+"/graphql", id, func(v int) {
+				seen.mu.Lock()
+				seen.got[s] = append(seen.got[s], v)
+				seen.mu.Unlock()
 			})
 		}
 	}
@@ -130,9 +161,13 @@ func TestTwoQueryInstancesDeliverEveryChange(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	// Each rename is read back before the next: a burst of changes to one
-	// document projected in one batch reaches the index, and so its
-	// subscribers, as its last state only (conflation), by design.
+}
+
+// renameReadingBack renames id renames times. Each rename is read back
+// before the next: a burst of changes to one document projected in one
+// batch reaches the index, and so its subscribers, as its last state only
+// (conflation), by design.
+func renameReadingBack(t *testing.T, commandURL, queryURL, id string, renames int) {
 	for r := range renames {
 		var renamed struct{ RenameProduct struct{ Token string } }
 		if err := gql(commandURL, `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { token } }`,
@@ -144,31 +179,24 @@ func TestTwoQueryInstancesDeliverEveryChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := make([]int, renames)
-	for i := range want {
-		want[i] = i + 2
-	}
+}
+
+// waitComplete waits (at most 30 s) until each of the subscribers has seen
+// the last of the renames.
+func (v *versionsSeen) waitComplete(subscribers, renames int) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		mu.Lock()
+		v.mu.Lock()
 		complete := 0
-		for s := range 2 * perInstance {
-			if len(got[s]) >= renames && got[s][len(got[s])-1] == renames+1 {
+		for s := range subscribers {
+			if len(v.got[s]) >= renames && v.got[s][len(v.got[s])-1] == renames+1 {
 				complete++
 			}
 		}
-		mu.Unlock()
-		if complete == 2*perInstance || time.Now().After(deadline) {
-			break
+		v.mu.Unlock()
+		if complete == subscribers || time.Now().After(deadline) {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // anything extra would arrive now
-	mu.Lock()
-	defer mu.Unlock()
-	for s := range 2 * perInstance {
-		if fmt.Sprint(got[s]) != fmt.Sprint(want) {
-			t.Fatalf("subscriber %d (instance %d) got versions %v, want %v: every change once, in order", s, s/perInstance, got[s], want)
-		}
 	}
 }

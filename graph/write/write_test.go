@@ -217,6 +217,35 @@ func TestCommandIDMakesMutationsIdempotent(t *testing.T) {
 func TestInvalidInputNamesTheField(t *testing.T) {
 	ts, pool := server(t)
 	p := newProduct(t, ts, 2)
+	cases := invalidInputCases(p.ID)
+	before := countEvents(t, pool)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := mutate(t, ts, c.query, c.vars)
+			if len(r.Errors) != 1 {
+				t.Fatalf("want one error, got %+v", r)
+			}
+			ext := r.Errors[0].Extensions
+			if ext["code"] != c.code || (c.field != "" && ext["field"] != c.field) {
+				t.Fatalf("got code %v field %v (%s), want %s %s", ext["code"], ext["field"], r.Errors[0].Message, c.code, c.field)
+			}
+		})
+	}
+	if after := countEvents(t, pool); after != before {
+		t.Fatalf("refused commands appended %d events", after-before)
+	}
+}
+
+// invalidInput is a mutation refused with code, naming field when it is set.
+type invalidInput struct {
+	name, query string
+	vars        map[string]any
+	code, field string
+}
+
+// invalidInputCases are mutations with one input out of bounds; productID is
+// a product that exists.
+func invalidInputCases(productID string) []invalidInput {
 	long := func(n int) string { return strings.Repeat("x", n) }
 	lines := func(n int) []any {
 		out := make([]any, n)
@@ -233,7 +262,7 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		return map[string]any{"in": in}
 	}
 	review := func(over map[string]any) map[string]any {
-		in := map[string]any{"productId": p.ID, "author": "Ann", "rating": 4}
+		in := map[string]any{"productId": productID, "author": "Ann", "rating": 4}
 		for k, v := range over {
 			in[k] = v
 		}
@@ -241,11 +270,7 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 	}
 	const addReview = `mutation($in: AddReviewInput!) { addReview(input: $in) { id } }`
 	const placeOrder = `mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { id } }`
-	cases := []struct {
-		name, query string
-		vars        map[string]any
-		code, field string
-	}{
+	return []invalidInput{
 		{"empty name", createProduct, product(map[string]any{"name": " "}), "BAD_USER_INPUT", "name"},
 		{"name too long", createProduct, product(map[string]any{"name": long(201)}), "BAD_USER_INPUT", "name"},
 		{"no category", createProduct, product(map[string]any{"category": ""}), "BAD_USER_INPUT", "category"},
@@ -262,15 +287,15 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		{"review of unknown product", addReview, review(map[string]any{"productId": "nope"}), "NOT_FOUND", "productId"},
 		{"no lines", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{}}}, "BAD_USER_INPUT", "lines"},
 		{"101 lines", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": lines(101)}}, "BAD_USER_INPUT", "lines"},
-		{"quantity zero", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{map[string]any{"productId": p.ID, "quantity": 0}}}}, "BAD_USER_INPUT", "lines[0].quantity"},
-		{"quantity 1001", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{map[string]any{"productId": p.ID, "quantity": 1001}}}}, "BAD_USER_INPUT", "lines[0].quantity"},
+		{"quantity zero", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{map[string]any{"productId": productID, "quantity": 0}}}}, "BAD_USER_INPUT", "lines[0].quantity"},
+		{"quantity 1001", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{map[string]any{"productId": productID, "quantity": 1001}}}}, "BAD_USER_INPUT", "lines[0].quantity"},
 		{"product twice", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{
-			map[string]any{"productId": p.ID, "quantity": 1}, map[string]any{"productId": p.ID, "quantity": 2}}}}, "BAD_USER_INPUT", "lines[1].productId"},
+			map[string]any{"productId": productID, "quantity": 1}, map[string]any{"productId": productID, "quantity": 2}}}}, "BAD_USER_INPUT", "lines[1].productId"},
 		{"rename unknown product", `mutation { renameProduct(input: {id: "nope", name: "X"}) { id } }`, nil, "NOT_FOUND", ""},
 		// The issue's attack: 40,000 characters in an id freeze nothing.
-		{"customerId 40,000 long", placeOrder, map[string]any{"in": map[string]any{"customerId": long(40_000), "lines": []any{map[string]any{"productId": p.ID, "quantity": 1}}}}, "BAD_USER_INPUT", "customerId"},
+		{"customerId 40,000 long", placeOrder, map[string]any{"in": map[string]any{"customerId": long(40_000), "lines": []any{map[string]any{"productId": productID, "quantity": 1}}}}, "BAD_USER_INPUT", "customerId"},
 		{"line productId 40,000 long", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "lines": []any{map[string]any{"productId": long(40_000), "quantity": 1}}}}, "BAD_USER_INPUT", "lines[0].productId"},
-		{"commandId 129 bytes", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "commandId": long(129), "lines": []any{map[string]any{"productId": p.ID, "quantity": 1}}}}, "BAD_USER_INPUT", "commandId"},
+		{"commandId 129 bytes", placeOrder, map[string]any{"in": map[string]any{"customerId": "c1", "commandId": long(129), "lines": []any{map[string]any{"productId": productID, "quantity": 1}}}}, "BAD_USER_INPUT", "commandId"},
 		{"commandId 40,000 long", createProduct, product(map[string]any{"commandId": long(40_000)}), "BAD_USER_INPUT", "commandId"},
 		{"review productId 40,000 long", addReview, review(map[string]any{"productId": long(40_000)}), "BAD_USER_INPUT", "productId"},
 		{"id with a line break", `mutation { restockProduct(input: {id: "a\nb", quantity: 1}) { id } }`, nil, "BAD_USER_INPUT", "id"},
@@ -278,27 +303,11 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		{"category 101 long", createProduct, product(map[string]any{"category": long(101)}), "BAD_USER_INPUT", "category"},
 		{"description 10,001 long", createProduct, product(map[string]any{"description": long(10_001)}), "BAD_USER_INPUT", "description"},
 		{"currency 40,000 long", createProduct, product(map[string]any{"currency": long(40_000)}), "BAD_USER_INPUT", "currency"},
-		{"name 40,000 long", `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { id } }`, map[string]any{"id": p.ID, "n": long(40_000)}, "BAD_USER_INPUT", "name"},
+		{"name 40,000 long", `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { id } }`, map[string]any{"id": productID, "n": long(40_000)}, "BAD_USER_INPUT", "name"},
 		{"reason 1,001 long", `mutation($r: String) { cancelOrder(input: {id: "nope", reason: $r}) { id } }`, map[string]any{"r": long(1001)}, "BAD_USER_INPUT", "reason"},
-		{"negative expectedVersion", `mutation($id: ID!) { discontinueProduct(input: {id: $id, expectedVersion: -1}) { id } }`, map[string]any{"id": p.ID}, "BAD_USER_INPUT", "expectedVersion"},
-		{"restock beyond the limit", `mutation($id: ID!) { restockProduct(input: {id: $id, quantity: 1000000001}) { id } }`, map[string]any{"id": p.ID}, "BAD_USER_INPUT", "quantity"},
+		{"negative expectedVersion", `mutation($id: ID!) { discontinueProduct(input: {id: $id, expectedVersion: -1}) { id } }`, map[string]any{"id": productID}, "BAD_USER_INPUT", "expectedVersion"},
+		{"restock beyond the limit", `mutation($id: ID!) { restockProduct(input: {id: $id, quantity: 1000000001}) { id } }`, map[string]any{"id": productID}, "BAD_USER_INPUT", "quantity"},
 		{"cancel unknown order", `mutation { cancelOrder(input: {id: "nope"}) { id } }`, nil, "NOT_FOUND", ""},
-	}
-	before := countEvents(t, pool)
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := mutate(t, ts, c.query, c.vars)
-			if len(r.Errors) != 1 {
-				t.Fatalf("want one error, got %+v", r)
-			}
-			ext := r.Errors[0].Extensions
-			if ext["code"] != c.code || (c.field != "" && ext["field"] != c.field) {
-				t.Fatalf("got code %v field %v (%s), want %s %s", ext["code"], ext["field"], r.Errors[0].Message, c.code, c.field)
-			}
-		})
-	}
-	if after := countEvents(t, pool); after != before {
-		t.Fatalf("refused commands appended %d events", after-before)
 	}
 }
 

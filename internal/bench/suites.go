@@ -254,6 +254,67 @@ func Subscriptions(ctx context.Context, e Env, visibleP99 time.Duration) ([]Resu
 	if e.Quick {
 		renames = 10
 	}
+	ids, err := createWatched(ctx, e, products)
+	if err != nil {
+		return nil, err
+	}
+	e.say("subscriptions: opening %d WebSocket subscribers over %d products", subscribers, products)
+	pushes := &pushTimes{sent: map[string]time.Time{}}
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := openSubscribers(subCtx, e, ids, subscribers, pushes); err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond) // let the last subscriptions register
+	e.say("subscriptions: %d subscribers ready; %d renames", subscribers, renames*products)
+	if err := renameWatched(ctx, e, ids, renames, pushes); err != nil {
+		return nil, err
+	}
+	want := int64(renames * subscribers)
+	deadline := time.Now().Add(30 * time.Second)
+	for pushes.received.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	pushes.mu.Lock()
+	defer pushes.mu.Unlock()
+	lat := pushes.lat
+	e.say("subscriptions: %d of %d pushes received", pushes.received.Load(), want)
+	p99 := Percentile(lat, 99)
+	delivered := Rate("subscriptions.delivered", float64(pushes.received.Load()), float64(want), "msgs", 1)
+	delivered.Goal = "every subscriber gets every change"
+	return []Result{
+		delivered,
+		Latency("subscriptions.push.p50", Percentile(lat, 50), visibleP99, "reported beside visible p99", time.Hour),
+		Latency("subscriptions.push.p99", p99, visibleP99, "≤ visible p99 + 100 ms", visibleP99+100*time.Millisecond),
+	}, nil
+}
+
+// pushTimes is when each rename was sent and how long its pushes took.
+type pushTimes struct {
+	mu       sync.Mutex
+	sent     map[string]time.Time // "id/name" -> when the rename was sent
+	lat      []time.Duration
+	received atomic.Int64
+}
+
+func (p *pushTimes) send(id, name string) {
+	p.mu.Lock()
+	p.sent[id+"/"+name] = time.Now()
+	p.mu.Unlock()
+}
+
+func (p *pushTimes) pushed(id, name string) {
+	now := time.Now()
+	p.mu.Lock()
+	if t, ok := p.sent[id+"/"+name]; ok { // a rename's push, not the creation's
+		p.lat = append(p.lat, now.Sub(t))
+		p.received.Add(1)
+	}
+	p.mu.Unlock()
+}
+
+// createWatched creates the products the subscribers watch.
+func createWatched(ctx context.Context, e Env, products int) ([]string, error) {
 	ids := make([]string, products)
 	for i := range ids {
 		var res struct {
@@ -264,71 +325,46 @@ func Subscriptions(ctx context.Context, e Env, visibleP99 time.Duration) ([]Resu
 		}
 		ids[i] = res.CreateProduct.ID
 	}
-	e.say("subscriptions: opening %d WebSocket subscribers over %d products", subscribers, products)
-	var (
-		mu       sync.Mutex
-		sent     = map[string]time.Time{} // "id/name" -> when the rename was sent
-		lat      []time.Duration
-		received atomic.Int64
-	)
-	subCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	return ids, nil
+}
+
+// openSubscribers opens subscribers WebSockets, spread over ids, until ctx
+// ends, and waits (at most 60 s) for all of them to be ready.
+func openSubscribers(ctx context.Context, e Env, ids []string, subscribers int, pushes *pushTimes) error {
 	ready := make(chan error, subscribers)
 	for s := range subscribers {
-		id := ids[s%products]
+		id := ids[s%len(ids)]
 		go func() {
-			ready <- subscribe(subCtx, e.QueryWS, e.Query.Token, id, func(name string) {
-				now := time.Now()
-				mu.Lock()
-				if t, ok := sent[id+"/"+name]; ok { // a rename's push, not the creation's
-					lat = append(lat, now.Sub(t))
-					received.Add(1)
-				}
-				mu.Unlock()
-			})
+			ready <- subscribe(ctx, e.QueryWS, e.Query.Token, id, func(name string) { pushes.pushed(id, name) })
 		}()
 	}
 	for range subscribers {
 		select {
 		case err := <-ready:
 			if err != nil {
-				return nil, fmt.Errorf("subscriber: %w", err)
+				return fmt.Errorf("subscriber: %w", err)
 			}
 		case <-time.After(60 * time.Second):
-			return nil, fmt.Errorf("subscribers not ready after 60s")
+			return fmt.Errorf("subscribers not ready after 60s")
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // let the last subscriptions register
-	e.say("subscriptions: %d subscribers ready; %d renames", subscribers, renames*products)
+	return nil
+}
+
+// renameWatched renames every watched product renames times, noting when.
+func renameWatched(ctx context.Context, e Env, ids []string, renames int, pushes *pushTimes) error {
 	for r := range renames {
 		for _, id := range ids {
 			name := fmt.Sprintf("Watched %s %d", id[:4], r)
-			mu.Lock()
-			sent[id+"/"+name] = time.Now()
-			mu.Unlock()
+			pushes.send(id, name)
 			if err := e.Command.Do(ctx, `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { version } }`,
 				map[string]any{"id": id, "n": name}, nil); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	want := int64(renames * subscribers)
-	deadline := time.Now().Add(30 * time.Second)
-	for received.Load() < want && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	e.say("subscriptions: %d of %d pushes received", received.Load(), want)
-	p99 := Percentile(lat, 99)
-	delivered := Rate("subscriptions.delivered", float64(received.Load()), float64(want), "msgs", 1)
-	delivered.Goal = "every subscriber gets every change"
-	return []Result{
-		delivered,
-		Latency("subscriptions.push.p50", Percentile(lat, 50), visibleP99, "reported beside visible p99", time.Hour),
-		Latency("subscriptions.push.p99", p99, visibleP99, "≤ visible p99 + 100 ms", visibleP99+100*time.Millisecond),
-	}, nil
+	return nil
 }
 
 // settle waits until the read side has drained what earlier suites wrote,
