@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/event"
@@ -115,6 +116,59 @@ func (r *reader) drain(ctx context.Context) []event.Record {
 // open transaction (that event would be skipped when it commits), must
 // eventually get every committed event below the oldest open one, and at
 // the end must have everything committed exactly once and nothing of D.
+// raceRound is one iteration of TestRelaySourceRace: the events of the
+// transactions still open, those that committed and the one rolled back.
+type raceRound struct {
+	t          *testing.T
+	ctx        context.Context
+	r          *reader
+	iter       int
+	open       map[string]rawEvent
+	committed  map[string]rawEvent
+	rolledBack rawEvent
+}
+
+// check drains the source and asserts that the cursor passed no open
+// event, that every event committed below the oldest open transaction came,
+// and that the rolled-back one never did.
+func (rr *raceRound) check(step string) {
+	rr.t.Helper()
+	t, ctx, r, iter, open, committed, rolledBack := rr.t, rr.ctx, rr.r, rr.iter, rr.open, rr.committed, rr.rolledBack
+	r.drain(ctx)
+	for n, o := range open {
+		if !r.cur.Less(o.cursor) {
+			t.Fatalf("iteration %d, %s: cursor %v passed %s's open event %v", iter, step, r.cur, n, o.cursor)
+		}
+	}
+	// Everything committed below the oldest open transaction must
+	// come, at the latest once transactions elsewhere on the server
+	// (other tests) have moved xmin past it.
+	oldest := uint64(1<<63 - 1)
+	for _, o := range open {
+		oldest = min(oldest, o.cursor.Tx)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		missing := ""
+		for n, c := range committed {
+			if _, ok := r.seen[c.id]; !ok && c.cursor.Tx < oldest {
+				missing = n
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("iteration %d, %s: %s's committed event %v never came (cursor %v)", iter, step, missing, committed[missing].cursor, r.cur)
+		}
+		time.Sleep(5 * time.Millisecond)
+		r.drain(ctx)
+	}
+	if _, ok := r.seen[rolledBack.id]; ok && rolledBack.id != "" {
+		t.Fatalf("iteration %d, %s: rolled-back event returned", iter, step)
+	}
+}
+
 func TestRelaySourceRace(t *testing.T) {
 	dbURL, pool := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -131,7 +185,6 @@ func TestRelaySourceRace(t *testing.T) {
 		stream := func(n string) string { return fmt.Sprintf("race-%d-%s", iter, n) }
 		open := map[string]rawEvent{}      // events of transactions still open
 		committed := map[string]rawEvent{} // events of this iteration that committed
-		var rolledBack rawEvent
 
 		exec(t, ctx, conns["A"], "BEGIN")
 		open["A"] = insertRaw(t, ctx, conns["A"], stream("A"))
@@ -154,42 +207,8 @@ func TestRelaySourceRace(t *testing.T) {
 			t.Fatalf("setup: E %v should have the lower xid and the higher position than F %v", e.cursor, f.cursor)
 		}
 
-		check := func(step string) {
-			t.Helper()
-			r.drain(ctx)
-			for n, o := range open {
-				if !r.cur.Less(o.cursor) {
-					t.Fatalf("iteration %d, %s: cursor %v passed %s's open event %v", iter, step, r.cur, n, o.cursor)
-				}
-			}
-			// Everything committed below the oldest open transaction must
-			// come, at the latest once transactions elsewhere on the server
-			// (other tests) have moved xmin past it.
-			oldest := uint64(1<<63 - 1)
-			for _, o := range open {
-				oldest = min(oldest, o.cursor.Tx)
-			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				missing := ""
-				for n, c := range committed {
-					if _, ok := r.seen[c.id]; !ok && c.cursor.Tx < oldest {
-						missing = n
-					}
-				}
-				if missing == "" {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("iteration %d, %s: %s's committed event %v never came (cursor %v)", iter, step, missing, committed[missing].cursor, r.cur)
-				}
-				time.Sleep(5 * time.Millisecond)
-				r.drain(ctx)
-			}
-			if _, ok := r.seen[rolledBack.id]; ok && rolledBack.id != "" {
-				t.Fatalf("iteration %d, %s: rolled-back event returned", iter, step)
-			}
-		}
+		round := &raceRound{t: t, ctx: ctx, r: r, iter: iter, open: open, committed: committed}
+		check := round.check
 		check("A, D, E, F open")
 
 		ends := []string{"A", "D", "E", "F"}
@@ -197,7 +216,7 @@ func TestRelaySourceRace(t *testing.T) {
 		for _, n := range ends {
 			if n == "D" {
 				exec(t, ctx, conns[n], "ROLLBACK")
-				rolledBack = open[n]
+				round.rolledBack = open[n]
 			} else {
 				exec(t, ctx, conns[n], "COMMIT")
 				committed[n] = open[n]
@@ -220,6 +239,35 @@ func TestRelaySourceRace(t *testing.T) {
 // transactions of one to three events with pauses inside, while a reader
 // drains in small batches. Every committed event must arrive exactly once,
 // in an order that only moves forward, with an unbroken Prev chain.
+// writeConcurrent is one transaction of writer w in
+// TestRelaySourceConcurrentWriters: one to three events of stream w<w>-<i>,
+// inserted with short pauses, then committed four times in five.
+func writeConcurrent(ctx context.Context, pool *pgxpool.Pool, rng *rand.Rand, w, i int) (ids []string, commit bool, err error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer tx.Rollback(ctx)
+	for j := range 1 + rng.IntN(3) {
+		var id string
+		err := tx.QueryRow(ctx, `INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
+			VALUES (gen_random_uuid(), $1, 'product', $2, 'ProductRenamed', 1, '{"name":"x"}', '{}', clock_timestamp())
+			RETURNING event_id::text`, fmt.Sprintf("w%d-%d", w, i), j+1).Scan(&id)
+		if err != nil {
+			return nil, false, err
+		}
+		ids = append(ids, id)
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+	}
+	if rng.IntN(5) > 0 {
+		if err := tx.Commit(ctx); err != nil {
+			return nil, false, err
+		}
+		return ids, true, nil
+	}
+	return ids, false, nil
+}
+
 func TestRelaySourceConcurrentWriters(t *testing.T) {
 	_, pool := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -239,30 +287,8 @@ func TestRelaySourceConcurrentWriters(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			for i := range 40 {
-				err := func() error {
-					tx, err := pool.Begin(ctx)
-					if err != nil {
-						return err
-					}
-					defer tx.Rollback(ctx)
-					var ids []string
-					for j := range 1 + rng.IntN(3) {
-						var id string
-						err := tx.QueryRow(ctx, `INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
-							VALUES (gen_random_uuid(), $1, 'product', $2, 'ProductRenamed', 1, '{"name":"x"}', '{}', clock_timestamp())
-							RETURNING event_id::text`, fmt.Sprintf("w%d-%d", w, i), j+1).Scan(&id)
-						if err != nil {
-							return err
-						}
-						ids = append(ids, id)
-						time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
-					}
-					commit := rng.IntN(5) > 0
-					if commit {
-						if err := tx.Commit(ctx); err != nil {
-							return err
-						}
-					}
+				ids, commit, err := writeConcurrent(ctx, pool, rng, w, i)
+				if err == nil {
 					mu.Lock()
 					for _, id := range ids {
 						if commit {
@@ -272,8 +298,7 @@ func TestRelaySourceConcurrentWriters(t *testing.T) {
 						}
 					}
 					mu.Unlock()
-					return nil
-				}()
+				}
 				if err != nil {
 					errs <- err
 					return

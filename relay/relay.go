@@ -226,33 +226,49 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// lead relays while ctx (the leadership) lasts.
-func (r *Relay) lead(ctx context.Context) {
-	b := r.backoff()
-	var cur event.Cursor
+// resume reads the relay's checkpoint, retrying with b until it answers;
+// false when ctx (the leadership) ends first.
+func (r *Relay) resume(ctx context.Context, b *backoff.ExponentialBackOff) (event.Cursor, bool) {
 	for {
 		c, err := r.src.Checkpoint(ctx, r.cfg.Name)
 		if err == nil {
-			cur = c
-			break
+			return c, true
 		}
 		if ctx.Err() != nil {
-			return
+			return event.Cursor{}, false
 		}
 		r.fail("checkpoint", err)
 		if !r.sleep(ctx, b) {
-			return
+			return event.Cursor{}, false
 		}
 	}
-	r.log.Debug("relay resuming", "tx", cur.Tx, "position", cur.Position)
-	if l, ok := r.src.(Listener); ok {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			r.listen(ctx, l)
-		}()
-		defer func() { <-done }()
+}
+
+// startListening listens for commit notices while ctx lasts, when the
+// source can (Listener); the function it returns waits for the listener
+// to stop.
+func (r *Relay) startListening(ctx context.Context) (wait func()) {
+	l, ok := r.src.(Listener)
+	if !ok {
+		return func() {}
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.listen(ctx, l)
+	}()
+	return func() { <-done }
+}
+
+// lead relays while ctx (the leadership) lasts.
+func (r *Relay) lead(ctx context.Context) {
+	b := r.backoff()
+	cur, ok := r.resume(ctx, b)
+	if !ok {
+		return
+	}
+	r.log.Debug("relay resuming", "tx", cur.Tx, "position", cur.Position)
+	defer r.startListening(ctx)()
 	saved := cur
 	// ahead is the batch after the one being published, read meanwhile: in
 	// a backlog the read then costs the drain nothing. Reading has no
