@@ -80,6 +80,10 @@ type role struct {
 	routes  func(mux *http.ServeMux)
 	checks  []ops.Check
 	workers []func(ctx context.Context) error
+	// colocate, when set, is given the public handler of every role with a
+	// listener in this process before anything serves (the gateway calls
+	// the services in process when they run beside it).
+	colocate func(handlers map[string]http.Handler) error
 }
 
 func (a *app) build(ctx context.Context, name string) (role, error) {
@@ -125,10 +129,23 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return operations.run(ctx) })
+	muxes := map[string]http.Handler{}
 	for _, r := range roles {
 		if r.addr != "" {
 			mux := ops.PublicMux(r.checks, a.reg, a.log)
 			r.routes(mux)
+			muxes[r.name] = mux
+		}
+	}
+	for _, r := range roles {
+		if r.colocate != nil {
+			if err := r.colocate(muxes); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range roles {
+		if mux, ok := muxes[r.name]; ok {
 			g.Go(func() error { return ops.Serve(ctx, a.log, r.name, r.addr, mux, a.cfg.Limits.HTTP, 10*time.Second) })
 		}
 		for _, w := range r.workers {

@@ -91,7 +91,30 @@ func (a *app) gatewayRole(ctx context.Context) (role, error) {
 			mux.Handle("GET /{$}", playground)
 			mux.Handle("GET /playground/", playground)
 		},
+		colocate: func(handlers map[string]http.Handler) error {
+			return a.colocateGateway(gw, handlers)
+		},
 	}, nil
+}
+
+// colocateGateway has the gateway call a service of this process in
+// process, rather than over loopback HTTP, when its URL is the default
+// (unset: the local service); a configured URL is always used as given.
+func (a *app) colocateGateway(gw *gateway.Gateway, handlers map[string]http.Handler) error {
+	for _, up := range []struct {
+		name, url string
+		role      string
+	}{{"command", a.cfg.Gateway.CommandURL, roleCommand}, {"query", a.cfg.Gateway.QueryURL, roleQuery}} {
+		h, ok := handlers[up.role]
+		if !ok || up.url != "" {
+			continue
+		}
+		if err := gw.Serve(up.name, h); err != nil {
+			return err
+		}
+		a.log.Info("gateway: calls the service in process", "upstream", up.name)
+	}
+	return nil
 }
 
 // localURL is url, or when unset the service listening on addr on this host.
