@@ -62,7 +62,7 @@ func (u *upstream) openSubscription(ctx context.Context, op *graphql.OperationCo
 	defer cancel()
 	hdr := upstreamHeaders(ctx, op)
 	conn, _, err := websocket.Dial(setup, u.wsURL, &websocket.DialOptions{
-		HTTPClient: u.client, HTTPHeader: hdr, Subprotocols: []string{"graphql-transport-ws"},
+		HTTPClient: u.ws, HTTPHeader: hdr, Subprotocols: []string{"graphql-transport-ws"},
 	})
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)

@@ -43,7 +43,8 @@ type upstream struct {
 	url     string // its /graphql
 	wsURL   string
 	timeout time.Duration
-	client  *http.Client
+	client  *http.Client // operations over HTTP (in process when Serve says so)
+	ws      *http.Client // subscription handshakes: always the network
 	dialer  *net.Dialer
 	breaker *gobreaker.CircuitBreaker[*result]
 	log     *slog.Logger
@@ -69,6 +70,7 @@ func newUpstream(name, base string, timeout, connect time.Duration, log *slog.Lo
 		IdleConnTimeout:     90 * time.Second,
 	}
 	up := &upstream{name: name, url: u.String(), wsURL: ws.String(), timeout: timeout, client: &http.Client{Transport: tr}, dialer: dialer, log: log}
+	up.ws = up.client
 	up.breaker = gobreaker.NewCircuitBreaker[*result](gobreaker.Settings{
 		Name:        name,
 		Timeout:     breakerOpen,
