@@ -146,6 +146,12 @@ func (pb projectorBench) drain(ctx context.Context, pool *pgxpool.Pool, records 
 	if err != nil {
 		return 0, err
 	}
+	return pb.run(ctx, consumer, p, records)
+}
+
+// run runs consumer until p's watermark reaches the last record and
+// returns events per second.
+func (pb projectorBench) run(ctx context.Context, consumer *rabbitmq.ProjectorConsumer, p *projector.Projector, records []event.Record) (float64, error) {
 	cctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -156,8 +162,8 @@ func (pb projectorBench) drain(ctx context.Context, pool *pgxpool.Pool, records 
 		return 0, err
 	}
 	drain := time.Since(start)
-	rate := float64(n) / drain.Seconds()
-	pb.say("drained %d events in %s: %.0f events/s", n, drain.Round(time.Millisecond), rate)
+	rate := float64(len(records)) / drain.Seconds()
+	pb.say("drained %d events in %s: %.0f events/s", len(records), drain.Round(time.Millisecond), rate)
 	return rate, nil
 }
 

@@ -191,7 +191,8 @@ func benchProjectorTracing(ctx context.Context, st Stack, env Env, mgmt string) 
 // draining them; cleanup removes the scratch resources.
 func prepareDrain(ctx context.Context, st Stack, env Env, mgmt string, records []event.Record, t trace.Tracer) (run func() (float64, error), cleanup func(), err error) {
 	tag := strings.ToLower(uuid.NewString()[:8])
-	conn, drop, err := projectorBench{st: st, env: env, mgmt: mgmt, tag: "tracing-" + tag}.scratchVhost(ctx)
+	pb := projectorBench{st: st, env: env, mgmt: mgmt, tag: "tracing-" + tag}
+	conn, drop, err := pb.scratchVhost(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -233,26 +234,5 @@ func prepareDrain(ctx context.Context, st Stack, env Env, mgmt string, records [
 		cleanup()
 		return nil, nil, err
 	}
-	return func() (float64, error) { return drain(ctx, consumer, p, records[len(records)-1].Cursor, len(records)) }, cleanup, nil
-}
-
-// drain runs consumer until p's watermark reaches last and returns the rate.
-func drain(ctx context.Context, consumer *rabbitmq.ProjectorConsumer, p *projector.Projector, last event.Cursor, n int) (float64, error) {
-	cctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = consumer.Run(cctx) }()
-	defer func() { stop(); wg.Wait() }()
-	start := time.Now()
-	for p.Watermark().Less(last) {
-		if time.Since(start) > 15*time.Minute {
-			return 0, errors.New("backlog not drained in 15 minutes")
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return func() (float64, error) { return pb.run(ctx, consumer, p, records) }, cleanup, nil
 }
