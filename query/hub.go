@@ -28,9 +28,9 @@ type Hub struct {
 	mu       sync.Mutex
 	next     int
 	products map[string]map[int]*sub[Product] // by product id
-	filtered map[int]*filteredSub
-	reviews  map[string]map[int]*sub[Review] // by product id
-	orders   map[string]map[int]*sub[Order]  // by order id
+	filtered map[string]map[int]*sub[Product] // productsChanged: all under ""
+	reviews  map[string]map[int]*sub[Review]  // by product id
+	orders   map[string]map[int]*sub[Order]   // by order id
 	count    int
 
 	dropped   prometheus.Counter
@@ -40,6 +40,13 @@ type Hub struct {
 	push map[Name]func(ctx context.Context, c Change)
 }
 
+// maxSeen bounds the revisions a subscriber remembers (a productsChanged
+// or reviewAdded subscription would otherwise keep one per document it was
+// ever sent). When full it starts again: the memory only keeps a push that
+// raced a newer one from repeating an older revision, and a restart costs at
+// most one such repeat per document.
+const maxSeen = 4096
+
 type sub[T any] struct {
 	ch   chan *T
 	seen map[string]int64
@@ -47,11 +54,6 @@ type sub[T any] struct {
 	// visible, when set, says whether the subscriber may see doc: another
 	// customer's order is never offered.
 	visible func(doc *T) bool
-}
-
-type filteredSub struct {
-	*sub[Product]
-	filter ProductFilter
 }
 
 // ErrTooManySubscribers is returned when the instance holds its limit.
@@ -74,7 +76,7 @@ func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, li
 	h := &Hub{
 		index: index, log: log, buffer: buffer, limit: limit,
 		products: map[string]map[int]*sub[Product]{},
-		filtered: map[int]*filteredSub{},
+		filtered: map[string]map[int]*sub[Product]{},
 		reviews:  map[string]map[int]*sub[Review]{},
 		orders:   map[string]map[int]*sub[Order]{},
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "splitstream_subscribers_cut_off_total",
@@ -115,6 +117,9 @@ func (s *sub[T]) offer(id string, rev int64, doc *T) bool {
 	}
 	select {
 	case s.ch <- doc:
+		if len(s.seen) >= maxSeen {
+			clear(s.seen)
+		}
 		s.seen[id] = rev
 		return true
 	default:
@@ -208,27 +213,7 @@ func (h *Hub) ProductsChanged(ctx context.Context, filter ProductFilter) (<-chan
 	if err := checkFilter(filter); err != nil {
 		return nil, err
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.count >= h.limit {
-		return nil, ErrTooManySubscribers
-	}
-	s := &filteredSub{sub: newSub[Product](h.buffer), filter: filter}
-	id := h.next
-	h.next++
-	h.filtered[id] = s
-	h.count++
-	h.active.Inc()
-	go func() {
-		<-ctx.Done()
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if _, ok := h.filtered[id]; ok {
-			h.unregister(func() { delete(h.filtered, id) })
-		}
-		s.close()
-	}()
-	return s.ch, nil
+	return register(ctx, h, h.filtered, "", filter.Matches)
 }
 
 // Publish reads each changed document someone wants and offers it to them.
@@ -266,11 +251,7 @@ func (h *Hub) pushProduct(ctx context.Context, c Change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	offerAll(h, h.products[c.ID], p.ID, p.Rev, p)
-	for id, s := range h.filtered {
-		if s.filter.Matches(p) && !s.offer(p.ID, p.Rev, p) {
-			h.cutOff(s.close, func() { delete(h.filtered, id) })
-		}
-	}
+	offerAll(h, h.filtered[""], p.ID, p.Rev, p)
 }
 
 // pushReview offers added reviews only: a rename reaches reviews when
