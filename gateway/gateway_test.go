@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,6 +247,27 @@ func TestUnavailableUpstream(t *testing.T) {
 	}
 	if r := send(t, url, map[string]any{"query": aQuery, "variables": map[string]any{"id": "1"}}, nil); len(r.Errors) > 0 {
 		t.Fatalf("query with the command service down: %+v", r)
+	}
+}
+
+// An upstream that keeps failing opens its breaker: after breakerTrips
+// failures in a row the gateway stops calling it and answers at once.
+func TestBreakerStopsCallingAFailingUpstream(t *testing.T) {
+	var calls atomic.Int64
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(failing.Close)
+	qry := newRecorder(t, `{"data":{"product":null}}`)
+	url := testGateway(t, failing.URL, qry.URL, nil)
+	for i := range breakerTrips + 3 {
+		if r := send(t, url, map[string]any{"query": aMutation}, nil); r.code() != CodeUnavailable {
+			t.Fatalf("mutation %d with the command service failing: %+v", i, r)
+		}
+	}
+	if n := calls.Load(); n != breakerTrips {
+		t.Fatalf("the failing command service was called %d times, want %d (then the breaker opens)", n, breakerTrips)
 	}
 }
 
