@@ -78,6 +78,7 @@ func TestConsoleAPIIsForAdminsOnly(t *testing.T) {
 		{"id too long", "POST", "/api/dead-letters/replay", adminToken, `{"kind":"product","id":"` + strings.Repeat("x", 257) + `"}`, http.StatusBadRequest},
 		{"no id", "POST", "/api/dead-letters/drop", adminToken, `{"kind":"product"}`, http.StatusBadRequest},
 		{"unknown field", "POST", "/api/dead-letters/drop", adminToken, `{"kind":"product","id":"x","all":true}`, http.StatusBadRequest},
+		{"a second value after the document", "POST", "/api/dead-letters/drop", adminToken, `{"kind":"product","id":"x"} {"kind":"order","id":"y"}`, http.StatusBadRequest},
 		{"body too large", "POST", "/api/dead-letters/drop", adminToken, `{"kind":"product","id":"x"}` + strings.Repeat(" ", 5000), http.StatusBadRequest},
 		{"unknown route", "GET", "/api/nothing", adminToken, "", http.StatusNotFound},
 	} {

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,10 +41,24 @@ func (c *Console) status(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	st := Status{Version: c.cfg.Version, Time: time.Now().UTC(), Roles: []RoleStatus{}, DeadTools: c.cfg.DeadLetters != nil}
+	// Every check once, all at the same time: roles share some (Postgres),
+	// and one slow check must not use up the others' time.
+	var all []ops.Check
+	named := map[string]bool{}
 	for _, role := range c.cfg.Roles {
-		checks := ops.Ready(ctx, role.Checks)
-		rs := RoleStatus{Name: role.Name, Ready: true, Checks: checks}
-		for _, v := range checks {
+		for _, ch := range role.Checks {
+			if !named[ch.Name] {
+				named[ch.Name] = true
+				all = append(all, ch)
+			}
+		}
+	}
+	results := ops.Ready(ctx, all)
+	for _, role := range c.cfg.Roles {
+		rs := RoleStatus{Name: role.Name, Ready: true, Checks: make(map[string]string, len(role.Checks))}
+		for _, ch := range role.Checks {
+			v := results[ch.Name]
+			rs.Checks[ch.Name] = v
 			if v != "ok" && !strings.HasPrefix(v, "ok: ") {
 				rs.Ready = false
 			}
@@ -144,9 +159,9 @@ func readDoc(r *http.Request) (Doc, error) {
 		return Doc{}, fmt.Errorf("the body is over %d bytes", maxBodyBytes)
 	}
 	var d Doc
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
+	if err := dec.Decode(&d); err != nil || dec.Decode(&struct{}{}) != io.EOF {
 		return Doc{}, errors.New(`the body must be {"kind": "...", "id": "..."}`)
 	}
 	switch {
