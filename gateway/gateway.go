@@ -22,7 +22,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -106,20 +105,17 @@ func (g *Gateway) server(o Options) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(bounded[*ast.QueryDocument](1000, func(q string, _ *ast.QueryDocument) int { return len(q) }))
+	srv.SetQueryCache(graph.SmallQueries(1000, func(q string, _ *ast.QueryDocument) int { return len(q) }))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	limits := o.Document
-	if limits == (graph.DocumentLimits{}) {
-		limits = graph.DefaultDocumentLimits
-	}
+	limits := o.Document.OrDefault()
 	srv.SetParserTokenLimit(limits.MaxTokens)
-	srv.Use(checkedOnce{limits, bounded[struct{}](1000, func(q string, _ struct{}) int { return len(q) })}) // first, so persisted documents are within the limits too
+	srv.Use(checkedOnce{limits, graph.SmallQueries(1000, func(q string, _ struct{}) int { return len(q) })}) // first, so persisted documents are within the limits too
 	if o.Persisted != nil {
 		srv.Use(o.Persisted) // before APQ: only listed documents reach its cache
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: bounded[string](apqEntries, func(_, q string) int { return len(q) })})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: graph.SmallQueries(apqEntries, func(_, q string) int { return len(q) })})
 	if o.ComplexityLimit > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
 	}
@@ -220,7 +216,7 @@ func (routing) MutateOperationContext(_ context.Context, op *graphql.OperationCo
 // a repeated query is not parsed once more for the limits alone.
 type checkedOnce struct {
 	limits graph.DocumentLimits
-	passed boundedCache[struct{}]
+	passed graphql.Cache[struct{}]
 }
 
 func (c checkedOnce) ExtensionName() string                     { return c.limits.ExtensionName() }
@@ -241,28 +237,8 @@ func (c checkedOnce) MutateOperationParameters(ctx context.Context, p *graphql.R
 }
 
 // apqEntries bounds the automatic persisted query cache: at most this many
-// documents of at most cacheableBytes each.
+// documents of at most 16 KiB each (graph.SmallQueries).
 const apqEntries = 1000
-
-// cacheableBytes is the longest document the parse and APQ caches keep, so
-// a thousand entries pin at most 16 MiB; longer ones are parsed each time
-// (and a persisted one is asked for again, as APQ allows).
-const cacheableBytes = 16 << 10
-
-type boundedCache[T any] struct {
-	graphql.Cache[T]
-	size func(key string, v T) int
-}
-
-func bounded[T any](entries int, size func(string, T) int) boundedCache[T] {
-	return boundedCache[T]{lru.New[T](entries), size}
-}
-
-func (c boundedCache[T]) Add(ctx context.Context, key string, v T) {
-	if c.size(key, v) <= cacheableBytes {
-		c.Cache.Add(ctx, key, v)
-	}
-}
 
 // presenter shows gqlgen's own parse and validation errors and the
 // gateway's coded errors as they are; anything else is internal, logged

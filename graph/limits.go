@@ -8,6 +8,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -89,11 +90,17 @@ func (l DocumentLimits) MutateOperationParameters(_ context.Context, p *graphql.
 // useDocumentLimits checks l before gqlgen parses and validates, and
 // gives gqlgen's own parser the same token limit.
 func useDocumentLimits(srv *handler.Server, l DocumentLimits) {
-	if l == (DocumentLimits{}) {
-		l = DefaultDocumentLimits
-	}
+	l = l.OrDefault()
 	srv.SetParserTokenLimit(l.MaxTokens)
 	srv.Use(l)
+}
+
+// OrDefault is l, or DefaultDocumentLimits when l is the zero value.
+func (l DocumentLimits) OrDefault() DocumentLimits {
+	if l == (DocumentLimits{}) {
+		return DefaultDocumentLimits
+	}
+	return l
 }
 
 // cacheableQueryBytes is the longest query the parsed-query and persisted-
@@ -108,6 +115,13 @@ const cacheableQueryBytes = 16 << 10
 type smallQueries[T any] struct {
 	graphql.Cache[T]
 	size func(key string, v T) int
+}
+
+// SmallQueries is an LRU cache of at most entries that keeps only entries
+// whose query (as size measures it) is at most cacheableQueryBytes long: for
+// gqlgen's parsed-query and persisted-query caches, here and in the gateway.
+func SmallQueries[T any](entries int, size func(key string, v T) int) graphql.Cache[T] {
+	return smallQueries[T]{lru.New[T](entries), size}
 }
 
 func (c smallQueries[T]) Add(ctx context.Context, key string, v T) {

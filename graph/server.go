@@ -14,7 +14,6 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -54,12 +53,12 @@ func NewServer(schema graphql.ExecutableSchema, o Options) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(httpGET{})  // gqlgen's transport.GET, with the status codes and
 	srv.AddTransport(httpPOST{}) // bodies of GraphQL over HTTP (httptransport.go)
-	srv.SetQueryCache(smallQueries[*ast.QueryDocument]{lru.New[*ast.QueryDocument](1000), func(q string, _ *ast.QueryDocument) int { return len(q) }})
+	srv.SetQueryCache(SmallQueries(1000, func(q string, _ *ast.QueryDocument) int { return len(q) }))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
 	useDocumentLimits(srv, o.Document) // first, so persisted queries are within the limits too
-	srv.Use(extension.AutomaticPersistedQuery{Cache: smallQueries[string]{lru.New[string](100), func(_, q string) int { return len(q) }}})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: SmallQueries(100, func(_, q string) int { return len(q) })})
 	if o.ComplexityLimit > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
 	}
