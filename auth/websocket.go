@@ -17,11 +17,7 @@ func (v *Verifier) ConnectionInit(ctx context.Context, payload map[string]any) (
 	if c.Invalid != nil {
 		return ctx, time.Time{}, errors.New("forbidden: invalid token: " + c.Invalid.Error())
 	}
-	for k, val := range payload {
-		if !strings.EqualFold(k, "authorization") {
-			continue
-		}
-		s, ok := val.(string)
+	if s, present, ok := InitAuthorization(payload); present {
 		if !ok {
 			return ctx, time.Time{}, errors.New("forbidden: authorization must be a string")
 		}
@@ -29,7 +25,19 @@ func (v *Verifier) ConnectionInit(ctx context.Context, payload map[string]any) (
 		if c.Invalid != nil {
 			return ctx, time.Time{}, errors.New("forbidden: invalid token: " + c.Invalid.Error())
 		}
-		break
 	}
 	return WithCaller(ctx, c), c.Expires, nil
+}
+
+// InitAuthorization is the connection_init payload's "authorization"
+// entry, its key in any case (the contract): present says there is one, ok
+// that it is a string.
+func InitAuthorization(payload map[string]any) (s string, present, ok bool) {
+	for k, val := range payload {
+		if strings.EqualFold(k, "authorization") {
+			s, ok = val.(string)
+			return s, true, ok
+		}
+	}
+	return "", false, false
 }

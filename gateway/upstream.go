@@ -19,6 +19,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/graph"
 )
 
@@ -189,7 +190,7 @@ func upstreamHeaders(ctx context.Context, op *graphql.OperationContext) http.Hea
 	if a := op.Headers.Get("Authorization"); a != "" {
 		h.Set("Authorization", a)
 	}
-	if a, ok := initAuthorization(transport.GetInitPayload(ctx)); ok {
+	if a, _, ok := auth.InitAuthorization(transport.GetInitPayload(ctx)); ok {
 		h.Set("Authorization", a)
 	}
 	if id := graph.RequestID(ctx); id != "" {
@@ -197,14 +198,4 @@ func upstreamHeaders(ctx context.Context, op *graphql.OperationContext) http.Hea
 	}
 	propagateTrace(op.Headers, h)
 	return h
-}
-
-func initAuthorization(p transport.InitPayload) (string, bool) {
-	for k, v := range p {
-		if strings.EqualFold(k, "authorization") {
-			s, ok := v.(string)
-			return s, ok
-		}
-	}
-	return "", false
 }
