@@ -6,6 +6,7 @@
 package query
 
 import (
+	"hash/fnv"
 	"reflect"
 	"slices"
 
@@ -144,6 +145,34 @@ func KindOfStream(streamType string) (*Kind, bool) {
 		return nil, false
 	}
 	return kinds[i], true
+}
+
+// DefaultLanes is how many projector lanes a deployment has unless
+// SPLITSTREAM_PROJECTOR_LANES says otherwise. The number is fixed for a
+// deployment: changing it is a rebuild (docs/SCALING.md).
+const DefaultLanes = 4
+
+// Lane returns the lane, in [0, lanes), of the events of one document
+// family (Kind.Family): FNV-1a of the key, modulo lanes. Every process
+// (relay, projector, command service, rebuild) computes it the same way.
+func Lane(family string, lanes int) int {
+	if lanes <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(family))
+	return int(h.Sum32() % uint32(lanes))
+}
+
+// LaneOfEvent is the lane an event is routed to: its family's lane, or
+// for a stream type no kind has (which the projector dead-letters) the
+// lane of "<streamType>:<streamID>", so such events stay in order too.
+func LaneOfEvent(e event.Envelope, pl event.Payload, lanes int) int {
+	family, ok := LaneOf(e, pl)
+	if !ok {
+		family = e.StreamType + ":" + e.StreamID
+	}
+	return Lane(family, lanes)
 }
 
 // LaneOf is the document family an event changes (Kind.Family); false

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/splitstream/splitstream/event"
@@ -73,5 +74,32 @@ func TestLanes(t *testing.T) {
 	}
 	if _, ok := LaneOf(event.Envelope{StreamType: "customer", StreamID: "c1"}, nil); ok {
 		t.Error("an undeclared stream type has a lane")
+	}
+}
+
+func TestLaneIsStableAndSpread(t *testing.T) {
+	// The lane of a family is part of a deployment's data: a changed hash
+	// would route a document's later events to another lane than its
+	// earlier ones. These values pin it.
+	for _, c := range []struct {
+		family string
+		lanes  int
+		want   int
+	}{{"product:p-1", 4, 0}, {"order:o-1", 4, 2}, {"review:x", 8, 3}} {
+		if got := Lane(c.family, c.lanes); got != c.want {
+			t.Errorf("Lane(%q, %d) = %d, want %d", c.family, c.lanes, got, c.want)
+		}
+	}
+	if Lane("anything", 1) != 0 || Lane("anything", 0) != 0 {
+		t.Fatal("one lane must be lane 0")
+	}
+	counts := make([]int, 8)
+	for i := 0; i < 8000; i++ {
+		counts[Lane(fmt.Sprintf("product:%d", i), 8)]++
+	}
+	for lane, n := range counts {
+		if n < 800 || n > 1200 {
+			t.Errorf("lane %d has %d of 8000 families, want about 1000", lane, n)
+		}
 	}
 }
