@@ -15,6 +15,7 @@ var Orders = declare(Kind{
 	Rebuilt: true,
 	Family:  func(e event.Envelope, _ event.Payload) string { return string(event.StreamOrder) + ":" + e.StreamID },
 	Topic:   func(c Change) string { return c.ID },
+	Owner:   func(d any) string { return d.(*Order).CustomerID },
 }, ApplyOrder, func(o *Order) int { return o.Version })
 
 // OrderStatus is an order's state in the read model, the read schema's
@@ -51,7 +52,6 @@ type Order struct {
 	Position        int64       `json:"position"`
 	CreatedAt       time.Time   `json:"createdAt"`
 	UpdatedAt       time.Time   `json:"updatedAt"`
-	Rev             int64       `json:"-"`
 }
 
 // ApplyOrder applies one of the order's own events.
