@@ -30,6 +30,10 @@ func (x *orderIndex) Get(_ context.Context, k *query.Kind, id string) (*query.Do
 	return nil, nil
 }
 
+func (x *orderIndex) GetMany(context.Context, *query.Kind, []string, ...string) ([]query.Doc, error) {
+	return nil, nil
+}
+
 func (x *orderIndex) SearchOrders(_ context.Context, q query.OrderQuery) (query.Page[query.Order], error) {
 	x.last = q
 	return query.Page[query.Order]{}, nil
