@@ -96,7 +96,9 @@ func TestCustomerThroughTheServices(t *testing.T) {
 		t.Helper()
 		a := gqlAs(t, queryURL, ada, `query($id: ID!, $t: String) { order(id: $id, consistentWith: $t) { customerName } }`,
 			map[string]any{"id": orderID, "t": tok})
-		var out struct{ Order *struct{ CustomerName string } }
+		var out struct {
+			Order *struct{ CustomerName string }
+		}
 		if err := json.Unmarshal(a.Data, &out); err != nil || out.Order == nil {
 			t.Fatalf("order: %s %v", a.Data, a.Errors)
 		}
