@@ -36,7 +36,9 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-func productFilter(f *query.ProductFilter) query.ProductFilter { return derefOr(f, query.ProductFilter{}) }
+func productFilter(f *query.ProductFilter) query.ProductFilter {
+	return derefOr(f, query.ProductFilter{})
+}
 
 func pageInfo[T any](p query.Page[T]) *PageInfo {
 	info := &PageInfo{HasNextPage: p.HasNextPage}
