@@ -139,7 +139,10 @@ func TestHubFiltersAndLimits(t *testing.T) {
 }
 
 func TestTrackerWaitsForTheToken(t *testing.T) {
-	tr := NewTracker(nil, 10*time.Millisecond)
+	tr, err := NewTracker(func(context.Context) (event.Cursor, error) { return event.Cursor{}, nil }, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	errc := make(chan error, 1)

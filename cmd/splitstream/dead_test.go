@@ -74,7 +74,7 @@ func newDeadScenario(t *testing.T, ctx context.Context) *deadScenario {
 	s := &deadScenario{t: t, ctx: ctx, dbURL: dbURL, pool: pool, es: es, prefix: prefix}
 	s.badIndex = strictProductsIndex(t, ctx, es, prefix)
 
-	store := postgres.NewEventStore(pool)
+	store := testenv.EventStore(t, pool)
 	var err error
 	if s.svc, err = command.NewService(store); err != nil {
 		t.Fatal(err)
@@ -88,11 +88,11 @@ func newDeadScenario(t *testing.T, ctx context.Context) *deadScenario {
 	}
 	s.reg = prometheus.NewRegistry()
 	s.p, err = projector.New(projector.Config{Store: elastic.NewDocStore(es, prefix), History: store,
-		EventLog: postgres.NewRelaySource(pool), DeadLetters: s.dead, Registerer: s.reg, Log: testenv.Logger(t)})
+		EventLog: testenv.RelaySource(t, pool), DeadLetters: s.dead, Registerer: s.reg, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.source = postgres.NewRelaySource(pool)
+	s.source = testenv.RelaySource(t, pool)
 	s.searcher = elastic.NewSearcher(es, prefix)
 	return s
 }

@@ -33,7 +33,11 @@ func seedFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return err
 		}
-		svc, err := command.NewService(postgres.NewEventStore(pool))
+		store, err := postgres.NewEventStore(pool)
+		if err != nil {
+			return err
+		}
+		svc, err := command.NewService(store)
 		if err != nil {
 			return err
 		}
