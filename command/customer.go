@@ -159,6 +159,14 @@ func (s *Service) ChangeCustomer(ctx context.Context, id string, m Meta, c Custo
 	}{id, c})
 }
 
+func registerCustomer(c RegisterCustomer) runner {
+	return func(ctx context.Context, s *Service, m Meta) (Result, error) { return s.RegisterCustomer(ctx, m, c) }
+}
+
+func changeCustomer(id string, c CustomerCommand) runner {
+	return func(ctx context.Context, s *Service, m Meta) (Result, error) { return s.ChangeCustomer(ctx, id, m, c) }
+}
+
 func (s *Service) customer(ctx context.Context, id string, fresh bool, m Meta, c CustomerCommand, input any) (Result, error) {
 	name := c.CommandName()
 	if err := s.admit(ctx, name, &m); err != nil {
@@ -176,4 +184,40 @@ func (s *Service) customer(ctx context.Context, id string, fresh bool, m Meta, c
 			}
 			return decision(cu, DecideCustomer)(c)
 		})
+}
+
+// The customer mutations' inputs, as the write schema delivers them
+// (input.go).
+type (
+	RegisterCustomerInput struct {
+		ID              string
+		DisplayName     string
+		Email           string
+		ShippingAddress string
+		Once
+	}
+	RenameCustomerInput struct {
+		ID          string
+		DisplayName string
+		Versioned
+	}
+	ChangeCustomerAddressInput struct {
+		ID              string
+		ShippingAddress string
+		Versioned
+	}
+)
+
+func (in RegisterCustomerInput) runner() runner {
+	return registerCustomer(RegisterCustomer{
+		ID: in.ID, DisplayName: in.DisplayName, Email: in.Email, ShippingAddress: in.ShippingAddress,
+	})
+}
+
+func (in RenameCustomerInput) runner() runner {
+	return changeCustomer(in.ID, RenameCustomer{DisplayName: in.DisplayName})
+}
+
+func (in ChangeCustomerAddressInput) runner() runner {
+	return changeCustomer(in.ID, ChangeCustomerAddress{ShippingAddress: in.ShippingAddress})
 }

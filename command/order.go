@@ -152,3 +152,34 @@ func (o Order) place(c PlaceOrder) ([]event.Payload, error) {
 		CustomerID: c.CustomerID, Lines: slices.Clone(c.Lines), TotalCents: total, Currency: c.Currency,
 	}}, nil
 }
+
+// The order mutations' inputs, as the write schema delivers them
+// (input.go).
+type (
+	PlaceOrderInput struct {
+		CustomerID string
+		Lines      []OrderLineInput
+		Once
+	}
+	OrderLineInput struct {
+		ProductID string
+		Quantity  int
+	}
+	CancelOrderInput struct {
+		ID     string
+		Reason *string
+		Versioned
+	}
+)
+
+func (in PlaceOrderInput) runner() runner {
+	lines := make([]event.OrderLine, len(in.Lines))
+	for i, l := range in.Lines {
+		lines[i] = event.OrderLine{ProductID: l.ProductID, Quantity: l.Quantity}
+	}
+	return placeOrder(PlaceOrder{CustomerID: in.CustomerID, Lines: lines})
+}
+
+func (in CancelOrderInput) runner() runner {
+	return changeOrder(in.ID, CancelOrder{Reason: deref(in.Reason)})
+}

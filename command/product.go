@@ -290,3 +290,68 @@ func fold[S folder[S]](s S, history []event.Payload) S {
 	}
 	return s
 }
+
+// The product mutations' inputs, as the write schema delivers them
+// (input.go).
+type (
+	CreateProductInput struct {
+		Name        string
+		Description *string
+		Category    string
+		PriceCents  int
+		Currency    string
+		Stock       int
+		Once
+	}
+	RenameProductInput struct {
+		ID   string
+		Name string
+		Versioned
+	}
+	ChangeProductDescriptionInput struct {
+		ID          string
+		Description string
+		Versioned
+	}
+	ChangeProductPriceInput struct {
+		ID         string
+		PriceCents int
+		Versioned
+	}
+	RestockProductInput struct {
+		ID       string
+		Quantity int
+		Versioned
+	}
+	DiscontinueProductInput struct {
+		ID string
+		Versioned
+	}
+)
+
+func (in CreateProductInput) runner() runner {
+	return createProduct(CreateProduct{
+		Name: in.Name, Description: deref(in.Description), Category: in.Category,
+		PriceCents: int64(in.PriceCents), Currency: in.Currency, Stock: in.Stock,
+	})
+}
+
+func (in RenameProductInput) runner() runner {
+	return changeProduct(in.ID, RenameProduct{Name: in.Name})
+}
+
+func (in ChangeProductDescriptionInput) runner() runner {
+	return changeProduct(in.ID, ChangeProductDescription{Description: in.Description})
+}
+
+func (in ChangeProductPriceInput) runner() runner {
+	return changeProduct(in.ID, ChangeProductPrice{PriceCents: int64(in.PriceCents)})
+}
+
+func (in RestockProductInput) runner() runner {
+	return changeProduct(in.ID, RestockProduct{Quantity: in.Quantity})
+}
+
+func (in DiscontinueProductInput) runner() runner {
+	return changeProduct(in.ID, DiscontinueProduct{})
+}

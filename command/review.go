@@ -114,3 +114,29 @@ func productNotFound(format string, args ...any) *splitstream.Error {
 	err.Field = "productId"
 	return err
 }
+
+// The review mutations' inputs, as the write schema delivers them
+// (input.go).
+type (
+	AddReviewInput struct {
+		ProductID string
+		Author    string
+		Rating    int
+		Comment   *string
+		Once
+	}
+	RemoveReviewInput struct {
+		ID string
+		Versioned
+	}
+)
+
+func (in AddReviewInput) runner() runner {
+	return addReview(AddReview{
+		ProductID: in.ProductID, Author: in.Author, Rating: in.Rating, Comment: deref(in.Comment),
+	})
+}
+
+func (in RemoveReviewInput) runner() runner {
+	return removeReview(in.ID)
+}

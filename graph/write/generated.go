@@ -13,6 +13,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/splitstream/splitstream/command"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -42,19 +43,19 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AddReview                func(childComplexity int, input AddReviewInput) int
-		CancelOrder              func(childComplexity int, input CancelOrderInput) int
-		ChangeCustomerAddress    func(childComplexity int, input ChangeCustomerAddressInput) int
-		ChangeProductDescription func(childComplexity int, input ChangeProductDescriptionInput) int
-		ChangeProductPrice       func(childComplexity int, input ChangeProductPriceInput) int
-		CreateProduct            func(childComplexity int, input CreateProductInput) int
-		DiscontinueProduct       func(childComplexity int, input DiscontinueProductInput) int
-		PlaceOrder               func(childComplexity int, input PlaceOrderInput) int
-		RegisterCustomer         func(childComplexity int, input RegisterCustomerInput) int
-		RemoveReview             func(childComplexity int, input RemoveReviewInput) int
-		RenameCustomer           func(childComplexity int, input RenameCustomerInput) int
-		RenameProduct            func(childComplexity int, input RenameProductInput) int
-		RestockProduct           func(childComplexity int, input RestockProductInput) int
+		AddReview                func(childComplexity int, input command.AddReviewInput) int
+		CancelOrder              func(childComplexity int, input command.CancelOrderInput) int
+		ChangeCustomerAddress    func(childComplexity int, input command.ChangeCustomerAddressInput) int
+		ChangeProductDescription func(childComplexity int, input command.ChangeProductDescriptionInput) int
+		ChangeProductPrice       func(childComplexity int, input command.ChangeProductPriceInput) int
+		CreateProduct            func(childComplexity int, input command.CreateProductInput) int
+		DiscontinueProduct       func(childComplexity int, input command.DiscontinueProductInput) int
+		PlaceOrder               func(childComplexity int, input command.PlaceOrderInput) int
+		RegisterCustomer         func(childComplexity int, input command.RegisterCustomerInput) int
+		RemoveReview             func(childComplexity int, input command.RemoveReviewInput) int
+		RenameCustomer           func(childComplexity int, input command.RenameCustomerInput) int
+		RenameProduct            func(childComplexity int, input command.RenameProductInput) int
+		RestockProduct           func(childComplexity int, input command.RestockProductInput) int
 	}
 
 	Query struct {
@@ -67,19 +68,19 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	CreateProduct(ctx context.Context, input CreateProductInput) (*CommandResult, error)
-	RenameProduct(ctx context.Context, input RenameProductInput) (*CommandResult, error)
-	ChangeProductDescription(ctx context.Context, input ChangeProductDescriptionInput) (*CommandResult, error)
-	ChangeProductPrice(ctx context.Context, input ChangeProductPriceInput) (*CommandResult, error)
-	RestockProduct(ctx context.Context, input RestockProductInput) (*CommandResult, error)
-	DiscontinueProduct(ctx context.Context, input DiscontinueProductInput) (*CommandResult, error)
-	AddReview(ctx context.Context, input AddReviewInput) (*CommandResult, error)
-	RemoveReview(ctx context.Context, input RemoveReviewInput) (*CommandResult, error)
-	PlaceOrder(ctx context.Context, input PlaceOrderInput) (*CommandResult, error)
-	CancelOrder(ctx context.Context, input CancelOrderInput) (*CommandResult, error)
-	RegisterCustomer(ctx context.Context, input RegisterCustomerInput) (*CommandResult, error)
-	RenameCustomer(ctx context.Context, input RenameCustomerInput) (*CommandResult, error)
-	ChangeCustomerAddress(ctx context.Context, input ChangeCustomerAddressInput) (*CommandResult, error)
+	CreateProduct(ctx context.Context, input command.CreateProductInput) (*CommandResult, error)
+	RenameProduct(ctx context.Context, input command.RenameProductInput) (*CommandResult, error)
+	ChangeProductDescription(ctx context.Context, input command.ChangeProductDescriptionInput) (*CommandResult, error)
+	ChangeProductPrice(ctx context.Context, input command.ChangeProductPriceInput) (*CommandResult, error)
+	RestockProduct(ctx context.Context, input command.RestockProductInput) (*CommandResult, error)
+	DiscontinueProduct(ctx context.Context, input command.DiscontinueProductInput) (*CommandResult, error)
+	AddReview(ctx context.Context, input command.AddReviewInput) (*CommandResult, error)
+	RemoveReview(ctx context.Context, input command.RemoveReviewInput) (*CommandResult, error)
+	PlaceOrder(ctx context.Context, input command.PlaceOrderInput) (*CommandResult, error)
+	CancelOrder(ctx context.Context, input command.CancelOrderInput) (*CommandResult, error)
+	RegisterCustomer(ctx context.Context, input command.RegisterCustomerInput) (*CommandResult, error)
+	RenameCustomer(ctx context.Context, input command.RenameCustomerInput) (*CommandResult, error)
+	ChangeCustomerAddress(ctx context.Context, input command.ChangeCustomerAddressInput) (*CommandResult, error)
 }
 type QueryResolver interface {
 	Version(ctx context.Context) (string, error)
@@ -132,7 +133,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.AddReview(childComplexity, args["input"].(AddReviewInput)), true
+		return e.ComplexityRoot.Mutation.AddReview(childComplexity, args["input"].(command.AddReviewInput)), true
 	case "Mutation.cancelOrder":
 		if e.ComplexityRoot.Mutation.CancelOrder == nil {
 			break
@@ -143,7 +144,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CancelOrder(childComplexity, args["input"].(CancelOrderInput)), true
+		return e.ComplexityRoot.Mutation.CancelOrder(childComplexity, args["input"].(command.CancelOrderInput)), true
 	case "Mutation.changeCustomerAddress":
 		if e.ComplexityRoot.Mutation.ChangeCustomerAddress == nil {
 			break
@@ -154,7 +155,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ChangeCustomerAddress(childComplexity, args["input"].(ChangeCustomerAddressInput)), true
+		return e.ComplexityRoot.Mutation.ChangeCustomerAddress(childComplexity, args["input"].(command.ChangeCustomerAddressInput)), true
 	case "Mutation.changeProductDescription":
 		if e.ComplexityRoot.Mutation.ChangeProductDescription == nil {
 			break
@@ -165,7 +166,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ChangeProductDescription(childComplexity, args["input"].(ChangeProductDescriptionInput)), true
+		return e.ComplexityRoot.Mutation.ChangeProductDescription(childComplexity, args["input"].(command.ChangeProductDescriptionInput)), true
 	case "Mutation.changeProductPrice":
 		if e.ComplexityRoot.Mutation.ChangeProductPrice == nil {
 			break
@@ -176,7 +177,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ChangeProductPrice(childComplexity, args["input"].(ChangeProductPriceInput)), true
+		return e.ComplexityRoot.Mutation.ChangeProductPrice(childComplexity, args["input"].(command.ChangeProductPriceInput)), true
 	case "Mutation.createProduct":
 		if e.ComplexityRoot.Mutation.CreateProduct == nil {
 			break
@@ -187,7 +188,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateProduct(childComplexity, args["input"].(CreateProductInput)), true
+		return e.ComplexityRoot.Mutation.CreateProduct(childComplexity, args["input"].(command.CreateProductInput)), true
 	case "Mutation.discontinueProduct":
 		if e.ComplexityRoot.Mutation.DiscontinueProduct == nil {
 			break
@@ -198,7 +199,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.DiscontinueProduct(childComplexity, args["input"].(DiscontinueProductInput)), true
+		return e.ComplexityRoot.Mutation.DiscontinueProduct(childComplexity, args["input"].(command.DiscontinueProductInput)), true
 	case "Mutation.placeOrder":
 		if e.ComplexityRoot.Mutation.PlaceOrder == nil {
 			break
@@ -209,7 +210,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.PlaceOrder(childComplexity, args["input"].(PlaceOrderInput)), true
+		return e.ComplexityRoot.Mutation.PlaceOrder(childComplexity, args["input"].(command.PlaceOrderInput)), true
 	case "Mutation.registerCustomer":
 		if e.ComplexityRoot.Mutation.RegisterCustomer == nil {
 			break
@@ -220,7 +221,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RegisterCustomer(childComplexity, args["input"].(RegisterCustomerInput)), true
+		return e.ComplexityRoot.Mutation.RegisterCustomer(childComplexity, args["input"].(command.RegisterCustomerInput)), true
 	case "Mutation.removeReview":
 		if e.ComplexityRoot.Mutation.RemoveReview == nil {
 			break
@@ -231,7 +232,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RemoveReview(childComplexity, args["input"].(RemoveReviewInput)), true
+		return e.ComplexityRoot.Mutation.RemoveReview(childComplexity, args["input"].(command.RemoveReviewInput)), true
 	case "Mutation.renameCustomer":
 		if e.ComplexityRoot.Mutation.RenameCustomer == nil {
 			break
@@ -242,7 +243,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RenameCustomer(childComplexity, args["input"].(RenameCustomerInput)), true
+		return e.ComplexityRoot.Mutation.RenameCustomer(childComplexity, args["input"].(command.RenameCustomerInput)), true
 	case "Mutation.renameProduct":
 		if e.ComplexityRoot.Mutation.RenameProduct == nil {
 			break
@@ -253,7 +254,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RenameProduct(childComplexity, args["input"].(RenameProductInput)), true
+		return e.ComplexityRoot.Mutation.RenameProduct(childComplexity, args["input"].(command.RenameProductInput)), true
 	case "Mutation.restockProduct":
 		if e.ComplexityRoot.Mutation.RestockProduct == nil {
 			break
@@ -264,7 +265,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RestockProduct(childComplexity, args["input"].(RestockProductInput)), true
+		return e.ComplexityRoot.Mutation.RestockProduct(childComplexity, args["input"].(command.RestockProductInput)), true
 
 	case "Query.version":
 		if e.ComplexityRoot.Query.Version == nil {
@@ -523,8 +524,8 @@ func (ec *executionContext) field_Mutation_addReview_args(ctx context.Context, r
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (AddReviewInput, error) {
-			return ec.unmarshalNAddReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐAddReviewInput(ctx, v)
+		func(ctx context.Context, v any) (command.AddReviewInput, error) {
+			return ec.unmarshalNAddReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐAddReviewInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -537,8 +538,8 @@ func (ec *executionContext) field_Mutation_cancelOrder_args(ctx context.Context,
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (CancelOrderInput, error) {
-			return ec.unmarshalNCancelOrderInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐCancelOrderInput(ctx, v)
+		func(ctx context.Context, v any) (command.CancelOrderInput, error) {
+			return ec.unmarshalNCancelOrderInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐCancelOrderInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -551,8 +552,8 @@ func (ec *executionContext) field_Mutation_changeCustomerAddress_args(ctx contex
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (ChangeCustomerAddressInput, error) {
-			return ec.unmarshalNChangeCustomerAddressInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeCustomerAddressInput(ctx, v)
+		func(ctx context.Context, v any) (command.ChangeCustomerAddressInput, error) {
+			return ec.unmarshalNChangeCustomerAddressInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐChangeCustomerAddressInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -565,8 +566,8 @@ func (ec *executionContext) field_Mutation_changeProductDescription_args(ctx con
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (ChangeProductDescriptionInput, error) {
-			return ec.unmarshalNChangeProductDescriptionInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeProductDescriptionInput(ctx, v)
+		func(ctx context.Context, v any) (command.ChangeProductDescriptionInput, error) {
+			return ec.unmarshalNChangeProductDescriptionInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐChangeProductDescriptionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -579,8 +580,8 @@ func (ec *executionContext) field_Mutation_changeProductPrice_args(ctx context.C
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (ChangeProductPriceInput, error) {
-			return ec.unmarshalNChangeProductPriceInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeProductPriceInput(ctx, v)
+		func(ctx context.Context, v any) (command.ChangeProductPriceInput, error) {
+			return ec.unmarshalNChangeProductPriceInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐChangeProductPriceInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -593,8 +594,8 @@ func (ec *executionContext) field_Mutation_createProduct_args(ctx context.Contex
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (CreateProductInput, error) {
-			return ec.unmarshalNCreateProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐCreateProductInput(ctx, v)
+		func(ctx context.Context, v any) (command.CreateProductInput, error) {
+			return ec.unmarshalNCreateProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐCreateProductInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -607,8 +608,8 @@ func (ec *executionContext) field_Mutation_discontinueProduct_args(ctx context.C
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (DiscontinueProductInput, error) {
-			return ec.unmarshalNDiscontinueProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐDiscontinueProductInput(ctx, v)
+		func(ctx context.Context, v any) (command.DiscontinueProductInput, error) {
+			return ec.unmarshalNDiscontinueProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐDiscontinueProductInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -621,8 +622,8 @@ func (ec *executionContext) field_Mutation_placeOrder_args(ctx context.Context, 
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (PlaceOrderInput, error) {
-			return ec.unmarshalNPlaceOrderInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐPlaceOrderInput(ctx, v)
+		func(ctx context.Context, v any) (command.PlaceOrderInput, error) {
+			return ec.unmarshalNPlaceOrderInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐPlaceOrderInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -635,8 +636,8 @@ func (ec *executionContext) field_Mutation_registerCustomer_args(ctx context.Con
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (RegisterCustomerInput, error) {
-			return ec.unmarshalNRegisterCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRegisterCustomerInput(ctx, v)
+		func(ctx context.Context, v any) (command.RegisterCustomerInput, error) {
+			return ec.unmarshalNRegisterCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRegisterCustomerInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -649,8 +650,8 @@ func (ec *executionContext) field_Mutation_removeReview_args(ctx context.Context
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (RemoveReviewInput, error) {
-			return ec.unmarshalNRemoveReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRemoveReviewInput(ctx, v)
+		func(ctx context.Context, v any) (command.RemoveReviewInput, error) {
+			return ec.unmarshalNRemoveReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRemoveReviewInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -663,8 +664,8 @@ func (ec *executionContext) field_Mutation_renameCustomer_args(ctx context.Conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (RenameCustomerInput, error) {
-			return ec.unmarshalNRenameCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRenameCustomerInput(ctx, v)
+		func(ctx context.Context, v any) (command.RenameCustomerInput, error) {
+			return ec.unmarshalNRenameCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRenameCustomerInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -677,8 +678,8 @@ func (ec *executionContext) field_Mutation_renameProduct_args(ctx context.Contex
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (RenameProductInput, error) {
-			return ec.unmarshalNRenameProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRenameProductInput(ctx, v)
+		func(ctx context.Context, v any) (command.RenameProductInput, error) {
+			return ec.unmarshalNRenameProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRenameProductInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -691,8 +692,8 @@ func (ec *executionContext) field_Mutation_restockProduct_args(ctx context.Conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (RestockProductInput, error) {
-			return ec.unmarshalNRestockProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRestockProductInput(ctx, v)
+		func(ctx context.Context, v any) (command.RestockProductInput, error) {
+			return ec.unmarshalNRestockProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRestockProductInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -868,7 +869,7 @@ func (ec *executionContext) _Mutation_createProduct(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateProduct(ctx, fc.Args["input"].(CreateProductInput))
+			return ec.Resolvers.Mutation().CreateProduct(ctx, fc.Args["input"].(command.CreateProductInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -912,7 +913,7 @@ func (ec *executionContext) _Mutation_renameProduct(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RenameProduct(ctx, fc.Args["input"].(RenameProductInput))
+			return ec.Resolvers.Mutation().RenameProduct(ctx, fc.Args["input"].(command.RenameProductInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -956,7 +957,7 @@ func (ec *executionContext) _Mutation_changeProductDescription(ctx context.Conte
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ChangeProductDescription(ctx, fc.Args["input"].(ChangeProductDescriptionInput))
+			return ec.Resolvers.Mutation().ChangeProductDescription(ctx, fc.Args["input"].(command.ChangeProductDescriptionInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1000,7 +1001,7 @@ func (ec *executionContext) _Mutation_changeProductPrice(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ChangeProductPrice(ctx, fc.Args["input"].(ChangeProductPriceInput))
+			return ec.Resolvers.Mutation().ChangeProductPrice(ctx, fc.Args["input"].(command.ChangeProductPriceInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1044,7 +1045,7 @@ func (ec *executionContext) _Mutation_restockProduct(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RestockProduct(ctx, fc.Args["input"].(RestockProductInput))
+			return ec.Resolvers.Mutation().RestockProduct(ctx, fc.Args["input"].(command.RestockProductInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1088,7 +1089,7 @@ func (ec *executionContext) _Mutation_discontinueProduct(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().DiscontinueProduct(ctx, fc.Args["input"].(DiscontinueProductInput))
+			return ec.Resolvers.Mutation().DiscontinueProduct(ctx, fc.Args["input"].(command.DiscontinueProductInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1132,7 +1133,7 @@ func (ec *executionContext) _Mutation_addReview(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().AddReview(ctx, fc.Args["input"].(AddReviewInput))
+			return ec.Resolvers.Mutation().AddReview(ctx, fc.Args["input"].(command.AddReviewInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1176,7 +1177,7 @@ func (ec *executionContext) _Mutation_removeReview(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RemoveReview(ctx, fc.Args["input"].(RemoveReviewInput))
+			return ec.Resolvers.Mutation().RemoveReview(ctx, fc.Args["input"].(command.RemoveReviewInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1220,7 +1221,7 @@ func (ec *executionContext) _Mutation_placeOrder(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().PlaceOrder(ctx, fc.Args["input"].(PlaceOrderInput))
+			return ec.Resolvers.Mutation().PlaceOrder(ctx, fc.Args["input"].(command.PlaceOrderInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1264,7 +1265,7 @@ func (ec *executionContext) _Mutation_cancelOrder(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CancelOrder(ctx, fc.Args["input"].(CancelOrderInput))
+			return ec.Resolvers.Mutation().CancelOrder(ctx, fc.Args["input"].(command.CancelOrderInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1308,7 +1309,7 @@ func (ec *executionContext) _Mutation_registerCustomer(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RegisterCustomer(ctx, fc.Args["input"].(RegisterCustomerInput))
+			return ec.Resolvers.Mutation().RegisterCustomer(ctx, fc.Args["input"].(command.RegisterCustomerInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1352,7 +1353,7 @@ func (ec *executionContext) _Mutation_renameCustomer(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RenameCustomer(ctx, fc.Args["input"].(RenameCustomerInput))
+			return ec.Resolvers.Mutation().RenameCustomer(ctx, fc.Args["input"].(command.RenameCustomerInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -1396,7 +1397,7 @@ func (ec *executionContext) _Mutation_changeCustomerAddress(ctx context.Context,
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ChangeCustomerAddress(ctx, fc.Args["input"].(ChangeCustomerAddressInput))
+			return ec.Resolvers.Mutation().ChangeCustomerAddress(ctx, fc.Args["input"].(command.ChangeCustomerAddressInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
@@ -2602,8 +2603,8 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
-func (ec *executionContext) unmarshalInputAddReviewInput(ctx context.Context, obj any) (AddReviewInput, error) {
-	var it AddReviewInput
+func (ec *executionContext) unmarshalInputAddReviewInput(ctx context.Context, obj any) (command.AddReviewInput, error) {
+	var it command.AddReviewInput
 	if obj == nil {
 		return it, nil
 	}
@@ -2666,14 +2667,14 @@ func (ec *executionContext) unmarshalInputAddReviewInput(ctx context.Context, ob
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalAddReviewInput(ctx context.Context, raw any) (AddReviewInput, error) {
-	var out AddReviewInput
+func UnmarshalAddReviewInput(ctx context.Context, raw any) (command.AddReviewInput, error) {
+	var out command.AddReviewInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "AddReviewInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCancelOrderInput(ctx context.Context, obj any) (CancelOrderInput, error) {
-	var it CancelOrderInput
+func (ec *executionContext) unmarshalInputCancelOrderInput(ctx context.Context, obj any) (command.CancelOrderInput, error) {
+	var it command.CancelOrderInput
 	if obj == nil {
 		return it, nil
 	}
@@ -2729,14 +2730,14 @@ func (ec *executionContext) unmarshalInputCancelOrderInput(ctx context.Context, 
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCancelOrderInput(ctx context.Context, raw any) (CancelOrderInput, error) {
-	var out CancelOrderInput
+func UnmarshalCancelOrderInput(ctx context.Context, raw any) (command.CancelOrderInput, error) {
+	var out command.CancelOrderInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CancelOrderInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputChangeCustomerAddressInput(ctx context.Context, obj any) (ChangeCustomerAddressInput, error) {
-	var it ChangeCustomerAddressInput
+func (ec *executionContext) unmarshalInputChangeCustomerAddressInput(ctx context.Context, obj any) (command.ChangeCustomerAddressInput, error) {
+	var it command.ChangeCustomerAddressInput
 	if obj == nil {
 		return it, nil
 	}
@@ -2792,14 +2793,14 @@ func (ec *executionContext) unmarshalInputChangeCustomerAddressInput(ctx context
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalChangeCustomerAddressInput(ctx context.Context, raw any) (ChangeCustomerAddressInput, error) {
-	var out ChangeCustomerAddressInput
+func UnmarshalChangeCustomerAddressInput(ctx context.Context, raw any) (command.ChangeCustomerAddressInput, error) {
+	var out command.ChangeCustomerAddressInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ChangeCustomerAddressInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputChangeProductDescriptionInput(ctx context.Context, obj any) (ChangeProductDescriptionInput, error) {
-	var it ChangeProductDescriptionInput
+func (ec *executionContext) unmarshalInputChangeProductDescriptionInput(ctx context.Context, obj any) (command.ChangeProductDescriptionInput, error) {
+	var it command.ChangeProductDescriptionInput
 	if obj == nil {
 		return it, nil
 	}
@@ -2855,14 +2856,14 @@ func (ec *executionContext) unmarshalInputChangeProductDescriptionInput(ctx cont
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalChangeProductDescriptionInput(ctx context.Context, raw any) (ChangeProductDescriptionInput, error) {
-	var out ChangeProductDescriptionInput
+func UnmarshalChangeProductDescriptionInput(ctx context.Context, raw any) (command.ChangeProductDescriptionInput, error) {
+	var out command.ChangeProductDescriptionInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ChangeProductDescriptionInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputChangeProductPriceInput(ctx context.Context, obj any) (ChangeProductPriceInput, error) {
-	var it ChangeProductPriceInput
+func (ec *executionContext) unmarshalInputChangeProductPriceInput(ctx context.Context, obj any) (command.ChangeProductPriceInput, error) {
+	var it command.ChangeProductPriceInput
 	if obj == nil {
 		return it, nil
 	}
@@ -2918,14 +2919,14 @@ func (ec *executionContext) unmarshalInputChangeProductPriceInput(ctx context.Co
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalChangeProductPriceInput(ctx context.Context, raw any) (ChangeProductPriceInput, error) {
-	var out ChangeProductPriceInput
+func UnmarshalChangeProductPriceInput(ctx context.Context, raw any) (command.ChangeProductPriceInput, error) {
+	var out command.ChangeProductPriceInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ChangeProductPriceInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context, obj any) (CreateProductInput, error) {
-	var it CreateProductInput
+func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context, obj any) (command.CreateProductInput, error) {
+	var it command.CreateProductInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3002,14 +3003,14 @@ func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCreateProductInput(ctx context.Context, raw any) (CreateProductInput, error) {
-	var out CreateProductInput
+func UnmarshalCreateProductInput(ctx context.Context, raw any) (command.CreateProductInput, error) {
+	var out command.CreateProductInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateProductInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputDiscontinueProductInput(ctx context.Context, obj any) (DiscontinueProductInput, error) {
-	var it DiscontinueProductInput
+func (ec *executionContext) unmarshalInputDiscontinueProductInput(ctx context.Context, obj any) (command.DiscontinueProductInput, error) {
+	var it command.DiscontinueProductInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3058,14 +3059,14 @@ func (ec *executionContext) unmarshalInputDiscontinueProductInput(ctx context.Co
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalDiscontinueProductInput(ctx context.Context, raw any) (DiscontinueProductInput, error) {
-	var out DiscontinueProductInput
+func UnmarshalDiscontinueProductInput(ctx context.Context, raw any) (command.DiscontinueProductInput, error) {
+	var out command.DiscontinueProductInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "DiscontinueProductInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputOrderLineInput(ctx context.Context, obj any) (OrderLineInput, error) {
-	var it OrderLineInput
+func (ec *executionContext) unmarshalInputOrderLineInput(ctx context.Context, obj any) (command.OrderLineInput, error) {
+	var it command.OrderLineInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3107,14 +3108,14 @@ func (ec *executionContext) unmarshalInputOrderLineInput(ctx context.Context, ob
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalOrderLineInput(ctx context.Context, raw any) (OrderLineInput, error) {
-	var out OrderLineInput
+func UnmarshalOrderLineInput(ctx context.Context, raw any) (command.OrderLineInput, error) {
+	var out command.OrderLineInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "OrderLineInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputPlaceOrderInput(ctx context.Context, obj any) (PlaceOrderInput, error) {
-	var it PlaceOrderInput
+func (ec *executionContext) unmarshalInputPlaceOrderInput(ctx context.Context, obj any) (command.PlaceOrderInput, error) {
+	var it command.PlaceOrderInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3140,7 +3141,7 @@ func (ec *executionContext) unmarshalInputPlaceOrderInput(ctx context.Context, o
 			it.CustomerID = data
 		case "lines":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lines"))
-			data, err := ec.unmarshalNOrderLineInput2ᚕᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐOrderLineInputᚄ(ctx, v)
+			data, err := ec.unmarshalNOrderLineInput2ᚕgithubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐOrderLineInputᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -3163,14 +3164,14 @@ func (ec *executionContext) unmarshalInputPlaceOrderInput(ctx context.Context, o
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalPlaceOrderInput(ctx context.Context, raw any) (PlaceOrderInput, error) {
-	var out PlaceOrderInput
+func UnmarshalPlaceOrderInput(ctx context.Context, raw any) (command.PlaceOrderInput, error) {
+	var out command.PlaceOrderInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "PlaceOrderInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputRegisterCustomerInput(ctx context.Context, obj any) (RegisterCustomerInput, error) {
-	var it RegisterCustomerInput
+func (ec *executionContext) unmarshalInputRegisterCustomerInput(ctx context.Context, obj any) (command.RegisterCustomerInput, error) {
+	var it command.RegisterCustomerInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3233,14 +3234,14 @@ func (ec *executionContext) unmarshalInputRegisterCustomerInput(ctx context.Cont
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalRegisterCustomerInput(ctx context.Context, raw any) (RegisterCustomerInput, error) {
-	var out RegisterCustomerInput
+func UnmarshalRegisterCustomerInput(ctx context.Context, raw any) (command.RegisterCustomerInput, error) {
+	var out command.RegisterCustomerInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RegisterCustomerInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputRemoveReviewInput(ctx context.Context, obj any) (RemoveReviewInput, error) {
-	var it RemoveReviewInput
+func (ec *executionContext) unmarshalInputRemoveReviewInput(ctx context.Context, obj any) (command.RemoveReviewInput, error) {
+	var it command.RemoveReviewInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3289,14 +3290,14 @@ func (ec *executionContext) unmarshalInputRemoveReviewInput(ctx context.Context,
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalRemoveReviewInput(ctx context.Context, raw any) (RemoveReviewInput, error) {
-	var out RemoveReviewInput
+func UnmarshalRemoveReviewInput(ctx context.Context, raw any) (command.RemoveReviewInput, error) {
+	var out command.RemoveReviewInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RemoveReviewInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputRenameCustomerInput(ctx context.Context, obj any) (RenameCustomerInput, error) {
-	var it RenameCustomerInput
+func (ec *executionContext) unmarshalInputRenameCustomerInput(ctx context.Context, obj any) (command.RenameCustomerInput, error) {
+	var it command.RenameCustomerInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3352,14 +3353,14 @@ func (ec *executionContext) unmarshalInputRenameCustomerInput(ctx context.Contex
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalRenameCustomerInput(ctx context.Context, raw any) (RenameCustomerInput, error) {
-	var out RenameCustomerInput
+func UnmarshalRenameCustomerInput(ctx context.Context, raw any) (command.RenameCustomerInput, error) {
+	var out command.RenameCustomerInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RenameCustomerInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputRenameProductInput(ctx context.Context, obj any) (RenameProductInput, error) {
-	var it RenameProductInput
+func (ec *executionContext) unmarshalInputRenameProductInput(ctx context.Context, obj any) (command.RenameProductInput, error) {
+	var it command.RenameProductInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3415,14 +3416,14 @@ func (ec *executionContext) unmarshalInputRenameProductInput(ctx context.Context
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalRenameProductInput(ctx context.Context, raw any) (RenameProductInput, error) {
-	var out RenameProductInput
+func UnmarshalRenameProductInput(ctx context.Context, raw any) (command.RenameProductInput, error) {
+	var out command.RenameProductInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RenameProductInput", raw, &out)
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputRestockProductInput(ctx context.Context, obj any) (RestockProductInput, error) {
-	var it RestockProductInput
+func (ec *executionContext) unmarshalInputRestockProductInput(ctx context.Context, obj any) (command.RestockProductInput, error) {
+	var it command.RestockProductInput
 	if obj == nil {
 		return it, nil
 	}
@@ -3478,8 +3479,8 @@ func (ec *executionContext) unmarshalInputRestockProductInput(ctx context.Contex
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalRestockProductInput(ctx context.Context, raw any) (RestockProductInput, error) {
-	var out RestockProductInput
+func UnmarshalRestockProductInput(ctx context.Context, raw any) (command.RestockProductInput, error) {
+	var out command.RestockProductInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RestockProductInput", raw, &out)
 	return out, err
 }
@@ -4080,7 +4081,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
-func (ec *executionContext) unmarshalNAddReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐAddReviewInput(ctx context.Context, v any) (AddReviewInput, error) {
+func (ec *executionContext) unmarshalNAddReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐAddReviewInput(ctx context.Context, v any) (command.AddReviewInput, error) {
 	res, err := ec.unmarshalInputAddReviewInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -4099,22 +4100,22 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
-func (ec *executionContext) unmarshalNCancelOrderInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐCancelOrderInput(ctx context.Context, v any) (CancelOrderInput, error) {
+func (ec *executionContext) unmarshalNCancelOrderInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐCancelOrderInput(ctx context.Context, v any) (command.CancelOrderInput, error) {
 	res, err := ec.unmarshalInputCancelOrderInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNChangeCustomerAddressInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeCustomerAddressInput(ctx context.Context, v any) (ChangeCustomerAddressInput, error) {
+func (ec *executionContext) unmarshalNChangeCustomerAddressInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐChangeCustomerAddressInput(ctx context.Context, v any) (command.ChangeCustomerAddressInput, error) {
 	res, err := ec.unmarshalInputChangeCustomerAddressInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNChangeProductDescriptionInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeProductDescriptionInput(ctx context.Context, v any) (ChangeProductDescriptionInput, error) {
+func (ec *executionContext) unmarshalNChangeProductDescriptionInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐChangeProductDescriptionInput(ctx context.Context, v any) (command.ChangeProductDescriptionInput, error) {
 	res, err := ec.unmarshalInputChangeProductDescriptionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNChangeProductPriceInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeProductPriceInput(ctx context.Context, v any) (ChangeProductPriceInput, error) {
+func (ec *executionContext) unmarshalNChangeProductPriceInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐChangeProductPriceInput(ctx context.Context, v any) (command.ChangeProductPriceInput, error) {
 	res, err := ec.unmarshalInputChangeProductPriceInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -4127,12 +4128,12 @@ func (ec *executionContext) marshalNCommandResult2ᚖgithubᚗcomᚋsplitstream�
 	return ec._CommandResult(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreateProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐCreateProductInput(ctx context.Context, v any) (CreateProductInput, error) {
+func (ec *executionContext) unmarshalNCreateProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐCreateProductInput(ctx context.Context, v any) (command.CreateProductInput, error) {
 	res, err := ec.unmarshalInputCreateProductInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNDiscontinueProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐDiscontinueProductInput(ctx context.Context, v any) (DiscontinueProductInput, error) {
+func (ec *executionContext) unmarshalNDiscontinueProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐDiscontinueProductInput(ctx context.Context, v any) (command.DiscontinueProductInput, error) {
 	res, err := ec.unmarshalInputDiscontinueProductInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -4165,13 +4166,18 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
-func (ec *executionContext) unmarshalNOrderLineInput2ᚕᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐOrderLineInputᚄ(ctx context.Context, v any) ([]*OrderLineInput, error) {
+func (ec *executionContext) unmarshalNOrderLineInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐOrderLineInput(ctx context.Context, v any) (command.OrderLineInput, error) {
+	res, err := ec.unmarshalInputOrderLineInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNOrderLineInput2ᚕgithubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐOrderLineInputᚄ(ctx context.Context, v any) ([]command.OrderLineInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]*OrderLineInput, len(vSlice))
+	res := make([]command.OrderLineInput, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNOrderLineInput2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐOrderLineInput(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNOrderLineInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐOrderLineInput(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -4179,37 +4185,32 @@ func (ec *executionContext) unmarshalNOrderLineInput2ᚕᚖgithubᚗcomᚋsplits
 	return res, nil
 }
 
-func (ec *executionContext) unmarshalNOrderLineInput2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐOrderLineInput(ctx context.Context, v any) (*OrderLineInput, error) {
-	res, err := ec.unmarshalInputOrderLineInput(ctx, v)
-	return &res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) unmarshalNPlaceOrderInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐPlaceOrderInput(ctx context.Context, v any) (PlaceOrderInput, error) {
+func (ec *executionContext) unmarshalNPlaceOrderInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐPlaceOrderInput(ctx context.Context, v any) (command.PlaceOrderInput, error) {
 	res, err := ec.unmarshalInputPlaceOrderInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRegisterCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRegisterCustomerInput(ctx context.Context, v any) (RegisterCustomerInput, error) {
+func (ec *executionContext) unmarshalNRegisterCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRegisterCustomerInput(ctx context.Context, v any) (command.RegisterCustomerInput, error) {
 	res, err := ec.unmarshalInputRegisterCustomerInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRemoveReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRemoveReviewInput(ctx context.Context, v any) (RemoveReviewInput, error) {
+func (ec *executionContext) unmarshalNRemoveReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRemoveReviewInput(ctx context.Context, v any) (command.RemoveReviewInput, error) {
 	res, err := ec.unmarshalInputRemoveReviewInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRenameCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRenameCustomerInput(ctx context.Context, v any) (RenameCustomerInput, error) {
+func (ec *executionContext) unmarshalNRenameCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRenameCustomerInput(ctx context.Context, v any) (command.RenameCustomerInput, error) {
 	res, err := ec.unmarshalInputRenameCustomerInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRenameProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRenameProductInput(ctx context.Context, v any) (RenameProductInput, error) {
+func (ec *executionContext) unmarshalNRenameProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRenameProductInput(ctx context.Context, v any) (command.RenameProductInput, error) {
 	res, err := ec.unmarshalInputRenameProductInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRestockProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRestockProductInput(ctx context.Context, v any) (RestockProductInput, error) {
+func (ec *executionContext) unmarshalNRestockProductInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋcommandᚐRestockProductInput(ctx context.Context, v any) (command.RestockProductInput, error) {
 	res, err := ec.unmarshalInputRestockProductInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }

@@ -1,5 +1,7 @@
-// Package write is the write schema's GraphQL layer: resolvers that translate
-// mutations into commands and results back, and nothing more.
+// Package write is the write schema's GraphQL layer: resolvers that hand
+// mutations' inputs to the command service and results back, and nothing
+// more. The resolvers are generated (resolver.gotpl); each input type is
+// the command package's and translates itself (command/input.go).
 package write
 
 import (
@@ -15,13 +17,11 @@ type Resolver struct {
 	Version  string
 }
 
-func meta(ctx context.Context, commandID *string, expected *int) command.Meta {
-	// No Actor: the command service records the verified caller's subject.
-	return command.Meta{
-		CommandID:       deref(commandID),
-		CorrelationID:   graph.RequestID(ctx),
-		ExpectedVersion: expected,
-	}
+// meta is what every command carries from the request; the input adds its
+// command id and expected version (command.Input). No Actor: the command
+// service records the verified caller's subject.
+func meta(ctx context.Context) command.Meta {
+	return command.Meta{CorrelationID: graph.RequestID(ctx)}
 }
 
 func answer(res command.Result, err error) (*CommandResult, error) {
@@ -29,11 +29,4 @@ func answer(res command.Result, err error) (*CommandResult, error) {
 		return nil, err
 	}
 	return &CommandResult{ID: res.ID, Version: res.Version, Token: res.Token}, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

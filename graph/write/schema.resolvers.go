@@ -9,93 +9,71 @@ import (
 	"context"
 
 	"github.com/splitstream/splitstream/command"
-	"github.com/splitstream/splitstream/event"
 )
 
 // CreateProduct is the resolver for the createProduct field.
-func (r *mutationResolver) CreateProduct(ctx context.Context, input CreateProductInput) (*CommandResult, error) {
-	return answer(r.Commands.CreateProduct(ctx, meta(ctx, input.CommandID, nil), command.CreateProduct{
-		Name: input.Name, Description: deref(input.Description), Category: input.Category,
-		PriceCents: int64(input.PriceCents), Currency: input.Currency, Stock: input.Stock,
-	}))
+func (r *mutationResolver) CreateProduct(ctx context.Context, input command.CreateProductInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // RenameProduct is the resolver for the renameProduct field.
-func (r *mutationResolver) RenameProduct(ctx context.Context, input RenameProductInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
-		command.RenameProduct{Name: input.Name}))
+func (r *mutationResolver) RenameProduct(ctx context.Context, input command.RenameProductInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // ChangeProductDescription is the resolver for the changeProductDescription field.
-func (r *mutationResolver) ChangeProductDescription(ctx context.Context, input ChangeProductDescriptionInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
-		command.ChangeProductDescription{Description: input.Description}))
+func (r *mutationResolver) ChangeProductDescription(ctx context.Context, input command.ChangeProductDescriptionInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // ChangeProductPrice is the resolver for the changeProductPrice field.
-func (r *mutationResolver) ChangeProductPrice(ctx context.Context, input ChangeProductPriceInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
-		command.ChangeProductPrice{PriceCents: int64(input.PriceCents)}))
+func (r *mutationResolver) ChangeProductPrice(ctx context.Context, input command.ChangeProductPriceInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // RestockProduct is the resolver for the restockProduct field.
-func (r *mutationResolver) RestockProduct(ctx context.Context, input RestockProductInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
-		command.RestockProduct{Quantity: input.Quantity}))
+func (r *mutationResolver) RestockProduct(ctx context.Context, input command.RestockProductInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // DiscontinueProduct is the resolver for the discontinueProduct field.
-func (r *mutationResolver) DiscontinueProduct(ctx context.Context, input DiscontinueProductInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeProduct(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
-		command.DiscontinueProduct{}))
+func (r *mutationResolver) DiscontinueProduct(ctx context.Context, input command.DiscontinueProductInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // AddReview is the resolver for the addReview field.
-func (r *mutationResolver) AddReview(ctx context.Context, input AddReviewInput) (*CommandResult, error) {
-	return answer(r.Commands.AddReview(ctx, meta(ctx, input.CommandID, nil), command.AddReview{
-		ProductID: input.ProductID, Author: input.Author, Rating: input.Rating, Comment: deref(input.Comment),
-	}))
+func (r *mutationResolver) AddReview(ctx context.Context, input command.AddReviewInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // RemoveReview is the resolver for the removeReview field.
-func (r *mutationResolver) RemoveReview(ctx context.Context, input RemoveReviewInput) (*CommandResult, error) {
-	return answer(r.Commands.RemoveReview(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion)))
+func (r *mutationResolver) RemoveReview(ctx context.Context, input command.RemoveReviewInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // PlaceOrder is the resolver for the placeOrder field.
-func (r *mutationResolver) PlaceOrder(ctx context.Context, input PlaceOrderInput) (*CommandResult, error) {
-	lines := make([]event.OrderLine, len(input.Lines))
-	for i, l := range input.Lines {
-		lines[i] = event.OrderLine{ProductID: l.ProductID, Quantity: l.Quantity}
-	}
-	return answer(r.Commands.PlaceOrder(ctx, meta(ctx, input.CommandID, nil), command.PlaceOrder{
-		CustomerID: input.CustomerID, Lines: lines,
-	}))
+func (r *mutationResolver) PlaceOrder(ctx context.Context, input command.PlaceOrderInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // CancelOrder is the resolver for the cancelOrder field.
-func (r *mutationResolver) CancelOrder(ctx context.Context, input CancelOrderInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeOrder(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
-		command.CancelOrder{Reason: deref(input.Reason)}))
+func (r *mutationResolver) CancelOrder(ctx context.Context, input command.CancelOrderInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // RegisterCustomer is the resolver for the registerCustomer field.
-func (r *mutationResolver) RegisterCustomer(ctx context.Context, input RegisterCustomerInput) (*CommandResult, error) {
-	return answer(r.Commands.RegisterCustomer(ctx, meta(ctx, input.CommandID, nil), command.RegisterCustomer{
-		ID: input.ID, DisplayName: input.DisplayName, Email: input.Email, ShippingAddress: input.ShippingAddress,
-	}))
+func (r *mutationResolver) RegisterCustomer(ctx context.Context, input command.RegisterCustomerInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // RenameCustomer is the resolver for the renameCustomer field.
-func (r *mutationResolver) RenameCustomer(ctx context.Context, input RenameCustomerInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeCustomer(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
-		command.RenameCustomer{DisplayName: input.DisplayName}))
+func (r *mutationResolver) RenameCustomer(ctx context.Context, input command.RenameCustomerInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // ChangeCustomerAddress is the resolver for the changeCustomerAddress field.
-func (r *mutationResolver) ChangeCustomerAddress(ctx context.Context, input ChangeCustomerAddressInput) (*CommandResult, error) {
-	return answer(r.Commands.ChangeCustomer(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
-		command.ChangeCustomerAddress{ShippingAddress: input.ShippingAddress}))
+func (r *mutationResolver) ChangeCustomerAddress(ctx context.Context, input command.ChangeCustomerAddressInput) (*CommandResult, error) {
+	return answer(r.Commands.Dispatch(ctx, meta(ctx), input))
 }
 
 // Version is the resolver for the version field.
