@@ -1,6 +1,8 @@
 // Package command owns the write model: pure aggregates that decide which
 // events a command produces (Decide*) and fold events back into state
 // (Apply, Fold*). Nothing here does I/O, reads a clock or takes a context.
+// Beside each aggregate are its mutations' inputs, which the write schema
+// binds to and which translate themselves into commands (input.go).
 package command
 
 import (
