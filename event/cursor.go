@@ -61,4 +61,11 @@ type Record struct {
 	Envelope Envelope
 	Cursor   Cursor
 	Prev     Cursor
+	// Lanes is how many projector lanes the relay routed the record
+	// among (0: not routed to lanes), Lane the one it went to, and
+	// LanePrev the cursor of the record published just before it in the
+	// same lane: a lane's consumer chains its watermark by LanePrev.
+	Lanes    int
+	Lane     int
+	LanePrev Cursor
 }
