@@ -24,7 +24,8 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 	// The notifier tells the relay of each commit (LISTEN/NOTIFY), so it need not wait for its poll.
 	notifier := postgres.NewCommitNotifier(pool)
 	store := postgres.NotifyingStore{EventStore: postgres.NewEventStore(pool, postgres.WithTracer(a.tp)), Notifier: notifier}
-	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens), command.WithTracer(a.tp))
+	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens), command.WithTracer(a.tp),
+		command.WithLanes(a.laneOfEvent))
 	if err != nil {
 		return role{}, err
 	}
