@@ -63,7 +63,12 @@ func TestDisruptiveLanes(t *testing.T) {
 		"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
 		"SPLITSTREAM_PROJECTOR_LANES": strconv.Itoa(lanes),
 	}
-	startRoles(t, env, env["SPLITSTREAM_COMMAND_ADDR"], "command", "relay", "saga")
+	startRoles(t, env, env["SPLITSTREAM_COMMAND_ADDR"], "command")
+	for _, role := range []string{"relay", "saga"} { // one role per process, each with its admin listener
+		own := maps.Clone(env)
+		own["SPLITSTREAM_ADMIN_ADDR"] = freeAddr(t)
+		startRoles(t, own, own["SPLITSTREAM_ADMIN_ADDR"], role)
+	}
 	commandURL := "http://" + env["SPLITSTREAM_COMMAND_ADDR"] + "/graphql"
 	ids := createLamps(t, commandURL)
 
@@ -111,6 +116,12 @@ func (f *laneFleet) start() int {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLanesProjectorProcess$")
 	cmd.Env = append(os.Environ(), laneChildEnv+"="+string(raw))
 	cmd.Stderr = io.Discard
+	if dir := os.Getenv("SPLITSTREAM_TEST_LANE_LOGS"); dir != "" {
+		if f, err := os.Create(fmt.Sprintf("%s/projector-%d.log", dir, time.Now().UnixNano())); err == nil {
+			cmd.Stderr = f
+			defer f.Close() // the child holds its own descriptor
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
 	}

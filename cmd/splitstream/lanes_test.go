@@ -25,15 +25,15 @@ func lanesCaughtUp(ctx context.Context, pool *pgxpool.Pool, searcher *elastic.Se
 	err = pool.QueryRow(ctx, `SELECT tx_id::text::bigint, position, lanes FROM relay_checkpoints WHERE name = $1`, relayName).
 		Scan(&relayed.Tx, &relayed.Position, &lanes)
 	if err != nil || relayed.Less(head) {
-		return false, nil
+		return false, fmt.Errorf("relayed up to %v of %v (%v)", relayed, head, err)
 	}
 	for n, l := range lanes {
 		cp, err := searcher.LaneCheckpoint(ctx, n)
 		if err != nil {
 			return false, err
 		}
-		if cp.Less(event.Cursor{Tx: l[0], Position: int64(l[1])}) {
-			return false, nil
+		if want := (event.Cursor{Tx: l[0], Position: int64(l[1])}); cp.Less(want) {
+			return false, fmt.Errorf("lane %d applied up to %v of %v", n, cp, want)
 		}
 	}
 	return true, nil
