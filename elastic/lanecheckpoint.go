@@ -2,6 +2,8 @@ package elastic
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/query"
@@ -20,4 +22,19 @@ func (s *Searcher) LaneCheckpoint(ctx context.Context, lane int) (event.Cursor, 
 		return event.Cursor{}, err
 	}
 	return event.Cursor{Tx: cp.Tx, Position: cp.Position}, nil
+}
+
+// AddCheckpointFields puts the checkpoint document's current mapping on
+// the live checkpoints index: a deployment from before lanes has a strict
+// mapping without the lanes' epoch, and the checkpoints are never rebuilt.
+// New fields only; a mapping change Elasticsearch refuses is an error.
+func (x *Indices) AddCheckpointFields(ctx context.Context) error {
+	mapping, ok := Mapping(query.Checkpoints.Index)
+	if !ok {
+		return fmt.Errorf("no mapping for %q", query.Checkpoints.Index)
+	}
+	if err := x.do(ctx, http.MethodPut, "/"+Alias(x.prefix, query.Checkpoints.Index)+"/_mapping", mapping, nil); err != nil {
+		return fmt.Errorf("update the checkpoints mapping: %w", err)
+	}
+	return nil
 }

@@ -35,8 +35,12 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 	}
 	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval).Ensure(ensureCtx); err != nil {
+	indices := elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval)
+	if err := indices.Ensure(ensureCtx); err != nil {
 		return role{}, fmt.Errorf("projector: create indices: %w", err)
+	}
+	if err := indices.AddCheckpointFields(ensureCtx); err != nil {
+		return role{}, fmt.Errorf("projector: %w", err)
 	}
 	notices, err := rabbitmq.NewNoticePublisher(conn)
 	if err != nil {
