@@ -18,7 +18,7 @@ func (p *Projector) fillHole(ctx context.Context) {
 		return
 	}
 	var from event.Cursor // where a lane projector reads on past other lanes' records
-	for range 20 { // bounded work per call; the next call goes on
+	for range 20 {        // bounded work per call; the next call goes on
 		p.mu.Lock()
 		if p.wm == nil { // not resumed yet: no batch so far
 			p.mu.Unlock()
