@@ -14,9 +14,10 @@ import (
 	"github.com/splitstream/splitstream/query"
 )
 
-// laneQueue is how many full batches the reader may hold for one lane
-// ahead of its writer: with the batch being filled, a rebuild keeps at most
-// lanes × (laneQueue + 1) × Batch records in memory.
+// laneQueue is how many batches the reader may queue for one lane ahead
+// of its writer. A lane's batch is its share of one read of Batch
+// records, so with the read being dispatched a rebuild holds at most
+// (lanes × laneQueue + 1) × Batch records (a lane may hold a whole read).
 const laneQueue = 2
 
 // LaneProgress is one lane's share of a rebuild, for progress reports.
@@ -78,7 +79,7 @@ func (r *rebuildRun) replay(ctx context.Context) error {
 }
 
 // read reads the log from the cursor to its head and dispatches its
-// records to the lanes' queues, Batch records at a time per lane, and
+// records to the lanes' queues, each read's share per lane at a time, and
 // closes the queues at the end (or at the first failure).
 func (r *rebuildRun) read(ctx context.Context, queues []chan []Message) error {
 	defer func() {
@@ -108,18 +109,16 @@ func (r *rebuildRun) read(ctx context.Context, queues []chan []Message) error {
 			l := r.laneOf(rec)
 			rec.Prev, r.lanes[l].prev = r.lanes[l].prev, rec.Cursor
 			pending[l] = append(pending[l], Message{Record: rec, Chained: true})
-			if len(pending[l]) >= r.Batch {
+		}
+		r.cursor = recs[len(recs)-1].Cursor
+		// Every lane gets its share of each read at once (about
+		// Batch/lanes records), so the writers start with the first
+		// read and none waits for its own Batch to fill.
+		for l := range pending {
+			if len(pending[l]) > 0 {
 				if err := send(l); err != nil {
 					return err
 				}
-			}
-		}
-		r.cursor = recs[len(recs)-1].Cursor
-	}
-	for l := range pending {
-		if len(pending[l]) > 0 {
-			if err := send(l); err != nil {
-				return err
 			}
 		}
 	}
@@ -161,15 +160,24 @@ func (r *rebuildRun) reportLanes(ctx context.Context) (stop func()) {
 	if r.LaneProgress == nil {
 		return func() {}
 	}
-	last := make([]int64, len(r.lanes))
-	lastAt := time.Now()
-	report := func() {
+	first, last := make([]int64, len(r.lanes)), make([]int64, len(r.lanes))
+	for l, w := range r.lanes {
+		first[l] = w.events.Load()
+		last[l] = first[l]
+	}
+	start := time.Now()
+	lastAt := start
+	// report's rate is since the last report; the final one's is over the
+	// whole pass (the interval since the last tick may be very short).
+	report := func(final bool) {
 		now := time.Now()
-		secs := max(now.Sub(lastAt).Seconds(), 1e-9)
 		out := make([]LaneProgress, len(r.lanes))
 		for l, w := range r.lanes {
-			n := w.events.Load()
-			out[l] = LaneProgress{Lane: l, Events: n, Rate: float64(n-last[l]) / secs, At: w.at.Load()}
+			n, from, since := w.events.Load(), last[l], lastAt
+			if final {
+				from, since = first[l], start
+			}
+			out[l] = LaneProgress{Lane: l, Events: n, Rate: float64(n-from) / max(now.Sub(since).Seconds(), 1e-9), At: w.at.Load()}
 			last[l] = n
 		}
 		lastAt = now
@@ -184,9 +192,9 @@ func (r *rebuildRun) reportLanes(ctx context.Context) (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				report()
+				report(false)
 			case <-done:
-				report()
+				report(true)
 				return
 			case <-ctx.Done():
 				return
