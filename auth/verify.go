@@ -12,6 +12,7 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 )
 
@@ -51,6 +52,27 @@ type Verifier struct {
 	secret []byte
 	jwks   keyfunc.Keyfunc
 	parser *jwt.Parser
+	now    func() time.Time
+	// verified remembers tokens that passed, so a caller's next request
+	// skips the signature check (an HMAC or RSA verify and a JSON decode
+	// on every request, twice through the gateway).
+	verified *lru.Cache[string, verified]
+}
+
+// Bounds of the verified-token cache: at most verifiedEntries tokens of up
+// to verifiedTokenBytes each (about 8 MiB at worst), each kept until the
+// token's exp and never longer than verifiedTTL, so a key dropped from the
+// JWKS stops working at most verifiedTTL later than it would uncached.
+const (
+	verifiedEntries    = 4096
+	verifiedTokenBytes = 2 << 10
+	verifiedTTL        = 10 * time.Second
+)
+
+// verified is a cached verification: the caller, until when it holds.
+type verified struct {
+	caller Caller
+	until  time.Time
 }
 
 // NewVerifier checks cfg and, with a JWKS URL, starts fetching the key set
@@ -66,7 +88,15 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Secret != nil && len(cfg.Secret) < MinSecretBytes {
 		return nil, fmt.Errorf("auth: SPLITSTREAM_JWT_SECRET must be at least %d bytes", MinSecretBytes)
 	}
-	v := &Verifier{secret: cfg.Secret}
+	v := &Verifier{secret: cfg.Secret, now: cfg.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	cache, err := lru.New[string, verified](verifiedEntries)
+	if err != nil {
+		return nil, fmt.Errorf("auth: token cache: %w", err)
+	}
+	v.verified = cache
 	// Only the algorithms configured keys can check: alg "none", and an
 	// HS256 token signed with a public key, fail before any key is chosen.
 	var algs []string
@@ -139,6 +169,33 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Caller, error) {
 	if len(token) > MaxTokenBytes {
 		return bad(errors.New("token too long"))
 	}
+	now := v.now()
+	if hit, ok := v.verified.Get(token); ok {
+		if now.Before(hit.until) {
+			return hit.caller, nil
+		}
+		v.verified.Remove(token)
+	}
+	c, err := v.verify(ctx, token)
+	if err != nil {
+		return bad(err)
+	}
+	// Kept until exp at the latest (the leeway is left to a full check)
+	// and never longer than verifiedTTL.
+	if until := now.Add(verifiedTTL); len(token) <= verifiedTokenBytes {
+		if c.Expires.Before(until) {
+			until = c.Expires
+		}
+		if now.Before(until) {
+			v.verified.Add(token, verified{caller: c, until: until})
+		}
+	}
+	return c, nil
+}
+
+// verify checks a token's signature and claims.
+func (v *Verifier) verify(ctx context.Context, token string) (Caller, error) {
+	bad := func(err error) (Caller, error) { return Caller{}, err }
 	var cl claims
 	_, err := v.parser.ParseWithClaims(token, &cl, func(t *jwt.Token) (any, error) {
 		// The method was checked against the allowed list already; the key

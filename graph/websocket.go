@@ -94,7 +94,7 @@ func WebSocket(o WebSocketOptions) (graphql.Transport, graphql.OperationMiddlewa
 				Extensions: map[string]any{"code": "BAD_USER_INPUT"},
 			}}})
 		}
-		go func() { <-ctx.Done(); n.Add(-1) }()
+		context.AfterFunc(ctx, func() { n.Add(-1) })
 		return next(ctx)
 	}
 	return expiringWebsocket{ws}, limit

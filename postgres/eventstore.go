@@ -276,7 +276,9 @@ func lockAndLoad(ctx context.Context, conn *pgxpool.Conn, c command.Change) (loa
 	read := &pgx.Batch{}
 	read.Queue(`BEGIN`)
 	read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.Stream.ID)
-	read.Queue(commandSQL, scope(c), c.CommandID)
+	if c.Lookup {
+		read.Queue(commandSQL, scope(c), c.CommandID)
+	}
 	read.Queue(snapshotSQL, c.Stream.ID, c.FoldVersion)
 	read.Queue(loadSinceSQL, c.Stream.ID, c.FoldVersion)
 	results := conn.SendBatch(ctx, read)
@@ -287,9 +289,11 @@ func lockAndLoad(ctx context.Context, conn *pgxpool.Conn, c command.Change) (loa
 	if _, err := results.Exec(); err != nil {
 		return loaded{}, fmt.Errorf("lock %s: %w", c.Stream.ID, err)
 	}
-	stored, found, err := scanCommand(results.QueryRow(), c)
-	if err != nil || found {
-		return loaded{stored: stored, found: found}, err
+	if c.Lookup {
+		stored, found, err := scanCommand(results.QueryRow(), c)
+		if err != nil || found {
+			return loaded{stored: stored, found: found}, err
+		}
 	}
 	snap, last, err := scanSnapshot(results.QueryRow())
 	if err != nil {
@@ -361,15 +365,21 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 		write.Queue(`INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
 			RETURNING position, tx_id::text::bigint`,
-			uuid.New(), c.Stream.ID, c.Stream.Type, st.version+i+1, typ, schema, data, metadata)
+			newEventID(), c.Stream.ID, c.Stream.Type, st.version+i+1, typ, schema, data, metadata)
 	}
 	// The result is what the stream's last event says, so the command's
 	// record needs no second round trip for the appended positions.
 	version := st.version + len(dec.Events)
-	write.Queue(`INSERT INTO commands (scope, command_id, mutation, input_hash, result)
-		SELECT $1, $2, $3, $4, jsonb_build_object('id', $5::text, 'version', $6::int, 'tx', e.tx_id::text::bigint, 'position', e.position)
-		FROM events e WHERE e.stream_id = $5 AND e.version = $6`,
-		scope(c), c.CommandID, string(c.Mutation), c.InputHash, c.Stream.ID, version)
+	// Only a command id that can come again is recorded: one the service
+	// generated (no commandId from the client) was never told to anyone
+	// before the answer, so no retry can name it, and its record would be
+	// a second row and index entry per mutation for nothing.
+	if c.Lookup {
+		write.Queue(`INSERT INTO commands (scope, command_id, mutation, input_hash, result)
+			SELECT $1, $2, $3, $4, jsonb_build_object('id', $5::text, 'version', $6::int, 'tx', e.tx_id::text::bigint, 'position', e.position)
+			FROM events e WHERE e.stream_id = $5 AND e.version = $6`,
+			scope(c), c.CommandID, string(c.Mutation), c.InputHash, c.Stream.ID, version)
+	}
 	snapshot := version > 0 && version-st.snapshot >= command.SnapshotEvery && dec.State != nil
 	if snapshot {
 		state, err := dec.State()
@@ -403,9 +413,11 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 		}
 		last.Tx = uint64(txid)
 	}
-	if _, err := results.Exec(); err != nil {
-		results.Close()
-		return command.Result{}, fmt.Errorf("record command %s: %w", c.CommandID, err)
+	if c.Lookup {
+		if _, err := results.Exec(); err != nil {
+			results.Close()
+			return command.Result{}, fmt.Errorf("record command %s: %w", c.CommandID, err)
+		}
 	}
 	if snapshot {
 		if _, err := results.Exec(); err != nil {
@@ -422,6 +434,18 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 	}
 	*committed = true
 	return command.Result{ID: c.Stream.ID, Version: version, Token: last.Token()}, nil
+}
+
+// newEventID names a new event: a UUIDv7, time-ordered, so that ids made
+// close together sort together (events are never looked up by id; the
+// store relies on the id's randomness, not on an index, for uniqueness).
+func newEventID() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil {
+		// NewV7 fails only when the system's random source does.
+		return uuid.New()
+	}
+	return id
 }
 
 func (s *EventStore) storedResult(ctx context.Context, c command.Change) (command.Result, bool, error) {

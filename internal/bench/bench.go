@@ -169,3 +169,8 @@ func Table(w io.Writer, results []Result) {
 		fmt.Fprintf(w, "%-34s %12.2f %-6s %12.2f %7.2f  %-4s %s\n", r.Name, r.Value, r.Unit, r.Ceiling, r.Ratio, met, r.Goal)
 	}
 }
+
+// Reported builds a figure with no ceiling and no goal, shown for what it is.
+func Reported(name string, value float64, unit string) Result {
+	return Result{Name: name, Value: round(value), Unit: unit, Goal: "reported", Met: true}
+}

@@ -65,7 +65,8 @@ type Stack struct {
 // Flags are splitstream bench's options.
 type Flags struct {
 	jsonOut, commandURL, queryURL, gatewayURL, mgmtURL *string
-	relayBacklog                                       *int
+	queryMetrics                                       *string
+	relayBacklog, subscribers                          *int
 	isQuick, traced                                    *bool
 }
 
@@ -80,6 +81,8 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 		mgmtURL:      fs.String("rabbitmq-management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API (the projector and relay suites make scratch vhosts)"),
 		traced:       fs.Bool("tracing", false, "write and projector also run with tracing on (a no-op exporter behind the batch span processor) beside off"),
 		relayBacklog: fs.Int("relay-backlog", 100_000, "events in the relay suite's backlog (1000 to 10000000)"),
+		queryMetrics: fs.String("query-metrics-url", "http://127.0.0.1:8070/metrics", "the query instance's /metrics (admin listener): the subscriptions suite reads its resident memory and goroutines before and after opening the subscribers; empty or unreachable: not measured"),
+		subscribers:  fs.Int("subscribers", 1000, "WebSocket subscribers the subscriptions suite opens on the query instance, one connection each (100 to 50000; above about 4000 start the stack with SPLITSTREAM_HTTP_MAX_CONNS raised)"),
 	}
 }
 
@@ -137,15 +140,20 @@ func newEnv(ctx context.Context, f *Flags, suites []string, st Stack) (Env, erro
 		}
 	}
 	env := Env{
-		Command:  GraphQL{URL: *f.commandURL, Client: httpClient, Token: token},
-		Query:    GraphQL{URL: *f.queryURL, Client: httpClient, Token: token},
-		Gateway:  GraphQL{URL: *f.gatewayURL, Client: httpClient, Token: token},
-		QueryWS:  "ws" + strings.TrimPrefix(*f.queryURL, "http"),
-		Pool:     pool,
-		Prefix:   st.IndexPrefix,
-		Refresh:  st.Refresh,
-		Quick:    *f.isQuick,
-		Progress: os.Stderr,
+		Command:      GraphQL{URL: *f.commandURL, Client: httpClient, Token: token},
+		Query:        GraphQL{URL: *f.queryURL, Client: httpClient, Token: token},
+		Gateway:      GraphQL{URL: *f.gatewayURL, Client: httpClient, Token: token},
+		QueryWS:      "ws" + strings.TrimPrefix(*f.queryURL, "http"),
+		Pool:         pool,
+		Prefix:       st.IndexPrefix,
+		Refresh:      st.Refresh,
+		Quick:        *f.isQuick,
+		Progress:     os.Stderr,
+		Subscribers:  *f.subscribers,
+		QueryMetrics: *f.queryMetrics,
+	}
+	if *f.subscribers < 100 || *f.subscribers > 50_000 {
+		return Env{}, errors.New("--subscribers must be between 100 and 50000")
 	}
 	if *f.relayBacklog < 1000 || *f.relayBacklog > 10_000_000 {
 		return Env{}, errors.New("--relay-backlog must be between 1000 and 10000000")

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +32,10 @@ type Env struct {
 	Refresh  time.Duration
 	Quick    bool
 	Progress io.Writer
+	// Subscribers is how many WebSocket subscribers the subscriptions
+	// suite opens; QueryMetrics the query instance's /metrics, if known.
+	Subscribers  int
+	QueryMetrics string
 	// EnsureProducts makes at least n products exist in the index.
 	EnsureProducts func(ctx context.Context, n int) error
 }
@@ -246,31 +251,36 @@ func Query(ctx context.Context, e Env) ([]Result, error) {
 	}, nil
 }
 
-// Subscriptions opens many WebSocket subscribers, renames the products they
-// watch and measures mutation → push latency, beside the mutation →
-// visible (real-time get) p99 of this run.
+// Subscriptions opens e.Subscribers WebSocket subscribers (one connection
+// each, 100 per product), renames the products they watch at a steady 50
+// renames/s (so 5,000 pushes/s whatever the subscriber count: what grows
+// with --subscribers is what the instance holds, not the push rate) and
+// measures mutation → push latency beside the mutation → visible
+// (real-time get) p99 of this run, and what each subscriber costs the
+// query instance in memory and goroutines when its /metrics is reachable.
 func Subscriptions(ctx context.Context, e Env, visibleP99 time.Duration) ([]Result, error) {
-	subscribers, products, renames := 1000, 10, 20
-	if e.Quick {
-		renames = 10
-	}
-	ids, err := createWatched(ctx, e, products)
+	plan := planSubscriptions(e.Subscribers, e.Quick)
+	ids, err := createWatched(ctx, e, plan.products)
 	if err != nil {
 		return nil, err
 	}
-	e.say("subscriptions: opening %d WebSocket subscribers over %d products", subscribers, products)
+	before, beforeErr := scrapeProcess(ctx, e)
+	e.say("subscriptions: opening %d WebSocket subscribers over %d products", plan.subscribers, plan.products)
 	pushes := &pushTimes{sent: map[string]time.Time{}}
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := openSubscribers(subCtx, e, ids, subscribers, pushes); err != nil {
+	opened := time.Now()
+	if err := openSubscribers(subCtx, e, ids, plan.subscribers, pushes); err != nil {
 		return nil, err
 	}
-	time.Sleep(500 * time.Millisecond) // let the last subscriptions register
-	e.say("subscriptions: %d subscribers ready; %d renames", subscribers, renames*products)
-	if err := renameWatched(ctx, e, ids, renames, pushes); err != nil {
+	e.say("subscriptions: %d subscribers open in %s", plan.subscribers, time.Since(opened).Round(time.Millisecond))
+	time.Sleep(time.Second) // let the last subscriptions register
+	after, afterErr := scrapeProcess(ctx, e)
+	e.say("subscriptions: %d renames at %d/s", plan.renames*plan.products, renamesPerSecond)
+	if err := renameWatched(ctx, e, ids, plan.renames, pushes); err != nil {
 		return nil, err
 	}
-	want := int64(renames * subscribers)
+	want := int64(plan.renames * plan.subscribers)
 	deadline := time.Now().Add(30 * time.Second)
 	for pushes.received.Load() < want && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -282,11 +292,40 @@ func Subscriptions(ctx context.Context, e Env, visibleP99 time.Duration) ([]Resu
 	p99 := Percentile(lat, 99)
 	delivered := Rate("subscriptions.delivered", float64(pushes.received.Load()), float64(want), "msgs", 1)
 	delivered.Goal = "every subscriber gets every change"
-	return []Result{
+	n := fmt.Sprintf("(%d subscribers)", plan.subscribers)
+	rs := []Result{
 		delivered,
-		Latency("subscriptions.push.p50", Percentile(lat, 50), visibleP99, "reported beside visible p99", time.Hour),
-		Latency("subscriptions.push.p99", p99, visibleP99, "≤ visible p99 + 100 ms", visibleP99+100*time.Millisecond),
-	}, nil
+		Latency("subscriptions.push.p50 "+n, Percentile(lat, 50), visibleP99, "reported beside visible p99", time.Hour),
+		Latency("subscriptions.push.p99 "+n, p99, visibleP99, "≤ visible p99 + 100 ms", visibleP99+100*time.Millisecond),
+	}
+	if beforeErr != nil || afterErr != nil {
+		e.say("subscriptions: the query instance's memory is not measured (%v)", errors.Join(beforeErr, afterErr))
+		return rs, nil
+	}
+	per := float64(plan.subscribers)
+	return append(rs,
+		Reported("subscriptions.rss_per_subscriber", (after.rss-before.rss)/per/1024, "KiB"),
+		Reported("subscriptions.goroutines_per_subscriber", (after.goroutines-before.goroutines)/per, "goroutines"),
+	), nil
+}
+
+// renamesPerSecond paces the subscriptions suite's renames.
+const renamesPerSecond = 50
+
+// subscriptionPlan is the subscriptions suite's size.
+type subscriptionPlan struct{ subscribers, products, renames int }
+
+// planSubscriptions puts 100 subscribers on each product (at least 10
+// products) and renames each product often enough for about 200 renames
+// in all (100 with quick), at least twice.
+func planSubscriptions(subscribers int, quick bool) subscriptionPlan {
+	p := subscriptionPlan{subscribers: subscribers, products: max(10, subscribers/100)}
+	total := 200
+	if quick {
+		total = 100
+	}
+	p.renames = max(2, total/p.products)
+	return p
 }
 
 // pushTimes is when each rename was sent and how long its pushes took.
@@ -329,32 +368,52 @@ func createWatched(ctx context.Context, e Env, products int) ([]string, error) {
 }
 
 // openSubscribers opens subscribers WebSockets, spread over ids, until ctx
-// ends, and waits (at most 60 s) for all of them to be ready.
+// ends, at most 64 handshakes at a time, and waits (60 s plus 1 ms a
+// subscriber) for all of them to be ready.
 func openSubscribers(ctx context.Context, e Env, ids []string, subscribers int, pushes *pushTimes) error {
 	ready := make(chan error, subscribers)
-	for s := range subscribers {
-		id := ids[s%len(ids)]
-		go func() {
-			ready <- subscribe(ctx, e.QueryWS, e.Query.Token, id, func(name string) { pushes.pushed(id, name) })
-		}()
-	}
+	dialing := make(chan struct{}, 64) // handshakes in flight: a burst of thousands would only time out
+	go func() {
+		for s := range subscribers {
+			id := ids[s%len(ids)]
+			select {
+			case dialing <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				err := subscribe(ctx, e.QueryWS, e.Query.Token, id, func(name string) { pushes.pushed(id, name) })
+				<-dialing
+				ready <- err
+			}()
+		}
+	}()
+	timeout := time.After(60*time.Second + time.Duration(subscribers)*time.Millisecond)
 	for range subscribers {
 		select {
 		case err := <-ready:
 			if err != nil {
 				return fmt.Errorf("subscriber: %w", err)
 			}
-		case <-time.After(60 * time.Second):
-			return fmt.Errorf("subscribers not ready after 60s")
+		case <-timeout:
+			return fmt.Errorf("%d subscribers not ready in time", subscribers)
 		}
 	}
 	return nil
 }
 
-// renameWatched renames every watched product renames times, noting when.
+// renameWatched renames every watched product renames times, round robin
+// at renamesPerSecond, noting when.
 func renameWatched(ctx context.Context, e Env, ids []string, renames int, pushes *pushTimes) error {
+	tick := time.NewTicker(time.Second / renamesPerSecond)
+	defer tick.Stop()
 	for r := range renames {
 		for _, id := range ids {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
 			name := fmt.Sprintf("Watched %s %d", id[:4], r)
 			pushes.send(id, name)
 			if err := e.Command.Do(ctx, `mutation($id: ID!, $n: String!) { renameProduct(input: {id: $id, name: $n}) { version } }`,
@@ -362,7 +421,6 @@ func renameWatched(ctx context.Context, e Env, ids []string, renames int, pushes
 				return err
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return nil
 }
