@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"strings"
 
 	"github.com/splitstream/splitstream"
 )
@@ -18,7 +19,7 @@ const (
 	// (the thing is public anyway, as a review is, or the input names it).
 	own
 	// ownHidden: a customer for its own things only; another's reads as
-	// NOT_FOUND, so its existence does not leak (orders).
+	// NOT_FOUND, so its existence does not leak (orders, customers).
 	ownHidden
 	// admin: admins only.
 	admin
@@ -40,6 +41,9 @@ var rules = map[string]rule{
 	"removeReview":             own,
 	"placeOrder":               own,
 	"cancelOrder":              ownHidden,
+	"registerCustomer":         own,
+	"renameCustomer":           own,
+	"changeCustomerAddress":    own,
 	// query service
 	"product":        public,
 	"products":       public,
@@ -48,11 +52,13 @@ var rules = map[string]rule{
 	"productHistory": admin,
 	"order":          ownHidden,
 	"orders":         own,
+	"customer":       ownHidden,
 	// subscriptions
 	"productChanged":  public,
 	"productsChanged": public,
 	"reviewAdded":     public,
 	"orderChanged":    ownHidden,
+	"customerChanged": ownHidden,
 }
 
 // Operations lists every operation the policy knows, for tests and docs.
@@ -106,9 +112,17 @@ func AuthorizeOwner(c Caller, op, owner string) error {
 	case own:
 		return forbidden(op + " is only for the caller's own")
 	case ownHidden:
-		return splitstream.NotFound("no such order")
+		return splitstream.NotFound("no such %s", hidden(op))
 	}
 	return nil
+}
+
+// hidden names what an ownHidden operation is about, for NOT_FOUND.
+func hidden(op string) string {
+	if strings.Contains(strings.ToLower(op), "customer") {
+		return "customer"
+	}
+	return "order"
 }
 
 // Owns reports whether c may see a thing owned by owner under op's rules:

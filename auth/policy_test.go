@@ -91,6 +91,11 @@ func TestPolicy(t *testing.T) {
 		"productsChanged":          public,
 		"reviewAdded":              public,
 		"orderChanged":             ownHiddenRow,
+		"registerCustomer":         ownForbidden,
+		"renameCustomer":           ownForbidden,
+		"changeCustomerAddress":    ownForbidden,
+		"customer":                 ownHiddenRow,
+		"customerChanged":          ownHiddenRow,
 	}
 	cs := callers(t)
 	for op, row := range want {

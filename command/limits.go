@@ -34,6 +34,8 @@ const (
 	maxLineQuantity     = 1_000
 	minRating           = 1
 	maxRating           = 5
+	maxAddressRunes     = 1_000
+	maxEmailBytes       = 254 // RFC 5321's longest forward path, less its brackets
 )
 
 // Limit is one bound, as the write schema documents it.
@@ -49,18 +51,24 @@ func Limits() []Limit {
 	commandIDs := []string{"CreateProductInput.commandId", "RenameProductInput.commandId",
 		"ChangeProductDescriptionInput.commandId", "ChangeProductPriceInput.commandId", "RestockProductInput.commandId",
 		"DiscontinueProductInput.commandId", "AddReviewInput.commandId", "RemoveReviewInput.commandId",
-		"PlaceOrderInput.commandId", "CancelOrderInput.commandId"}
+		"PlaceOrderInput.commandId", "CancelOrderInput.commandId", "RegisterCustomerInput.commandId",
+		"RenameCustomerInput.commandId", "ChangeCustomerAddressInput.commandId"}
 	expected := []string{"RenameProductInput.expectedVersion", "ChangeProductDescriptionInput.expectedVersion",
 		"ChangeProductPriceInput.expectedVersion", "RestockProductInput.expectedVersion",
-		"DiscontinueProductInput.expectedVersion", "RemoveReviewInput.expectedVersion", "CancelOrderInput.expectedVersion"}
+		"DiscontinueProductInput.expectedVersion", "RemoveReviewInput.expectedVersion", "CancelOrderInput.expectedVersion",
+		"RenameCustomerInput.expectedVersion", "ChangeCustomerAddressInput.expectedVersion"}
 	return []Limit{
 		{[]string{"RenameProductInput.id", "ChangeProductDescriptionInput.id", "ChangeProductPriceInput.id",
 			"RestockProductInput.id", "DiscontinueProductInput.id", "RemoveReviewInput.id", "CancelOrderInput.id",
-			"AddReviewInput.productId", "OrderLineInput.productId", "PlaceOrderInput.customerId"},
+			"AddReviewInput.productId", "OrderLineInput.productId", "PlaceOrderInput.customerId",
+			"RegisterCustomerInput.id", "RenameCustomerInput.id", "ChangeCustomerAddressInput.id"},
 			fmt.Sprintf("1 to %s bytes, no control characters.", num(maxIDBytes))},
 		{commandIDs, fmt.Sprintf("At most %s bytes, no control characters.", num(maxIDBytes))},
 		{expected, "At least 0."},
-		{[]string{"CreateProductInput.name", "RenameProductInput.name"}, textDoc(1, maxNameRunes)},
+		{[]string{"CreateProductInput.name", "RenameProductInput.name", "RegisterCustomerInput.displayName",
+			"RenameCustomerInput.displayName"}, textDoc(1, maxNameRunes)},
+		{[]string{"RegisterCustomerInput.shippingAddress", "ChangeCustomerAddressInput.shippingAddress"}, textDoc(1, maxAddressRunes)},
+		{[]string{"RegisterCustomerInput.email"}, fmt.Sprintf("One plain address (no display name), at most %s bytes.", num(maxEmailBytes))},
 		{[]string{"CreateProductInput.category"}, textDoc(1, maxCategoryRunes)},
 		{[]string{"CreateProductInput.description", "ChangeProductDescriptionInput.description"}, textDoc(0, maxDescriptionRunes)},
 		{[]string{"CreateProductInput.currency"}, fmt.Sprintf("ISO 4217 shape: %d upper-case letters A to Z, such as EUR.", currencyLetters)},

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -38,52 +37,31 @@ func NewSearcher(es *elasticsearch.Client, prefix string) *Searcher {
 	return &Searcher{es: es, prefix: prefix, refresh: refresh}
 }
 
-// GetProduct is a real-time get through the alias.
-func (s *Searcher) GetProduct(ctx context.Context, id string) (*query.Product, error) {
-	var p query.Product
-	ok, rev, err := s.get(ctx, query.Products.Index, id, &p)
-	if !ok || err != nil {
+// Get is a real-time get of one document of k through its alias; nil
+// when there is none.
+func (s *Searcher) Get(ctx context.Context, k *query.Kind, id string) (*query.Doc, error) {
+	docs, err := s.GetMany(ctx, k, []string{id})
+	if err != nil || len(docs) == 0 {
 		return nil, err
 	}
-	p.Rev = rev
-	return &p, nil
+	return &docs[0], nil
 }
 
-// GetOrder is a real-time get through the alias.
-func (s *Searcher) GetOrder(ctx context.Context, id string) (*query.Order, error) {
-	var o query.Order
-	ok, rev, err := s.get(ctx, query.Orders.Index, id, &o)
-	if !ok || err != nil {
-		return nil, err
-	}
-	o.Rev = rev
-	return &o, nil
-}
-
-// get reads one document in real time; rev orders its writes (primary term,
-// then sequence number).
-func (s *Searcher) get(ctx context.Context, model, id string, out any) (bool, int64, error) {
-	var res struct {
-		Found       bool            `json:"found"`
-		SeqNo       int64           `json:"_seq_no"`
-		PrimaryTerm int64           `json:"_primary_term"`
-		Source      json.RawMessage `json:"_source"`
-	}
-	err := Do(ctx, s.es, http.MethodGet, "/"+Alias(s.prefix, model)+"/_doc/"+url.PathEscape(id)+"?realtime=true", "", &res)
-	var re *ResponseError
-	if errors.As(err, &re) && re.Status == http.StatusNotFound {
-		return false, 0, nil
-	}
-	if err != nil {
-		return false, 0, fmt.Errorf("get %s %s: %w", model, id, err)
-	}
-	if !res.Found {
-		return false, 0, nil
-	}
-	if err := json.Unmarshal(res.Source, out); err != nil {
-		return false, 0, fmt.Errorf("decode %s %s: %w", model, id, err)
-	}
-	return true, res.PrimaryTerm<<40 | res.SeqNo, nil
+// GetMany is a real-time multi-get of documents of k through its alias,
+// in the order of ids, absent ones left out; with fields, only those are
+// read. Rev orders a document's writes (primary term, then sequence
+// number).
+func (s *Searcher) GetMany(ctx context.Context, k *query.Kind, ids []string, fields ...string) ([]query.Doc, error) {
+	var out []query.Doc
+	err := s.mget(ctx, k.Index, ids, fields, func(id string, src json.RawMessage, rev int64) error {
+		v := k.New()
+		if err := json.Unmarshal(src, v); err != nil {
+			return err
+		}
+		out = append(out, query.Doc{ID: id, Value: v, Rev: rev})
+		return nil
+	})
+	return out, err
 }
 
 type hit struct {
@@ -367,23 +345,12 @@ func (s *Searcher) MakeVisible(ctx context.Context, kind query.Name) error {
 
 // Checkpoint reads the projector's applied watermark.
 func (s *Searcher) Checkpoint(ctx context.Context) (event.Cursor, error) {
-	var cp query.Checkpoint
-	ok, _, err := s.get(ctx, query.Checkpoints.Index, query.CheckpointID, &cp)
-	if err != nil || !ok {
+	d, err := s.Get(ctx, query.Checkpoints, query.CheckpointID)
+	if err != nil || d == nil {
 		return event.Cursor{}, err
 	}
+	cp := d.Value.(*query.Checkpoint)
 	return event.Cursor{Tx: cp.Tx, Position: cp.Position}, nil
-}
-
-// GetReview is a real-time get through the alias.
-func (s *Searcher) GetReview(ctx context.Context, id string) (*query.Review, error) {
-	var r query.Review
-	ok, rev, err := s.get(ctx, query.Reviews.Index, id, &r)
-	if !ok || err != nil {
-		return nil, err
-	}
-	r.Rev = rev
-	return &r, nil
 }
 
 // mget reads ids of model in real time, with only the fields of source
@@ -408,12 +375,19 @@ func (s *Searcher) mget(ctx context.Context, model string, ids []string, source 
 			SeqNo       int64           `json:"_seq_no"`
 			PrimaryTerm int64           `json:"_primary_term"`
 			Source      json.RawMessage `json:"_source"`
+			Error       *struct {
+				Type   string `json:"type"`
+				Reason string `json:"reason"`
+			} `json:"error"`
 		} `json:"docs"`
 	}
 	if err := Do(ctx, s.es, http.MethodPost, path, string(raw), &res); err != nil {
 		return fmt.Errorf("mget %d %s: %w", len(ids), model, err)
 	}
 	for _, d := range res.Docs {
+		if d.Error != nil && d.Error.Type != "index_not_found_exception" {
+			return fmt.Errorf("mget %s %s: %s: %s", model, d.ID, d.Error.Type, d.Error.Reason)
+		}
 		if !d.Found {
 			continue
 		}
@@ -422,35 +396,4 @@ func (s *Searcher) mget(ctx context.Context, model string, ids []string, source 
 		}
 	}
 	return nil
-}
-
-// GetReviews is a real-time multi-get of reviews, in the order of ids.
-func (s *Searcher) GetReviews(ctx context.Context, ids []string) ([]query.Review, error) {
-	var out []query.Review
-	err := s.mget(ctx, query.Reviews.Index, ids, nil, func(_ string, src json.RawMessage, rev int64) error {
-		var r query.Review
-		if err := json.Unmarshal(src, &r); err != nil {
-			return err
-		}
-		r.Rev = rev
-		out = append(out, r)
-		return nil
-	})
-	return out, err
-}
-
-// ProductNames reads only the names of products, in real time.
-func (s *Searcher) ProductNames(ctx context.Context, ids []string) (map[string]string, error) {
-	out := make(map[string]string, len(ids))
-	err := s.mget(ctx, query.Products.Index, ids, []string{"name"}, func(id string, src json.RawMessage, _ int64) error {
-		var p struct {
-			Name string `json:"name"`
-		}
-		if err := json.Unmarshal(src, &p); err != nil {
-			return err
-		}
-		out[id] = p.Name
-		return nil
-	})
-	return out, err
 }

@@ -11,12 +11,8 @@ import (
 	"time"
 )
 
-// Stream types, one per aggregate.
-const (
-	StreamProduct = "product"
-	StreamReview  = "review"
-	StreamOrder   = "order"
-)
+// Each stream type (one per aggregate) is declared in a file of its own
+// with its payloads: product.go, review.go, order.go, customer.go.
 
 // Metadata says why an event happened; it never affects state.
 type Metadata struct {
@@ -43,7 +39,7 @@ type Envelope struct {
 	ID            string          `json:"id"`       // UUID
 	Position      int64           `json:"position"` // global position; 0 before append
 	StreamID      string          `json:"streamId"`
-	StreamType    string          `json:"streamType"` // StreamProduct, StreamReview or StreamOrder
+	StreamType    string          `json:"streamType"` // StreamProduct, StreamReview, ...
 	Version       int             `json:"version"`    // aggregate version, first event = 1
 	Type          string          `json:"type"`       // e.g. "ProductCreated"
 	SchemaVersion int             `json:"schemaVersion"`
@@ -125,24 +121,31 @@ func (s schema) current() int { return len(s.upcast) + 1 }
 // so tests can decode with a table of their own.
 type codec map[string]schema
 
-// schemas is never written after initialisation.
-var schemas = codec{
-	ProductCreated{}.EventType():            {stream: StreamProduct, decode: decodeAs[ProductCreated]},
-	ProductRenamed{}.EventType():            {stream: StreamProduct, decode: decodeAs[ProductRenamed]},
-	ProductDescriptionChanged{}.EventType(): {stream: StreamProduct, decode: decodeAs[ProductDescriptionChanged]},
-	ProductPriceChanged{}.EventType():       {stream: StreamProduct, decode: decodeAs[ProductPriceChanged]},
-	ProductRestocked{}.EventType():          {stream: StreamProduct, decode: decodeAs[ProductRestocked]},
-	ProductDiscontinued{}.EventType():       {stream: StreamProduct, decode: decodeAs[ProductDiscontinued]},
-	StockReserved{}.EventType():             {stream: StreamProduct, decode: decodeAs[StockReserved]},
-	StockReleased{}.EventType():             {stream: StreamProduct, decode: decodeAs[StockReleased]},
+// schemas is filled by the stream files' declareStream calls while the
+// package's variables are initialised, and never written after.
+var schemas = codec{}
 
-	ReviewAdded{}.EventType():   {stream: StreamReview, decode: decodeAs[ReviewAdded]},
-	ReviewRemoved{}.EventType(): {stream: StreamReview, decode: decodeAs[ReviewRemoved]},
+// declareStream adds the event types of one stream type to the codec and
+// returns them, so each stream's file declares its events in one place.
+func declareStream(stream string, types ...eventType) []eventType {
+	for _, t := range types {
+		schemas[t.name] = schema{stream: stream, decode: t.decode, upcast: t.upcast}
+	}
+	return types
+}
 
-	OrderPlaced{}.EventType():    {stream: StreamOrder, decode: decodeAs[OrderPlaced]},
-	OrderConfirmed{}.EventType(): {stream: StreamOrder, decode: decodeAs[OrderConfirmed]},
-	OrderRejected{}.EventType():  {stream: StreamOrder, decode: decodeAs[OrderRejected]},
-	OrderCancelled{}.EventType(): {stream: StreamOrder, decode: decodeAs[OrderCancelled]},
+// eventType is one entry of a stream's declaration.
+type eventType struct {
+	name   string
+	decode func(data []byte) (Payload, error)
+	upcast []upcaster
+}
+
+// typeOf declares payload type T, with the upcasters of its older schema
+// versions.
+func typeOf[T Payload](upcast ...upcaster) eventType {
+	var zero T
+	return eventType{name: zero.EventType(), decode: decodeAs[T], upcast: upcast}
 }
 
 func (c codec) encode(p Payload) (string, int, []byte, error) {

@@ -31,6 +31,9 @@ var samples = []struct {
 	{OrderConfirmed{}, StreamOrder},
 	{OrderRejected{Reason: "insufficient stock"}, StreamOrder},
 	{OrderCancelled{Reason: "changed my mind"}, StreamOrder},
+	{CustomerRegistered{DisplayName: "Ada", Email: "ada@example.com", ShippingAddress: "1 Loop Rd"}, StreamCustomer},
+	{CustomerRenamed{DisplayName: "Ada L."}, StreamCustomer},
+	{CustomerAddressChanged{ShippingAddress: "2 Bay St"}, StreamCustomer},
 }
 
 func TestEveryTypeHasASample(t *testing.T) {

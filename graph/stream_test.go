@@ -30,8 +30,8 @@ type bigIndex struct {
 	rev *atomic.Int64
 }
 
-func (b bigIndex) GetProduct(_ context.Context, id string) (*query.Product, error) {
-	return &query.Product{ID: id, Name: strings.Repeat("n", 64<<10), Version: 1, Rev: b.rev.Add(1), Status: "ACTIVE"}, nil
+func (b bigIndex) Get(_ context.Context, _ *query.Kind, id string) (*query.Doc, error) {
+	return &query.Doc{ID: id, Value: &query.Product{ID: id, Name: strings.Repeat("n", 64<<10), Version: 1, Status: "ACTIVE"}, Rev: b.rev.Add(1)}, nil
 }
 
 // streamServer serves subscriptions from a hub of big products over

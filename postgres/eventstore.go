@@ -28,13 +28,16 @@ type EventStore struct {
 
 var _ command.EventStore = (*EventStore)(nil)
 
-// NewEventStore returns a store on pool.
-func NewEventStore(pool *pgxpool.Pool, opts ...StoreOption) *EventStore {
+// NewEventStore returns a store on pool; it refuses a nil pool.
+func NewEventStore(pool *pgxpool.Pool, opts ...StoreOption) (*EventStore, error) {
+	if pool == nil {
+		return nil, errors.New("postgres: nil pool for the event store")
+	}
 	s := &EventStore{pool: pool, tracer: tracing.Tracer(nil)}
 	for _, o := range opts {
 		o(s)
 	}
-	return s
+	return s, nil
 }
 
 const loadSQL = `SELECT position, tx_id::text::bigint, event_id::text, stream_id, stream_type, version,

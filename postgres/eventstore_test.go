@@ -13,7 +13,6 @@ import (
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
-	"github.com/splitstream/splitstream/postgres"
 )
 
 type world struct {
@@ -24,7 +23,7 @@ type world struct {
 
 func newWorld(t *testing.T) (world, *pgxpool.Pool) {
 	_, pool := testenv.Postgres(t)
-	svc, err := command.NewService(postgres.NewEventStore(pool))
+	svc, err := command.NewService(testenv.EventStore(t, pool))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +218,7 @@ func TestCommandRecordsKeepTheirStoredNames(t *testing.T) {
 
 func TestSnapshotsFollowTheStream(t *testing.T) {
 	w, pool := newWorld(t)
-	store := postgres.NewEventStore(pool)
+	store := testenv.EventStore(t, pool)
 	id := w.product()
 	order := w.order(id)
 	w.must(w.svc.ChangeProduct(w.ctx, id, command.Meta{Internal: true}, command.ReserveStock{OrderID: order, Quantity: 2}))

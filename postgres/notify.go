@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,10 +46,14 @@ type CommitNotifier struct {
 	pending        chan struct{}
 }
 
-// NewCommitNotifier returns a notifier on pool; start its Run.
-func NewCommitNotifier(pool *pgxpool.Pool) *CommitNotifier {
+// NewCommitNotifier returns a notifier on pool (start its Run); it
+// refuses a nil pool.
+func NewCommitNotifier(pool *pgxpool.Pool) (*CommitNotifier, error) {
+	if pool == nil {
+		return nil, errors.New("postgres: nil pool for the commit notifier")
+	}
 	return &CommitNotifier{pool: pool, minGap: time.Millisecond, maxGap: 20 * time.Millisecond, timeout: time.Second,
-		pending: make(chan struct{}, 1)}
+		pending: make(chan struct{}, 1)}, nil
 }
 
 // Committed says that events were committed; it never blocks.

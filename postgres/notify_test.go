@@ -35,12 +35,12 @@ func TestListenWakesOnNoticesAndSurvivesItsPings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lpool.Close()
-	src := postgres.NewRelaySource(lpool)
+	src := testenv.RelaySource(t, lpool)
 	src.SetListenPing(20 * time.Millisecond)
 	wakes := make(chan struct{}, 100)
 	done := make(chan error, 1)
 	go func() { done <- src.Listen(ctx, func() { wakes <- struct{}{} }) }()
-	n := postgres.NewCommitNotifier(pool)
+	n := testenv.CommitNotifier(t, pool)
 	go func() { _ = n.Run(ctx) }()
 
 	woken := func(what string) {
@@ -100,9 +100,9 @@ func TestNotifyingStoreAnnouncesEachCommit(t *testing.T) {
 	if _, err := listener.Exec(ctx, "LISTEN "+postgres.EventsChannel); err != nil {
 		t.Fatal(err)
 	}
-	n := postgres.NewCommitNotifier(pool)
+	n := testenv.CommitNotifier(t, pool)
 	go func() { _ = n.Run(ctx) }()
-	svc, err := command.NewService(postgres.NotifyingStore{EventStore: postgres.NewEventStore(pool), Notifier: n})
+	svc, err := command.NewService(postgres.NotifyingStore{EventStore: testenv.EventStore(t, pool), Notifier: n})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,9 +41,12 @@ type RelaySource struct {
 
 var _ relay.Source = (*RelaySource)(nil)
 
-// NewRelaySource returns a source on pool.
-func NewRelaySource(pool *pgxpool.Pool) *RelaySource {
-	return &RelaySource{pool: pool, leadRetry: time.Second, pingEvery: time.Second, listenPing: time.Minute}
+// NewRelaySource returns a source on pool; it refuses a nil pool.
+func NewRelaySource(pool *pgxpool.Pool) (*RelaySource, error) {
+	if pool == nil {
+		return nil, errors.New("postgres: nil pool for the relay source")
+	}
+	return &RelaySource{pool: pool, leadRetry: time.Second, pingEvery: time.Second, listenPing: time.Minute}, nil
 }
 
 // relayLockClass keys the relays' session advisory locks. The two-key form

@@ -173,7 +173,7 @@ func TestRelaySourceRace(t *testing.T) {
 	dbURL, pool := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	src := postgres.NewRelaySource(pool)
+	src := testenv.RelaySource(t, pool)
 	conns := map[string]*pgx.Conn{}
 	for _, n := range []string{"A", "B", "C", "D", "E", "F"} {
 		conns[n] = connect(t, ctx, dbURL)
@@ -272,7 +272,7 @@ func TestRelaySourceConcurrentWriters(t *testing.T) {
 	_, pool := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	src := postgres.NewRelaySource(pool)
+	src := testenv.RelaySource(t, pool)
 
 	var (
 		mu        sync.Mutex
@@ -347,7 +347,7 @@ func TestRelaySourceConcurrentWriters(t *testing.T) {
 func TestRelaySourceNextEnvelope(t *testing.T) {
 	_, pool := testenv.Postgres(t)
 	ctx := context.Background()
-	store := postgres.NewEventStore(pool)
+	store := testenv.EventStore(t, pool)
 	res, err := store.Change(ctx, command.Change{
 		Stream: command.Stream{ID: "p-1", Type: event.StreamProduct}, Mutation: "createProduct", CommandID: "cmd-1",
 		InputHash: []byte{1}, Metadata: event.Metadata{CommandID: "cmd-1", CorrelationID: "corr-1", CausationID: "cause-1", Actor: "ada"},
@@ -369,7 +369,7 @@ func TestRelaySourceNextEnvelope(t *testing.T) {
 	// events back until it ends: wait for them.
 	var recs []event.Record
 	for deadline := time.Now().Add(10 * time.Second); len(recs) < 2 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if recs, err = postgres.NewRelaySource(pool).Next(ctx, event.Cursor{}, 10); err != nil {
+		if recs, err = testenv.RelaySource(t, pool).Next(ctx, event.Cursor{}, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -476,7 +476,7 @@ func TestRelaySourceNextUsesIndex(t *testing.T) {
 func TestRelaySourceCheckpoint(t *testing.T) {
 	_, pool := testenv.Postgres(t)
 	ctx := context.Background()
-	src := postgres.NewRelaySource(pool)
+	src := testenv.RelaySource(t, pool)
 	get := func(name string) event.Cursor {
 		t.Helper()
 		c, err := src.Checkpoint(ctx, name)
@@ -517,7 +517,7 @@ func TestRelaySourceCheckpoint(t *testing.T) {
 func TestRelaySourceBacklog(t *testing.T) {
 	_, pool := testenv.Postgres(t)
 	ctx := context.Background()
-	src := postgres.NewRelaySource(pool)
+	src := testenv.RelaySource(t, pool)
 	if n, oldest, err := src.Backlog(ctx, event.Cursor{}); err != nil || n != 0 || !oldest.IsZero() {
 		t.Fatalf("empty log: Backlog = %d, %v, %v", n, oldest, err)
 	}
@@ -553,7 +553,7 @@ func TestRelaySourceLeadIsExclusive(t *testing.T) {
 	_, pool := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	src := postgres.NewRelaySource(pool)
+	src := testenv.RelaySource(t, pool)
 	leading, release, err := src.Lead(ctx, "default")
 	if err != nil {
 		t.Fatal(err)
@@ -598,7 +598,7 @@ func TestRelaySourceLeaseEndsWhenConnectionDies(t *testing.T) {
 	_, pool := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	src := postgres.NewRelaySource(pool)
+	src := testenv.RelaySource(t, pool)
 	leading, release, err := src.Lead(ctx, "default")
 	if err != nil {
 		t.Fatal(err)

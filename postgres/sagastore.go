@@ -22,9 +22,12 @@ type SagaStore struct {
 
 var _ saga.Store = (*SagaStore)(nil)
 
-// NewSagaStore returns a store on pool.
-func NewSagaStore(pool *pgxpool.Pool) *SagaStore {
-	return &SagaStore{pool: pool}
+// NewSagaStore returns a store on pool; it refuses a nil pool.
+func NewSagaStore(pool *pgxpool.Pool) (*SagaStore, error) {
+	if pool == nil {
+		return nil, errors.New("postgres: nil pool for the saga store")
+	}
+	return &SagaStore{pool: pool}, nil
 }
 
 // Start registers the saga unless it is there, marks it started, and

@@ -12,7 +12,6 @@ import (
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
-	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/saga"
 )
 
@@ -20,7 +19,7 @@ import (
 // ids, oldest first.
 func sagaOrders(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n int) []string {
 	t.Helper()
-	svc, err := command.NewService(postgres.NewEventStore(pool))
+	svc, err := command.NewService(testenv.EventStore(t, pool))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +39,7 @@ func sagaOrders(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n int) []
 func TestSagaStoreRegistersPlacedOrders(t *testing.T) {
 	ctx := context.Background()
 	_, pool := testenv.Postgres(t)
-	svc, err := command.NewService(postgres.NewEventStore(pool))
+	svc, err := command.NewService(testenv.EventStore(t, pool))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +57,7 @@ func TestSagaStoreRegistersPlacedOrders(t *testing.T) {
 		t.Fatalf("%d sagas, want 1 (the order's, none for the product)", count)
 	}
 
-	store := postgres.NewSagaStore(pool)
+	store := testenv.SagaStore(t, pool)
 	st, started, err := store.Start(ctx, id, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +79,7 @@ func TestSagaStoreDecideKeepsTheFirstReason(t *testing.T) {
 	ctx := context.Background()
 	_, pool := testenv.Postgres(t)
 	id := sagaOrders(t, ctx, pool, 1)[0]
-	store := postgres.NewSagaStore(pool)
+	store := testenv.SagaStore(t, pool)
 	for _, r := range []string{"insufficient stock for Kettle: 1 left, 3 wanted", "not confirmed within 30s"} {
 		got, err := store.Decide(ctx, id, r)
 		if err != nil {
@@ -102,7 +101,7 @@ func TestSagaStoreCloseTransitions(t *testing.T) {
 	ctx := context.Background()
 	_, pool := testenv.Postgres(t)
 	ids := sagaOrders(t, ctx, pool, 2)
-	store := postgres.NewSagaStore(pool)
+	store := testenv.SagaStore(t, pool)
 	steps := []struct {
 		order, outcome string
 		wasOpen        bool
@@ -138,7 +137,7 @@ func TestSagaStoreClaimExpired(t *testing.T) {
 	ctx := context.Background()
 	_, pool := testenv.Postgres(t)
 	ids := sagaOrders(t, ctx, pool, 30)
-	store := postgres.NewSagaStore(pool)
+	store := testenv.SagaStore(t, pool)
 	if _, _, err := store.Close(ctx, ids[0], saga.StatusConfirmed); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +214,7 @@ func TestSagaStoreCount(t *testing.T) {
 	ctx := context.Background()
 	_, pool := testenv.Postgres(t)
 	ids := sagaOrders(t, ctx, pool, 3)
-	store := postgres.NewSagaStore(pool)
+	store := testenv.SagaStore(t, pool)
 	if _, err := pool.Exec(ctx, `UPDATE sagas SET placed_at = now() - interval '1 hour' WHERE order_id = ANY($1)`, ids[:2]); err != nil {
 		t.Fatal(err)
 	}

@@ -19,19 +19,19 @@ func TestHandleUnknownStreamTypeIsADeadLetter(t *testing.T) {
 	l := f.log
 	before := l.add(t, "p1", created("Kettle"))
 	unknown := l.add(t, "c1", event.ProductRenamed{Name: "Ada"})
-	unknown.Envelope.StreamType = "customer"
+	unknown.Envelope.StreamType = "wishlist"
 	after := l.add(t, "p2", created("Mug"))
-	// The codec says the payload belongs to a "customer" stream, as it would
+	// The codec says the payload belongs to a "wishlist" stream, as it would
 	// once such events exist.
 	f.p.streamOf = func(pl event.Payload) string {
 		if _, ok := pl.(event.ProductRenamed); ok {
-			return "customer"
+			return "wishlist"
 		}
 		return event.StreamTypeOf(pl)
 	}
 	vs := f.handle(t, before, unknown, after)
 	acked(t, vs)
-	if !strings.Contains(vs[1].Reason, `stream type "customer" has no read model`) {
+	if !strings.Contains(vs[1].Reason, `stream type "wishlist" has no read model`) {
 		t.Errorf("verdict = %+v, want the reason", vs[1])
 	}
 	for _, w := range f.store.writes {
@@ -41,7 +41,7 @@ func TestHandleUnknownStreamTypeIsADeadLetter(t *testing.T) {
 			}
 		}
 	}
-	letters := dead.letters[Ref{Kind: "customer", ID: "c1"}]
+	letters := dead.letters[Ref{Kind: "wishlist", ID: "c1"}]
 	if len(letters) != 1 || letters[0].Record.Envelope.ID != unknown.Envelope.ID || !strings.Contains(letters[0].Reason, "no read model") {
 		t.Fatalf("dead letters = %+v", dead.letters)
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
-	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/projector"
 	"github.com/splitstream/splitstream/rabbitmq"
 	"github.com/splitstream/splitstream/relay"
@@ -86,7 +85,7 @@ func startRelay(t *testing.T, ctx context.Context, cancel context.CancelFunc, w 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := relay.New(postgres.NewRelaySource(w.pool), pub, relay.Config{}, testenv.Logger(t), prometheus.NewRegistry())
+	r, err := relay.New(testenv.RelaySource(t, w.pool), pub, relay.Config{}, testenv.Logger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	_, pool := testenv.Postgres(t)
-	store := postgres.NewEventStore(pool)
+	store := testenv.EventStore(t, pool)
 	svc, err := command.NewService(store)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func newReadModels(t *testing.T) *readModels {
 func newProjector(t *testing.T, w *world, rm *readModels, notices projector.NoticePublisher) (*projector.Projector, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	p, err := projector.New(projector.Config{Store: rm.docs, History: w.store, EventLog: postgres.NewRelaySource(w.pool),
+	p, err := projector.New(projector.Config{Store: rm.docs, History: w.store, EventLog: testenv.RelaySource(t, w.pool),
 		Notices: notices, Registerer: reg, DeadLetters: projector.NewMemoryDeadLetters(),
 		Log: testenv.Logger(t), MaxBackoff: time.Second})
 	if err != nil {

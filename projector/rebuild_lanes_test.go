@@ -34,7 +34,7 @@ func TestRebuildLanesFoldEveryDocument(t *testing.T) {
 	checkFamiliesShareLanes(t, readLog(t, w.pool), lanes)
 	var mu sync.Mutex
 	var last []projector.LaneProgress
-	stats, err := projector.Rebuild{Log: postgres.NewRelaySource(w.pool), History: w.store, Indices: rm.idx,
+	stats, err := projector.Rebuild{Log: relaySource(t, w), History: w.store, Indices: rm.idx,
 		Registerer: prometheus.NewRegistry(), Logger: testenv.Logger(t), Batch: 25, Lanes: lanes,
 		LaneProgress: func(l []projector.LaneProgress) { mu.Lock(); last = l; mu.Unlock() },
 	}.Run(ctx, query.RebuiltKinds(), false)
@@ -98,7 +98,7 @@ func TestRebuildLaneFailureSwapsNothing(t *testing.T) {
 	before := currentIndices(t, rm)
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer rcancel()
-	_, err := projector.Rebuild{Log: postgres.NewRelaySource(w.pool), History: w.store, Indices: failingOrders{rm.idx},
+	_, err := projector.Rebuild{Log: relaySource(t, w), History: w.store, Indices: failingOrders{rm.idx},
 		Registerer: prometheus.NewRegistry(), Logger: testenv.Logger(t), Batch: 25, Lanes: 4,
 	}.Run(rctx, query.RebuiltKinds(), false)
 	if err == nil {
@@ -153,4 +153,13 @@ func (s failingStore) Write(ctx context.Context, writes []projector.Write) ([]pr
 		}
 	}
 	return s.Store.Write(ctx, writes)
+}
+
+func relaySource(t *testing.T, w *world) *postgres.RelaySource {
+	t.Helper()
+	src, err := postgres.NewRelaySource(w.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }

@@ -22,11 +22,15 @@ type orderIndex struct {
 	last   query.OrderQuery
 }
 
-func (x *orderIndex) GetOrder(_ context.Context, id string) (*query.Order, error) {
-	if o, ok := x.orders[id]; ok {
+func (x *orderIndex) Get(_ context.Context, k *query.Kind, id string) (*query.Doc, error) {
+	if o, ok := x.orders[id]; ok && k == query.Orders {
 		c := *o
-		return &c, nil
+		return &query.Doc{ID: id, Value: &c, Rev: 1}, nil
 	}
+	return nil, nil
+}
+
+func (x *orderIndex) GetMany(context.Context, *query.Kind, []string, ...string) ([]query.Doc, error) {
 	return nil, nil
 }
 
@@ -115,7 +119,7 @@ func TestReadsFollowThePolicy(t *testing.T) {
 }
 
 func TestOrderChangedOnlyForItsCustomer(t *testing.T) {
-	idx := &orderIndex{orders: map[string]*query.Order{"o1": {ID: "o1", CustomerID: "alice", Version: 1, Rev: 1}}}
+	idx := &orderIndex{orders: map[string]*query.Order{"o1": {ID: "o1", CustomerID: "alice", Version: 1}}}
 	h, err := query.NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 100, query.WithGuard(auth.Policy{}))
 	if err != nil {
 		t.Fatal(err)

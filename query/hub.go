@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/splitstream/splitstream/event"
 )
 
 // Hub fans changes out to subscribers. For every change some subscriber
@@ -25,19 +22,22 @@ type Hub struct {
 	limit  int
 	opts   options
 
-	mu       sync.Mutex
-	next     int
-	products map[string]map[int]*sub[Product] // by product id
-	filtered map[string]map[int]*sub[Product] // productsChanged: all under ""
-	reviews  map[string]map[int]*sub[Review]  // by product id
-	orders   map[string]map[int]*sub[Order]   // by order id
-	count    int
+	mu sync.Mutex
+	// subs are the subscribers of each kind by topic (Kind.Topic); those
+	// under "" want every document of the kind (productsChanged).
+	subs  map[Name]map[string]map[int]subscriber
+	next  int
+	count int
 
 	dropped   prometheus.Counter
 	delivered prometheus.Counter
 	active    prometheus.Gauge
-	// push delivers one change to the subscribers of its kind.
-	push map[Name]func(ctx context.Context, c Change)
+}
+
+// subscriber is a sub of any document type.
+type subscriber interface {
+	offer(id string, rev int64, doc any) bool
+	close()
 }
 
 // maxSeen bounds the revisions a subscriber remembers (a productsChanged
@@ -75,10 +75,7 @@ func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, li
 	}
 	h := &Hub{
 		index: index, log: log, buffer: buffer, limit: limit,
-		products: map[string]map[int]*sub[Product]{},
-		filtered: map[string]map[int]*sub[Product]{},
-		reviews:  map[string]map[int]*sub[Review]{},
-		orders:   map[string]map[int]*sub[Order]{},
+		subs: map[Name]map[string]map[int]subscriber{},
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "splitstream_subscribers_cut_off_total",
 			Help: "Subscribers disconnected because they did not keep up."}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "splitstream_subscription_messages_total",
@@ -90,11 +87,6 @@ func NewHub(index Index, log *slog.Logger, reg prometheus.Registerer, buffer, li
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("query: register hub metrics: %w", err)
 		}
-	}
-	h.push = map[Name]func(context.Context, Change){
-		Products.Name: h.pushProduct,
-		Reviews.Name:  h.pushReview,
-		Orders.Name:   h.pushOrder,
 	}
 	for _, o := range opts {
 		o(&h.opts)
@@ -111,7 +103,8 @@ func (s *sub[T]) close() { s.once.Do(func() { close(s.ch) }) }
 // offer sends doc unless it is not newer (by its index revision) than one
 // already sent; it reports false when the subscriber is full. Called with
 // the hub's lock held.
-func (s *sub[T]) offer(id string, rev int64, doc *T) bool {
+func (s *sub[T]) offer(id string, rev int64, d any) bool {
+	doc := d.(*T)
 	if rev <= s.seen[id] || s.visible != nil && !s.visible(doc) {
 		return true
 	}
@@ -127,8 +120,24 @@ func (s *sub[T]) offer(id string, rev int64, doc *T) bool {
 	}
 }
 
-// register adds a subscriber under key in m and removes it when ctx ends.
-func register[T any](ctx context.Context, h *Hub, m map[string]map[int]*sub[T], key string, visible func(*T) bool) (<-chan *T, error) {
+// subscribe adds a subscriber to the changes of k's documents under
+// topic (every document for ""), after asking the guard for op and then
+// refusing check (the arguments' validation) when it is not nil, and
+// removes it when ctx ends. visible, when set, filters the documents; a
+// kind with an Owner shows each subscriber only what the caller may read.
+func subscribe[T any](ctx context.Context, h *Hub, k *Kind, op, topic string, check error, visible func(*T) bool) (<-chan *T, error) {
+	if err := h.opts.permit(ctx, op); err != nil {
+		return nil, err
+	}
+	if check != nil {
+		return nil, check
+	}
+	if k.Owner != nil && h.opts.guard != nil {
+		filter := visible
+		visible = func(doc *T) bool {
+			return (filter == nil || filter(doc)) && h.opts.sees(ctx, op, k.Owner(doc))
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.count >= h.limit {
@@ -138,10 +147,15 @@ func register[T any](ctx context.Context, h *Hub, m map[string]map[int]*sub[T], 
 	s.visible = visible
 	id := h.next
 	h.next++
-	if m[key] == nil {
-		m[key] = map[int]*sub[T]{}
+	m := h.subs[k.Name]
+	if m == nil {
+		m = map[string]map[int]subscriber{}
+		h.subs[k.Name] = m
 	}
-	m[key][id] = s
+	if m[topic] == nil {
+		m[topic] = map[int]subscriber{}
+	}
+	m[topic][id] = s
 	h.count++
 	h.active.Inc()
 	// A callback, not a goroutine parked on ctx.Done: at ten thousand
@@ -149,11 +163,11 @@ func register[T any](ctx context.Context, h *Hub, m map[string]map[int]*sub[T], 
 	context.AfterFunc(ctx, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if _, ok := m[key][id]; ok {
+		if _, ok := m[topic][id]; ok {
 			h.unregister(func() {
-				delete(m[key], id)
-				if len(m[key]) == 0 {
-					delete(m, key)
+				delete(m[topic], id)
+				if len(m[topic]) == 0 {
+					delete(m, topic)
 				}
 			})
 		}
@@ -171,133 +185,88 @@ func (h *Hub) unregister(remove func()) {
 
 // ProductChanged streams the product after each change.
 func (h *Hub) ProductChanged(ctx context.Context, id string) (<-chan *Product, error) {
-	if err := h.opts.permit(ctx, "productChanged"); err != nil {
-		return nil, err
-	}
-	if err := checkID("id", id); err != nil {
-		return nil, err
-	}
-	return register(ctx, h, h.products, id, nil)
+	return subscribe[Product](ctx, h, Products, "productChanged", id, checkID("id", id), nil)
 }
 
 // ReviewAdded streams reviews added to the product.
 func (h *Hub) ReviewAdded(ctx context.Context, productID string) (<-chan *Review, error) {
-	if err := h.opts.permit(ctx, "reviewAdded"); err != nil {
-		return nil, err
-	}
-	if err := checkID("productId", productID); err != nil {
-		return nil, err
-	}
-	return register(ctx, h, h.reviews, productID, nil)
+	return subscribe[Review](ctx, h, Reviews, "reviewAdded", productID, checkID("productId", productID), nil)
 }
 
-// OrderChanged streams the order after each change.
+// OrderChanged streams the order after each change, to its customer and
+// admins only.
 func (h *Hub) OrderChanged(ctx context.Context, id string) (<-chan *Order, error) {
-	if err := h.opts.permit(ctx, "orderChanged"); err != nil {
-		return nil, err
-	}
-	if err := checkID("id", id); err != nil {
-		return nil, err
-	}
-	var visible func(*Order) bool
-	if h.opts.guard != nil {
-		visible = func(o *Order) bool { return h.opts.sees(ctx, "orderChanged", o.CustomerID) }
-	}
-	return register(ctx, h, h.orders, id, visible)
+	return subscribe[Order](ctx, h, Orders, "orderChanged", id, checkID("id", id), nil)
 }
 
 // ProductsChanged streams every changed product that matches filter.
 func (h *Hub) ProductsChanged(ctx context.Context, filter ProductFilter) (<-chan *Product, error) {
-	if err := h.opts.permit(ctx, "productsChanged"); err != nil {
-		return nil, err
-	}
-	if err := checkFilter(filter); err != nil {
-		return nil, err
-	}
-	return register(ctx, h, h.filtered, "", filter.Matches)
+	return subscribe(ctx, h, Products, "productsChanged", "", checkFilter(filter), filter.Matches)
 }
 
 // Publish reads each changed document someone wants and offers it to them.
 // It never blocks on a subscriber.
 func (h *Hub) Publish(ctx context.Context, changes []Change) {
 	for _, c := range changes {
-		if push, ok := h.push[c.Kind]; ok {
-			push(ctx, c)
+		if k, ok := KindNamed(c.Kind); ok && k.Topic != nil && (k.Pushes == nil || k.Pushes(c)) {
+			h.push(ctx, k, c)
 		}
 	}
 }
 
-// wants reports whether anyone waits on the topic of c (any topic when
-// c has none, an older notice's review).
-func wants[T any](h *Hub, m map[string]map[int]*sub[T], c Change) bool {
-	k, _ := KindNamed(c.Kind)
-	topic := k.Topic(c)
+// wants reports whether anyone waits on topic among k's subscribers (any
+// topic when it is "", a change from an older notice without a parent).
+func (h *Hub) wants(k *Kind, topic string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(m[topic]) > 0 || (topic == "" && len(m) > 0)
+	m := h.subs[k.Name]
+	return len(m[topic]) > 0 || len(m[""]) > 0 || (topic == "" && len(m) > 0)
 }
 
-func (h *Hub) pushProduct(ctx context.Context, c Change) {
-	h.mu.Lock()
-	filtered := len(h.filtered) > 0
-	h.mu.Unlock()
-	if !filtered && !wants(h, h.products, c) {
+// push reads the changed document once, as it stands in the index, with
+// its references filled, and offers it to the subscribers of its topic
+// and to those of every document of its kind.
+func (h *Hub) push(ctx context.Context, k *Kind, c Change) {
+	if !h.wants(k, k.Topic(c)) {
 		return
 	}
-	p, err := h.index.GetProduct(ctx, c.ID)
-	if err != nil || p == nil || p.Version == 0 {
+	d, err := h.index.Get(ctx, k, c.ID)
+	if err != nil || d == nil || !k.exists(d.Value) {
 		h.logMiss(c, err)
 		return
 	}
+	if err := FillRefs(ctx, h.index, k, d.Value); err != nil {
+		h.logMiss(c, err)
+		return
+	}
+	own := Change{Kind: k.Name, ID: d.ID}
+	if k.Parent != nil {
+		own.ProductID = k.Parent(d.Value)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	offerAll(h, h.products[c.ID], p.ID, p.Rev, p)
-	offerAll(h, h.filtered[""], p.ID, p.Rev, p)
+	m := h.subs[k.Name]
+	offerAll(h, m[k.Topic(own)], d, func() { h.forget(m, k.Topic(own)) })
+	offerAll(h, m[""], d, func() { h.forget(m, "") })
 }
 
-// pushReview offers added reviews only: a rename reaches reviews when
-// they are read.
-func (h *Hub) pushReview(ctx context.Context, c Change) {
-	if !slices.Contains(c.Types, event.ReviewAdded{}.EventType()) || !wants(h, h.reviews, c) {
-		return
+// forget drops an emptied topic; lock held.
+func (h *Hub) forget(m map[string]map[int]subscriber, topic string) {
+	if len(m[topic]) == 0 {
+		delete(m, topic)
 	}
-	r, err := h.index.GetReview(ctx, c.ID)
-	if err != nil || r == nil || r.Removed || r.Version == 0 {
-		h.logMiss(c, err)
-		return
-	}
-	one := []Review{*r}
-	if err := FillProductNames(ctx, h.index, one); err != nil {
-		h.logMiss(c, err)
-		return
-	}
-	r = &one[0]
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	offerAll(h, h.reviews[r.ProductID], r.ID, r.Rev, r)
-}
-
-func (h *Hub) pushOrder(ctx context.Context, c Change) {
-	if !wants(h, h.orders, c) {
-		return
-	}
-	o, err := h.index.GetOrder(ctx, c.ID)
-	if err != nil || o == nil || o.Version == 0 {
-		h.logMiss(c, err)
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	offerAll(h, h.orders[c.ID], o.ID, o.Rev, o)
 }
 
 // offerAll offers doc to every subscriber in subs and cuts off those that
 // are full; lock held.
-func offerAll[T any](h *Hub, subs map[int]*sub[T], id string, rev int64, doc *T) {
+func offerAll(h *Hub, subs map[int]subscriber, d *Doc, emptied func()) {
 	for k, s := range subs {
-		if !s.offer(id, rev, doc) {
+		if !s.offer(d.ID, d.Rev, d.Value) {
 			h.cutOff(s.close, func() { delete(subs, k) })
 		}
+	}
+	if len(subs) == 0 {
+		emptied()
 	}
 }
 

@@ -13,28 +13,32 @@ import (
 	"github.com/splitstream/splitstream/event"
 )
 
-// fakeIndex serves products from memory, each with a revision.
+// fakeIndex serves products from memory, each with a revision (which the
+// tests also keep in Position, to see what was sent).
 type fakeIndex struct {
 	Index
 	mu       sync.Mutex
-	products map[string]*Product
+	products map[string]Product
 }
 
-func (f *fakeIndex) GetProduct(_ context.Context, id string) (*Product, error) {
+func (f *fakeIndex) Get(_ context.Context, k *Kind, id string) (*Doc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := *f.products[id]
-	return &p, nil
+	p, ok := f.products[id]
+	if k != Products || !ok {
+		return nil, nil
+	}
+	return &Doc{ID: id, Value: &p, Rev: p.Position}, nil
 }
 
 func (f *fakeIndex) set(p Product) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.products[p.ID] = &p
+	f.products[p.ID] = p
 }
 
 func newHub(t *testing.T) (*Hub, *fakeIndex) {
-	idx := &fakeIndex{products: map[string]*Product{}}
+	idx := &fakeIndex{products: map[string]Product{}}
 	h, err := NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +67,7 @@ func TestHubCutsOffAStalledSubscriberOnly(t *testing.T) {
 		}
 	}()
 	for v := 1; v <= 50; v++ {
-		idx.set(Product{ID: "p1", Version: v, Rev: int64(v)})
+		idx.set(Product{ID: "p1", Version: v, Position: int64(v)})
 		start := time.Now()
 		h.Publish(ctx, []Change{{Kind: Products.Name, ID: "p1"}})
 		if time.Since(start) > time.Second {
@@ -92,13 +96,13 @@ func TestHubNeverSendsAnOlderRevision(t *testing.T) {
 	defer cancel()
 	ch, _ := h.ProductChanged(ctx, "p1")
 	for _, rev := range []int64{3, 2, 3, 5, 4} {
-		idx.set(Product{ID: "p1", Version: 1, Rev: rev})
+		idx.set(Product{ID: "p1", Version: 1, Position: rev})
 		h.Publish(ctx, []Change{{Kind: Products.Name, ID: "p1"}})
 	}
 	cancel()
 	var revs []int64
 	for p := range ch {
-		revs = append(revs, p.Rev)
+		revs = append(revs, p.Position)
 	}
 	if len(revs) != 2 || revs[0] != 3 || revs[1] != 5 {
 		t.Fatalf("got revisions %v, want [3 5]", revs)
@@ -106,7 +110,7 @@ func TestHubNeverSendsAnOlderRevision(t *testing.T) {
 }
 
 func TestHubFiltersAndLimits(t *testing.T) {
-	idx := &fakeIndex{products: map[string]*Product{}}
+	idx := &fakeIndex{products: map[string]Product{}}
 	h, err := NewHub(idx, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -121,8 +125,8 @@ func TestHubFiltersAndLimits(t *testing.T) {
 	if _, err := h.ProductChanged(ctx, "y"); err != ErrTooManySubscribers {
 		t.Fatalf("third subscription over a limit of 2: %v", err)
 	}
-	idx.set(Product{ID: "a", Category: "garden", Version: 1, Rev: 1})
-	idx.set(Product{ID: "b", Category: "kitchen", Version: 1, Rev: 1})
+	idx.set(Product{ID: "a", Category: "garden", Version: 1, Position: 1})
+	idx.set(Product{ID: "b", Category: "kitchen", Version: 1, Position: 1})
 	h.Publish(ctx, []Change{{Kind: Products.Name, ID: "a"}, {Kind: Products.Name, ID: "b"}})
 	cancel()
 	var ids []string
@@ -135,7 +139,10 @@ func TestHubFiltersAndLimits(t *testing.T) {
 }
 
 func TestTrackerWaitsForTheToken(t *testing.T) {
-	tr := NewTracker(nil, 10*time.Millisecond)
+	tr, err := NewTracker(func(context.Context) (event.Cursor, error) { return event.Cursor{}, nil }, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	errc := make(chan error, 1)

@@ -64,6 +64,45 @@ type Kind struct {
 	// Summary, when set, says the kind's documents also sum the events of
 	// another kind (a product counts its reviews).
 	Summary *Summary
+
+	// The read side (query.Service, query.Hub) reads every kind the same
+	// way, by these:
+
+	// Exists says a document read from the index is one to show (created,
+	// and not removed); nil: any document whose Version is above zero.
+	Exists func(doc any) bool
+	// Owner is the caller who may read a document besides admins (an
+	// order's customer, a customer itself), asked of the Guard; nil: the
+	// kind is open to everyone its operation's permission allows.
+	Owner func(doc any) string
+	// Title is what documents of other kinds show a document by (a
+	// product's name): read alone, in one multi-get, when they are read.
+	Title *Title
+	// Refs are the documents of other kinds whose titles a document shows,
+	// filled at read time so a rename reaches every referring document
+	// without rewriting any (a review's product name).
+	Refs []Ref
+	// Pushes says whether a change of the kind goes to its subscribers
+	// (Topic); nil: every change does.
+	Pushes func(c Change) bool
+}
+
+// Title names the field a kind's documents are shown by elsewhere.
+type Title struct {
+	// Field is the field's JSON name, the only one read for a title.
+	Field string
+	// Of reads the title of a document.
+	Of func(doc any) string
+}
+
+// Ref is one reference from a kind's documents to another kind's title.
+type Ref struct {
+	// To is the kind referred to (by name: kinds may refer to each other).
+	To Name
+	// ID is the id of the document doc refers to, "" for none.
+	ID func(doc any) string
+	// Set shows the title in doc.
+	Set func(doc any, title string)
 }
 
 // Summary declares that documents of one kind sum the events of another
@@ -91,7 +130,8 @@ type Summary struct {
 	SetLatest func(doc any, latest []ReviewRef) bool
 }
 
-// declare fills the parts of k that follow from its document type T.
+// declare fills the parts of k that follow from its document type T and
+// adds k to the kinds: a kind's file is its whole declaration.
 func declare[T any](k Kind, apply func(*T, event.Envelope, event.Payload) Outcome, version func(*T) int) *Kind {
 	k.Type = reflect.TypeFor[T]()
 	k.New = func() any { return new(T) }
@@ -99,11 +139,22 @@ func declare[T any](k Kind, apply func(*T, event.Envelope, event.Payload) Outcom
 	if apply != nil {
 		k.Apply = func(d any, e event.Envelope, pl event.Payload) Outcome { return apply(d.(*T), e, pl) }
 	}
+	kinds = append(kinds, &k)
 	return &k
 }
 
-// kinds lists every kind, in the order the index is set up.
-var kinds = []*Kind{Products, Reviews, Orders, Events, Checkpoints}
+// kinds lists every kind, as declare adds them while the package's
+// variables are initialised (in file order, a kind after those it refers
+// to); nothing adds to it later.
+var kinds []*Kind
+
+// exists reports whether a document read from the index is one to show.
+func (k *Kind) exists(doc any) bool {
+	if k.Exists != nil {
+		return k.Exists(doc)
+	}
+	return k.Version(doc) > 0
+}
 
 // Kinds returns every kind of read document.
 func Kinds() []*Kind { return slices.Clone(kinds) }

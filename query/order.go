@@ -15,6 +15,10 @@ var Orders = declare(Kind{
 	Rebuilt: true,
 	Family:  func(e event.Envelope, _ event.Payload) string { return string(event.StreamOrder) + ":" + e.StreamID },
 	Topic:   func(c Change) string { return c.ID },
+	Owner:   func(d any) string { return d.(*Order).CustomerID },
+	Refs: []Ref{{To: event.StreamCustomer,
+		ID:  func(d any) string { return d.(*Order).CustomerID },
+		Set: func(d any, name string) { d.(*Order).CustomerName = name }}},
 }, ApplyOrder, func(o *Order) int { return o.Version })
 
 // OrderStatus is an order's state in the read model, the read schema's
@@ -39,8 +43,12 @@ type OrderLine struct {
 
 // Order is the orders index document.
 type Order struct {
-	ID              string      `json:"id"`
-	CustomerID      string      `json:"customerId"`
+	ID         string `json:"id"`
+	CustomerID string `json:"customerId"`
+	// CustomerName is the customer's current display name, filled at read
+	// time from the customer document (Refs) and never stored, so it
+	// follows renames; "" when the customer never registered.
+	CustomerName    string      `json:"customerName,omitempty" search:"text,keyword"`
 	Status          string      `json:"status"`
 	Lines           []OrderLine `json:"lines"`
 	TotalCents      int64       `json:"totalCents"`
@@ -51,7 +59,6 @@ type Order struct {
 	Position        int64       `json:"position"`
 	CreatedAt       time.Time   `json:"createdAt"`
 	UpdatedAt       time.Time   `json:"updatedAt"`
-	Rev             int64       `json:"-"`
 }
 
 // ApplyOrder applies one of the order's own events.

@@ -18,6 +18,7 @@ var Products = declare(Kind{
 	Rebuilt: true,
 	Family:  func(e event.Envelope, _ event.Payload) string { return productFamily(e.StreamID) },
 	Topic:   func(c Change) string { return c.ID },
+	Title:   &Title{Field: "name", Of: func(d any) string { return d.(*Product).Name }},
 	Summary: &Summary{
 		Of:        Reviews,
 		For:       reviewedProduct,
@@ -98,9 +99,6 @@ type Product struct {
 	Position    int64     `json:"position"`
 	CreatedAt   time.Time `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
-	// Rev orders writes of this document in the index (from its sequence
-	// number); reviews change a product without changing its version.
-	Rev int64 `json:"-"`
 }
 
 // ReviewMark is a review version a product's figures include.

@@ -2,6 +2,7 @@ package query
 
 import (
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/splitstream/splitstream/event"
@@ -26,7 +27,14 @@ var Reviews = declare(Kind{
 		}
 		return string(event.StreamReview) + ":" + e.StreamID
 	},
-	Topic: func(c Change) string { return c.ProductID },
+	Topic:  func(c Change) string { return c.ProductID },
+	Exists: func(d any) bool { r := d.(*Review); return r.Version > 0 && !r.Removed },
+	Refs: []Ref{{To: event.StreamProduct,
+		ID:  func(d any) string { return d.(*Review).ProductID },
+		Set: func(d any, name string) { d.(*Review).ProductName = name }}},
+	// Only new reviews go to reviewAdded: a rename reaches reviews when
+	// they are read.
+	Pushes: func(c Change) bool { return slices.Contains(c.Types, event.ReviewAdded{}.EventType()) },
 }, ApplyReview, func(r *Review) int { return r.Version })
 
 // Review is the reviews index document.
@@ -34,7 +42,7 @@ type Review struct {
 	ID        string `json:"id"`
 	ProductID string `json:"productId"`
 	// ProductName is the product's current name, filled at read time from
-	// the product document (the query service's FillProductNames) and
+	// the product document (Reviews.Refs, filled by FillRefs) and
 	// never stored: a rename then reaches every review without rewriting
 	// any of them. Review documents written before this rule may still
 	// carry a stored name; it is overwritten when read.
@@ -46,7 +54,6 @@ type Review struct {
 	Version     int       `json:"version"`
 	Position    int64     `json:"position"`
 	CreatedAt   time.Time `json:"createdAt"`
-	Rev         int64     `json:"-"`
 }
 
 // Counts reports whether r is one of its product's current reviews.

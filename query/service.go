@@ -96,15 +96,11 @@ type OrderQuery struct {
 
 // Index is what the read side needs from the search index.
 type Index interface {
-	// GetProduct and GetOrder are real-time gets; nil when absent.
-	GetProduct(ctx context.Context, id string) (*Product, error)
-	GetOrder(ctx context.Context, id string) (*Order, error)
-	GetReview(ctx context.Context, id string) (*Review, error)
-	// GetReviews is a real-time multi-get; absent reviews are left out.
-	GetReviews(ctx context.Context, ids []string) ([]Review, error)
-	// ProductNames reads the current name of each product (real time);
-	// absent products are left out.
-	ProductNames(ctx context.Context, ids []string) (map[string]string, error)
+	// Get reads one document of k in real time; nil when absent.
+	Get(ctx context.Context, k *Kind, id string) (*Doc, error)
+	// GetMany reads documents of k in real time, in the order of ids,
+	// leaving out absent ones; with fields, only those fields are read.
+	GetMany(ctx context.Context, k *Kind, ids []string, fields ...string) ([]Doc, error)
 	SearchProducts(ctx context.Context, q ProductQuery) (ProductPage, error)
 	SearchReviews(ctx context.Context, q ReviewQuery) (Page[Review], error)
 	SearchOrders(ctx context.Context, q OrderQuery) (Page[Order], error)
@@ -113,7 +109,7 @@ type Index interface {
 	// occurredAt.
 	ProductEvents(ctx context.Context, id string, reviews bool, until *time.Time) ([]Event, error)
 	// MakeVisible makes every applied write to one kind of document
-	// (KindProduct, KindReview, KindOrder or Events.Name) visible to searches;
+	// (by its Name) visible to searches;
 	// gets are real time already.
 	MakeVisible(ctx context.Context, kind Name) error
 }
@@ -186,20 +182,7 @@ func (s *Service) Consistent(ctx context.Context, token *string) error {
 
 // Product returns a product, or nil when there is none.
 func (s *Service) Product(ctx context.Context, id string, token *string) (*Product, error) {
-	if err := s.opts.permit(ctx, "product"); err != nil {
-		return nil, err
-	}
-	if err := checkID("id", id); err != nil {
-		return nil, err
-	}
-	if err := s.Consistent(ctx, token); err != nil {
-		return nil, err
-	}
-	p, err := s.index.GetProduct(ctx, id)
-	if err != nil || p == nil || p.Version == 0 {
-		return nil, err
-	}
-	return p, nil
+	return get[Product](ctx, s, Products, "product", id, token)
 }
 
 // Products searches products.
@@ -261,7 +244,7 @@ func (s *Service) Reviews(ctx context.Context, q ReviewQuery, token *string) (Pa
 	if err != nil {
 		return page, err
 	}
-	if err := FillProductNames(ctx, s.index, page.Items); err != nil {
+	if err := FillRefs(ctx, s.index, Reviews, pointers(page.Items)...); err != nil {
 		return Page[Review]{}, err
 	}
 	return page, nil
@@ -278,65 +261,26 @@ func (s *Service) LatestReviews(ctx context.Context, p *Product) ([]Review, erro
 	for i, r := range p.LatestReviews {
 		ids[i] = r.ID
 	}
-	got, err := s.index.GetReviews(ctx, ids)
+	got, err := s.index.GetMany(ctx, Reviews, ids)
 	if err != nil {
 		return nil, fmt.Errorf("latest reviews of %s: %w", p.ID, err)
 	}
-	out := got[:0]
-	for _, r := range got {
-		if r.Removed || r.Version == 0 {
+	var out []Review
+	for _, d := range got {
+		if !Reviews.exists(d.Value) {
 			continue
 		}
+		r := d.Value.(*Review)
 		r.ProductName = p.Name
-		out = append(out, r)
+		out = append(out, *r)
 	}
 	return out, nil
 }
 
-// FillProductNames gives each review its product's current name, read from
-// the product documents in one multi-get: review documents do not store
-// the name, so a rename never rewrites them.
-func FillProductNames(ctx context.Context, index Index, reviews []Review) error {
-	if len(reviews) == 0 {
-		return nil
-	}
-	var ids []string
-	seen := map[string]bool{}
-	for _, r := range reviews {
-		if !seen[r.ProductID] {
-			seen[r.ProductID] = true
-			ids = append(ids, r.ProductID)
-		}
-	}
-	names, err := index.ProductNames(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("product names of %d reviews: %w", len(reviews), err)
-	}
-	for i := range reviews {
-		reviews[i].ProductName = names[reviews[i].ProductID]
-	}
-	return nil
-}
-
-// Order returns an order, or nil when there is none.
+// Order returns an order, or nil when there is none or it is another
+// customer's.
 func (s *Service) Order(ctx context.Context, id string, token *string) (*Order, error) {
-	if err := s.opts.permit(ctx, "order"); err != nil {
-		return nil, err
-	}
-	if err := checkID("id", id); err != nil {
-		return nil, err
-	}
-	if err := s.Consistent(ctx, token); err != nil {
-		return nil, err
-	}
-	o, err := s.index.GetOrder(ctx, id)
-	if err != nil || o == nil || o.Version == 0 {
-		return nil, err
-	}
-	if !s.opts.sees(ctx, "order", o.CustomerID) {
-		return nil, nil // another customer's order: as if there were none
-	}
-	return o, nil
+	return get[Order](ctx, s, Orders, "order", id, token)
 }
 
 // Orders pages through orders.
@@ -370,7 +314,14 @@ func (s *Service) Orders(ctx context.Context, q OrderQuery, token *string) (Page
 		return Page[Order]{}, err
 	}
 	q.First = first
-	return s.index.SearchOrders(ctx, q)
+	page, err := s.index.SearchOrders(ctx, q)
+	if err != nil {
+		return page, err
+	}
+	if err := FillRefs(ctx, s.index, Orders, pointers(page.Items)...); err != nil {
+		return Page[Order]{}, err
+	}
+	return page, nil
 }
 
 // ProductHistory returns the product's own events, oldest first.

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -23,8 +24,15 @@ type Tracker struct {
 
 // NewTracker starts at the zero cursor; poll reads the projector's
 // checkpoint, every interval while someone waits.
-func NewTracker(poll func(ctx context.Context) (event.Cursor, error), interval time.Duration) *Tracker {
-	return &Tracker{poll: poll, interval: interval, changed: make(chan struct{})}
+// It refuses a nil poll and an interval below zero or zero.
+func NewTracker(poll func(ctx context.Context) (event.Cursor, error), interval time.Duration) (*Tracker, error) {
+	if poll == nil {
+		return nil, errors.New("query: nil checkpoint poll for the tracker")
+	}
+	if interval <= 0 {
+		return nil, errors.New("query: tracker poll interval must be positive")
+	}
+	return &Tracker{poll: poll, interval: interval, changed: make(chan struct{})}, nil
 }
 
 // Advance moves the mark forward to c; an older c is ignored.

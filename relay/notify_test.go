@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/splitstream/splitstream/command"
+	"github.com/splitstream/splitstream/internal/testenv"
 	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/relay"
 )
@@ -15,8 +16,8 @@ import (
 // announced on postgres.EventsChannel, as the command role's are.
 func (e *env) notifying() {
 	e.t.Helper()
-	n := postgres.NewCommitNotifier(e.pool)
-	svc, err := command.NewService(postgres.NotifyingStore{EventStore: postgres.NewEventStore(e.pool), Notifier: n})
+	n := testenv.CommitNotifier(e.t, e.pool)
+	svc, err := command.NewService(postgres.NotifyingStore{EventStore: testenv.EventStore(e.t, e.pool), Notifier: n})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func setup(t *testing.T) *env {
 	log := logger(t)
 	_, pool := testenv.Postgres(t)
 	amqpURL := testenv.RabbitMQ(t)
-	svc, err := command.NewService(postgres.NewEventStore(pool))
+	svc, err := command.NewService(testenv.EventStore(t, pool))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func (e *env) start(cfg relay.Config, wrap func(relay.Publisher, context.CancelF
 		p = wrap(pub, cancel)
 	}
 	reg := prometheus.NewRegistry()
-	r, err := relay.New(postgres.NewRelaySource(e.pool), p, cfg, e.log, reg)
+	r, err := relay.New(testenv.RelaySource(e.t, e.pool), p, cfg, e.log, reg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -458,7 +458,7 @@ func TestRelayMessageContract(t *testing.T) {
 	}
 	e.waitAll(c, 10*time.Second)
 	d := c.deliveries()[0]
-	evs, err := postgres.NewEventStore(e.pool).Load(context.Background(), res.ID)
+	evs, err := testenv.EventStore(e.t, e.pool).Load(context.Background(), res.ID)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("load: %v, %v", evs, err)
 	}
@@ -702,7 +702,7 @@ func wait(t *testing.T, check func() error) {
 func TestReturnedMessageHoldsTheCheckpoint(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	src := postgres.NewRelaySource(e.pool)
+	src := testenv.RelaySource(e.t, e.pool)
 	create := func() command.Result {
 		t.Helper()
 		res, err := e.svc.CreateProduct(ctx, command.Meta{}, command.CreateProduct{Name: "Kettle", Category: "kitchen",

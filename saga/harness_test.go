@@ -40,7 +40,7 @@ func newStack(t *testing.T, logLevel slog.Level) *stack {
 	_, pool := testenv.Postgres(t)
 	amqpURL := testenv.RabbitMQ(t)
 	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: logLevel}))
-	events := postgres.NewEventStore(pool)
+	events := testenv.EventStore(t, pool)
 	svc, err := command.NewService(events)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func newStack(t *testing.T, logLevel slog.Level) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := relay.New(postgres.NewRelaySource(pool), pub, relay.Config{PollInterval: 5 * time.Millisecond}, log, prometheus.NewRegistry())
+	r, err := relay.New(testenv.RelaySource(t, pool), pub, relay.Config{PollInterval: 5 * time.Millisecond}, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func (s *stack) startSaga(o sagaOpts) *runningSaga {
 	sg, err := saga.New(saga.Config{
 		Commands:   commands,
 		Streams:    s.events,
-		Store:      postgres.NewSagaStore(s.pool),
+		Store:      testenv.SagaStore(s.t, s.pool),
 		Deadline:   o.deadline,
 		Tick:       50 * time.Millisecond,
 		Log:        s.log.With("role", "saga"),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/graph"
@@ -21,9 +23,10 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	// The notifier tells the relay of each commit (LISTEN/NOTIFY), so it need not wait for its poll.
-	notifier := postgres.NewCommitNotifier(pool)
-	store := postgres.NotifyingStore{EventStore: postgres.NewEventStore(pool, postgres.WithTracer(a.tp)), Notifier: notifier}
+	store, notifier, err := a.notifyingStore(pool)
+	if err != nil {
+		return role{}, err
+	}
 	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens), command.WithTracer(a.tp))
 	if err != nil {
 		return role{}, err
@@ -51,4 +54,19 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 			mux.Handle("GET /playground/", playground)
 		},
 	}, nil
+}
+
+// notifyingStore is the event store the command and saga roles append
+// through, with the notifier that tells the relay of each commit
+// (LISTEN/NOTIFY), so it need not wait for its poll; start its Run.
+func (a *app) notifyingStore(pool *pgxpool.Pool) (postgres.NotifyingStore, *postgres.CommitNotifier, error) {
+	notifier, err := postgres.NewCommitNotifier(pool)
+	if err != nil {
+		return postgres.NotifyingStore{}, nil, err
+	}
+	events, err := postgres.NewEventStore(pool, postgres.WithTracer(a.tp))
+	if err != nil {
+		return postgres.NotifyingStore{}, nil, err
+	}
+	return postgres.NotifyingStore{EventStore: events, Notifier: notifier}, notifier, nil
 }

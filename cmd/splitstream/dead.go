@@ -234,7 +234,11 @@ func (d deadTool) replay(ctx context.Context, es *elasticsearch.Client, pool *pg
 // replayer is the projector that applies letters again: the live one's
 // rules on the live indices, with no metrics of its own.
 func (d deadTool) replayer(es *elasticsearch.Client, pool *pgxpool.Pool, prefix string) (*projector.Projector, error) {
-	return projector.New(projector.Config{Store: elastic.NewDocStore(es, prefix), History: postgres.NewEventStore(pool),
+	history, err := postgres.NewEventStore(pool)
+	if err != nil {
+		return nil, err
+	}
+	return projector.New(projector.Config{Store: elastic.NewDocStore(es, prefix), History: history,
 		DeadLetters: d.store, Registerer: prometheus.NewRegistry(), Log: d.log})
 }
 

@@ -107,12 +107,18 @@ type subscription struct {
 
 func subscribeWS(t *testing.T, ctx context.Context, url, query string, vars map[string]any) *subscription {
 	t.Helper()
+	return subscribeWSAs(t, ctx, url, adminToken, query, vars)
+}
+
+// subscribeWSAs is subscribeWS for the caller of token.
+func subscribeWSAs(t *testing.T, ctx context.Context, url, token, query string, vars map[string]any) *subscription {
+	t.Helper()
 	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.CloseNow() })
-	if err := wsjson.Write(ctx, conn, map[string]any{"type": "connection_init", "payload": map[string]any{"authorization": "Bearer " + adminToken}}); err != nil {
+	if err := wsjson.Write(ctx, conn, map[string]any{"type": "connection_init", "payload": map[string]any{"authorization": "Bearer " + token}}); err != nil {
 		t.Fatal(err)
 	}
 	var ack struct{ Type string }

@@ -44,10 +44,18 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
+	history, err := postgres.NewEventStore(pool)
+	if err != nil {
+		return role{}, err
+	}
+	source, err := postgres.NewRelaySource(pool)
+	if err != nil {
+		return role{}, err
+	}
 	p, err := projector.New(projector.Config{
 		Store:       elastic.NewDocStore(es, a.cfg.IndexPrefix),
-		History:     postgres.NewEventStore(pool),
-		EventLog:    postgres.NewRelaySource(pool),
+		History:     history,
+		EventLog:    source,
 		DeadLetters: dead,
 		Notices:     notices,
 		Registerer:  a.reg,

@@ -39,7 +39,10 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		return role{}, err
 	}
 	searcher := elastic.NewSearcher(es, a.cfg.IndexPrefix)
-	tracker := query.NewTracker(searcher.Checkpoint, 50*time.Millisecond)
+	tracker, err := query.NewTracker(searcher.Checkpoint, 50*time.Millisecond)
+	if err != nil {
+		return role{}, err
+	}
 	reads, err := query.NewService(searcher, tracker, a.cfg.ConsistencyTimeout, query.WithGuard(auth.Policy{}), query.WithTokens(acc.tokens))
 	if err != nil {
 		return role{}, err

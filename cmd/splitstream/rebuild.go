@@ -134,8 +134,16 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
 		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(r.progress) }))
+	source, err := postgres.NewRelaySource(r.pool)
+	if err != nil {
+		return rebuildStats{}, err
+	}
+	history, err := postgres.NewEventStore(r.pool)
+	if err != nil {
+		return rebuildStats{}, err
+	}
 	stats, err := projector.Rebuild{
-		Log: postgres.NewRelaySource(r.pool), History: postgres.NewEventStore(r.pool), Indices: r.indices,
+		Log: source, History: history, Indices: r.indices,
 		Registerer: prometheus.NewRegistry(), Logger: r.log, Batch: r.batch, Lanes: r.lanes,
 		LaneProgress: func(lanes []projector.LaneProgress) { printLanes(r.progress, lanes) },
 		Progress: func(done, total int64) {

@@ -16,7 +16,6 @@ import (
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
-	"github.com/splitstream/splitstream/postgres"
 	"github.com/splitstream/splitstream/query"
 )
 
@@ -85,7 +84,7 @@ func TestRebuildNeverShowsFewerDocuments(t *testing.T) {
 // seedLamps writes 80 products with a review each, and an order for every
 // fourth.
 func seedLamps(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
-	svc, err := command.NewService(postgres.NewEventStore(pool))
+	svc, err := command.NewService(testenv.EventStore(t, pool))
 	if err != nil {
 		t.Fatal(err)
 	}

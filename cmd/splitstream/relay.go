@@ -27,7 +27,11 @@ func (a *app) relayRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	r, err := relay.New(postgres.NewRelaySource(pool), tracedPublisher{pub, tracing.Tracer(a.tp)}, relay.Config{Name: relayName}, a.log, a.reg)
+	source, err := postgres.NewRelaySource(pool)
+	if err != nil {
+		return role{}, err
+	}
+	r, err := relay.New(source, tracedPublisher{pub, tracing.Tracer(a.tp)}, relay.Config{Name: relayName}, a.log, a.reg)
 	if err != nil {
 		return role{}, err
 	}

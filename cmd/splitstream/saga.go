@@ -25,8 +25,14 @@ func (a *app) sagaRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	notifier := postgres.NewCommitNotifier(pool) // wakes the relay on each commit
-	store := postgres.NotifyingStore{EventStore: postgres.NewEventStore(pool, postgres.WithTracer(a.tp)), Notifier: notifier}
+	store, notifier, err := a.notifyingStore(pool) // the notifier wakes the relay on each commit
+	if err != nil {
+		return role{}, err
+	}
+	sagas, err := postgres.NewSagaStore(pool)
+	if err != nil {
+		return role{}, err
+	}
 	svc, err := command.NewService(store, command.WithTracer(a.tp))
 	if err != nil {
 		return role{}, err
@@ -35,7 +41,7 @@ func (a *app) sagaRole(ctx context.Context) (role, error) {
 	s, err := saga.New(saga.Config{
 		Commands:   svc,
 		Streams:    store,
-		Store:      postgres.NewSagaStore(pool),
+		Store:      sagas,
 		Deadline:   a.cfg.SagaDeadline,
 		Log:        log,
 		Registerer: a.reg,

@@ -33,7 +33,11 @@ func seedFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return err
 		}
-		svc, err := command.NewService(postgres.NewEventStore(pool))
+		store, err := postgres.NewEventStore(pool)
+		if err != nil {
+			return err
+		}
+		svc, err := command.NewService(store)
 		if err != nil {
 			return err
 		}
@@ -60,6 +64,14 @@ func seedFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		}); err != nil {
 			return err
 		}
+		if err := s.Run(ctx, "customers", len(plan.Customers), func(ctx context.Context, i int) (command.Result, error) {
+			c := plan.Customers[i]
+			return svc.RegisterCustomer(ctx, s.Meta("c", i), command.RegisterCustomer{
+				ID: c.ID, DisplayName: c.DisplayName, Email: c.Email, ShippingAddress: c.ShippingAddress,
+			})
+		}); err != nil {
+			return err
+		}
 		if err := s.Run(ctx, "orders", len(plan.Orders), func(ctx context.Context, i int) (command.Result, error) {
 			o := plan.Orders[i]
 			lines := make([]event.OrderLine, len(o.Lines))
@@ -71,9 +83,9 @@ func seedFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			return err
 		}
 		took := time.Since(start)
-		total := len(plan.Products) + len(plan.Reviews) + len(plan.Orders)
-		fmt.Fprintf(a.out, "seed %d: %d products, %d reviews, %d orders in %s (%.0f commands/s); %d failed\n",
-			*seed, len(plan.Products), len(plan.Reviews), len(plan.Orders), took.Round(time.Millisecond),
+		total := len(plan.Products) + len(plan.Reviews) + len(plan.Customers) + len(plan.Orders)
+		fmt.Fprintf(a.out, "seed %d: %d products, %d reviews, %d customers, %d orders in %s (%.0f commands/s); %d failed\n",
+			*seed, len(plan.Products), len(plan.Reviews), len(plan.Customers), len(plan.Orders), took.Round(time.Millisecond),
 			float64(total)/took.Seconds(), s.Failed())
 		if s.Failed() > 0 {
 			fmt.Fprintf(a.out, "first failure: %v\n", s.FirstErr())

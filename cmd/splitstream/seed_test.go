@@ -25,7 +25,7 @@ func TestSeedIsReproducible(t *testing.T) {
 	if code := run(context.Background(), args, env, &out, io.Discard); code != 0 {
 		t.Fatalf("seed exited %d: %s", code, out.String())
 	}
-	if !strings.Contains(out.String(), "30 products, 60 reviews, 10 orders") || !strings.Contains(out.String(), "0 failed") {
+	if !strings.Contains(out.String(), "30 products, 60 reviews, 10 customers, 10 orders") || !strings.Contains(out.String(), "0 failed") {
 		t.Fatalf("summary: %s", out.String())
 	}
 	count := func() (n int) {
@@ -49,8 +49,8 @@ func TestSeedIsReproducible(t *testing.T) {
 		return strings.Join(all, "|")
 	}
 	first, firstNames := count(), names()
-	if first != 100 {
-		t.Fatalf("seed appended %d events, want 30 + 60 + 10", first)
+	if first != 110 {
+		t.Fatalf("seed appended %d events, want 30 + 60 + 10 customers + 10", first)
 	}
 	if code := run(context.Background(), args, env, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("second seed exited %d", code)

@@ -17,7 +17,7 @@ const EventScanCost = 200
 // complexity limit bounds real work.
 func Complexity() ComplexityRoot {
 	var c ComplexityRoot
-	c.Query.Products = func(child int, _ *string, _ *ProductFilter, _ *ProductSort, first *int, _ *string, _ *string) int {
+	c.Query.Products = func(child int, _ *string, _ *query.ProductFilter, _ *ProductSort, first *int, _ *string, _ *string) int {
 		return paged(child, first)
 	}
 	c.Query.Reviews = func(child int, _ string, first *int, _ *string, _ *string) int { return paged(child, first) }

@@ -44,6 +44,16 @@ type ComplexityRoot struct {
 		Count    func(childComplexity int) int
 	}
 
+	Customer struct {
+		CreatedAt       func(childComplexity int) int
+		DisplayName     func(childComplexity int) int
+		Email           func(childComplexity int) int
+		ID              func(childComplexity int) int
+		ShippingAddress func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		Version         func(childComplexity int) int
+	}
+
 	HistoryEntry struct {
 		Actor         func(childComplexity int) int
 		CommandID     func(childComplexity int) int
@@ -61,6 +71,7 @@ type ComplexityRoot struct {
 		CreatedAt       func(childComplexity int) int
 		Currency        func(childComplexity int) int
 		CustomerID      func(childComplexity int) int
+		CustomerName    func(childComplexity int) int
 		ID              func(childComplexity int) int
 		Lines           func(childComplexity int) int
 		RejectionReason func(childComplexity int) int
@@ -137,12 +148,13 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Customer       func(childComplexity int, id string, consistentWith *string) int
 		Order          func(childComplexity int, id string, consistentWith *string) int
 		Orders         func(childComplexity int, customerID *string, status *string, first *int, after *string, consistentWith *string) int
 		Product        func(childComplexity int, id string, consistentWith *string) int
 		ProductAt      func(childComplexity int, id string, at time.Time, consistentWith *string) int
 		ProductHistory func(childComplexity int, id string, consistentWith *string) int
-		Products       func(childComplexity int, search *string, filter *ProductFilter, sort *ProductSort, first *int, after *string, consistentWith *string) int
+		Products       func(childComplexity int, search *string, filter *query.ProductFilter, sort *ProductSort, first *int, after *string, consistentWith *string) int
 		Reviews        func(childComplexity int, productID string, first *int, after *string, consistentWith *string) int
 	}
 
@@ -173,9 +185,10 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
+		CustomerChanged func(childComplexity int, id string) int
 		OrderChanged    func(childComplexity int, id string) int
 		ProductChanged  func(childComplexity int, id string) int
-		ProductsChanged func(childComplexity int, filter *ProductFilter) int
+		ProductsChanged func(childComplexity int, filter *query.ProductFilter) int
 		ReviewAdded     func(childComplexity int, productID string) int
 	}
 }
@@ -193,18 +206,20 @@ type ProductResolver interface {
 }
 type QueryResolver interface {
 	Product(ctx context.Context, id string, consistentWith *string) (*query.Product, error)
-	Products(ctx context.Context, search *string, filter *ProductFilter, sort *ProductSort, first *int, after *string, consistentWith *string) (*ProductConnection, error)
+	Products(ctx context.Context, search *string, filter *query.ProductFilter, sort *ProductSort, first *int, after *string, consistentWith *string) (*ProductConnection, error)
 	Reviews(ctx context.Context, productID string, first *int, after *string, consistentWith *string) (*ReviewConnection, error)
 	Order(ctx context.Context, id string, consistentWith *string) (*query.Order, error)
 	Orders(ctx context.Context, customerID *string, status *string, first *int, after *string, consistentWith *string) (*OrderConnection, error)
+	Customer(ctx context.Context, id string, consistentWith *string) (*query.Customer, error)
 	ProductHistory(ctx context.Context, id string, consistentWith *string) ([]*HistoryEntry, error)
 	ProductAt(ctx context.Context, id string, at time.Time, consistentWith *string) (*query.Product, error)
 }
 type SubscriptionResolver interface {
 	ProductChanged(ctx context.Context, id string) (<-chan *query.Product, error)
-	ProductsChanged(ctx context.Context, filter *ProductFilter) (<-chan *query.Product, error)
+	ProductsChanged(ctx context.Context, filter *query.ProductFilter) (<-chan *query.Product, error)
 	ReviewAdded(ctx context.Context, productID string) (<-chan *query.Review, error)
 	OrderChanged(ctx context.Context, id string) (<-chan *query.Order, error)
+	CustomerChanged(ctx context.Context, id string) (<-chan *query.Customer, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -237,6 +252,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CategoryCount.Count(childComplexity), true
+
+	case "Customer.createdAt":
+		if e.ComplexityRoot.Customer.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.CreatedAt(childComplexity), true
+	case "Customer.displayName":
+		if e.ComplexityRoot.Customer.DisplayName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.DisplayName(childComplexity), true
+	case "Customer.email":
+		if e.ComplexityRoot.Customer.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.Email(childComplexity), true
+	case "Customer.id":
+		if e.ComplexityRoot.Customer.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.ID(childComplexity), true
+	case "Customer.shippingAddress":
+		if e.ComplexityRoot.Customer.ShippingAddress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.ShippingAddress(childComplexity), true
+	case "Customer.updatedAt":
+		if e.ComplexityRoot.Customer.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.UpdatedAt(childComplexity), true
+	case "Customer.version":
+		if e.ComplexityRoot.Customer.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.Version(childComplexity), true
 
 	case "HistoryEntry.actor":
 		if e.ComplexityRoot.HistoryEntry.Actor == nil {
@@ -317,6 +375,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.CustomerID(childComplexity), true
+	case "Order.customerName":
+		if e.ComplexityRoot.Order.CustomerName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.CustomerName(childComplexity), true
 	case "Order.id":
 		if e.ComplexityRoot.Order.ID == nil {
 			break
@@ -603,6 +667,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProductFacets.Ratings(childComplexity), true
 
+	case "Query.customer":
+		if e.ComplexityRoot.Query.Customer == nil {
+			break
+		}
+
+		args, err := ec.field_Query_customer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Customer(childComplexity, args["id"].(string), args["consistentWith"].(*string)), true
+
 	case "Query.order":
 		if e.ComplexityRoot.Query.Order == nil {
 			break
@@ -668,7 +744,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Products(childComplexity, args["search"].(*string), args["filter"].(*ProductFilter), args["sort"].(*ProductSort), args["first"].(*int), args["after"].(*string), args["consistentWith"].(*string)), true
+		return e.ComplexityRoot.Query.Products(childComplexity, args["search"].(*string), args["filter"].(*query.ProductFilter), args["sort"].(*ProductSort), args["first"].(*int), args["after"].(*string), args["consistentWith"].(*string)), true
 	case "Query.reviews":
 		if e.ComplexityRoot.Query.Reviews == nil {
 			break
@@ -769,6 +845,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ReviewEdge.Node(childComplexity), true
 
+	case "Subscription.customerChanged":
+		if e.ComplexityRoot.Subscription.CustomerChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_customerChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CustomerChanged(childComplexity, args["id"].(string)), true
 	case "Subscription.orderChanged":
 		if e.ComplexityRoot.Subscription.OrderChanged == nil {
 			break
@@ -801,7 +888,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.ProductsChanged(childComplexity, args["filter"].(*ProductFilter)), true
+		return e.ComplexityRoot.Subscription.ProductsChanged(childComplexity, args["filter"].(*query.ProductFilter)), true
 	case "Subscription.reviewAdded":
 		if e.ComplexityRoot.Subscription.ReviewAdded == nil {
 			break
@@ -931,6 +1018,26 @@ func (ec *executionContext) childFields_CategoryCount(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type CategoryCount", field.Name)
 }
 
+func (ec *executionContext) childFields_Customer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Customer_id(ctx, field)
+	case "displayName":
+		return ec.fieldContext_Customer_displayName(ctx, field)
+	case "email":
+		return ec.fieldContext_Customer_email(ctx, field)
+	case "shippingAddress":
+		return ec.fieldContext_Customer_shippingAddress(ctx, field)
+	case "version":
+		return ec.fieldContext_Customer_version(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Customer_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Customer_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Customer", field.Name)
+}
+
 func (ec *executionContext) childFields_HistoryEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -961,6 +1068,8 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_id(ctx, field)
 	case "customerId":
 		return ec.fieldContext_Order_customerId(ctx, field)
+	case "customerName":
+		return ec.fieldContext_Order_customerName(ctx, field)
 	case "status":
 		return ec.fieldContext_Order_status(ctx, field)
 	case "lines":
@@ -1297,6 +1406,28 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_customer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "consistentWith",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["consistentWith"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_order_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1451,8 +1582,8 @@ func (ec *executionContext) field_Query_products_args(ctx context.Context, rawAr
 	}
 	args["search"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
-		func(ctx context.Context, v any) (*ProductFilter, error) {
-			return ec.unmarshalOProductFilter2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋreadᚐProductFilter(ctx, v)
+		func(ctx context.Context, v any) (*query.ProductFilter, error) {
+			return ec.unmarshalOProductFilter2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋqueryᚐProductFilter(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1531,6 +1662,20 @@ func (ec *executionContext) field_Query_reviews_args(ctx context.Context, rawArg
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_customerChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_orderChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1563,8 +1708,8 @@ func (ec *executionContext) field_Subscription_productsChanged_args(ctx context.
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
-		func(ctx context.Context, v any) (*ProductFilter, error) {
-			return ec.unmarshalOProductFilter2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋreadᚐProductFilter(ctx, v)
+		func(ctx context.Context, v any) (*query.ProductFilter, error) {
+			return ec.unmarshalOProductFilter2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋqueryᚐProductFilter(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1705,6 +1850,167 @@ func (ec *executionContext) _CategoryCount_count(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_CategoryCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CategoryCount", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Customer_id(ctx context.Context, field graphql.CollectedField, obj *query.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Customer", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Customer_displayName(ctx context.Context, field graphql.CollectedField, obj *query.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_displayName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DisplayName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_displayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Customer", field, false, false, "String")
+}
+
+func (ec *executionContext) _Customer_email(ctx context.Context, field graphql.CollectedField, obj *query.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Customer", field, false, false, "String")
+}
+
+func (ec *executionContext) _Customer_shippingAddress(ctx context.Context, field graphql.CollectedField, obj *query.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_shippingAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ShippingAddress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_shippingAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Customer", field, false, false, "String")
+}
+
+func (ec *executionContext) _Customer_version(ctx context.Context, field graphql.CollectedField, obj *query.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Customer", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Customer_createdAt(ctx context.Context, field graphql.CollectedField, obj *query.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Customer", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Customer_updatedAt(ctx context.Context, field graphql.CollectedField, obj *query.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Customer", field, false, false, "DateTime")
 }
 
 func (ec *executionContext) _HistoryEntry_id(ctx context.Context, field graphql.CollectedField, obj *HistoryEntry) (ret graphql.Marshaler) {
@@ -1958,6 +2264,29 @@ func (ec *executionContext) _Order_customerId(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Order_customerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Order", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Order_customerName(ctx context.Context, field graphql.CollectedField, obj *query.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_customerName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CustomerName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_customerName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, false, false, "String")
 }
 
 func (ec *executionContext) _Order_status(ctx context.Context, field graphql.CollectedField, obj *query.Order) (ret graphql.Marshaler) {
@@ -3226,7 +3555,7 @@ func (ec *executionContext) _Query_products(ctx context.Context, field graphql.C
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Products(ctx, fc.Args["search"].(*string), fc.Args["filter"].(*ProductFilter), fc.Args["sort"].(*ProductSort), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["consistentWith"].(*string))
+			return ec.Resolvers.Query().Products(ctx, fc.Args["search"].(*string), fc.Args["filter"].(*query.ProductFilter), fc.Args["sort"].(*ProductSort), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["consistentWith"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ProductConnection) graphql.Marshaler {
@@ -3386,6 +3715,50 @@ func (ec *executionContext) fieldContext_Query_orders(ctx context.Context, field
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_orders_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Customer(ctx, fc.Args["id"].(string), fc.Args["consistentWith"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *query.Customer) graphql.Marshaler {
+			return ec.marshalOCustomer2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋqueryᚐCustomer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3959,7 +4332,7 @@ func (ec *executionContext) _Subscription_productsChanged(ctx context.Context, f
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().ProductsChanged(ctx, fc.Args["filter"].(*ProductFilter))
+			return ec.Resolvers.Subscription().ProductsChanged(ctx, fc.Args["filter"].(*query.ProductFilter))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *query.Product) graphql.Marshaler {
@@ -4075,6 +4448,50 @@ func (ec *executionContext) fieldContext_Subscription_orderChanged(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_orderChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_customerChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CustomerChanged(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *query.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋqueryᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_customerChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5154,8 +5571,8 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
-func (ec *executionContext) unmarshalInputProductFilter(ctx context.Context, obj any) (ProductFilter, error) {
-	var it ProductFilter
+func (ec *executionContext) unmarshalInputProductFilter(ctx context.Context, obj any) (query.ProductFilter, error) {
+	var it query.ProductFilter
 	if obj == nil {
 		return it, nil
 	}
@@ -5181,14 +5598,14 @@ func (ec *executionContext) unmarshalInputProductFilter(ctx context.Context, obj
 			it.Category = data
 		case "minPriceCents":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minPriceCents"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.MinPriceCents = data
 		case "maxPriceCents":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxPriceCents"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -5225,8 +5642,8 @@ func (ec *executionContext) unmarshalInputProductFilter(ctx context.Context, obj
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalProductFilter(ctx context.Context, raw any) (ProductFilter, error) {
-	var out ProductFilter
+func UnmarshalProductFilter(ctx context.Context, raw any) (query.ProductFilter, error) {
+	var out query.ProductFilter
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ProductFilter", raw, &out)
 	return out, err
 }
@@ -5257,6 +5674,69 @@ func (ec *executionContext) _CategoryCount(ctx context.Context, sel ast.Selectio
 			}
 		case "count":
 			out.Values[i] = ec._CategoryCount_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var customerImplementors = []string{"Customer"}
+
+func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet, obj *query.Customer) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Customer")
+		case "id":
+			out.Values[i] = ec._Customer_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "displayName":
+			out.Values[i] = ec._Customer_displayName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "email":
+			out.Values[i] = ec._Customer_email(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "shippingAddress":
+			out.Values[i] = ec._Customer_shippingAddress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._Customer_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Customer_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Customer_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -5368,6 +5848,11 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "customerId":
 			out.Values[i] = ec._Order_customerId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "customerName":
+			out.Values[i] = ec._Order_customerName(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -5932,6 +6417,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_orders(ctx, field)
 				})
+		case "customer":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_customer(ctx, field)
+				})
 		case "productHistory":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -6178,6 +6669,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_reviewAdded(ctx, fields[0])
 	case "orderChanged":
 		return ec._Subscription_orderChanged(ctx, fields[0])
+	case "customerChanged":
+		return ec._Subscription_customerChanged(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -6581,6 +7074,14 @@ func (ec *executionContext) marshalNCategoryCount2ᚖgithubᚗcomᚋsplitstream�
 		return graphql.Null
 	}
 	return ec._CategoryCount(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCustomer2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋqueryᚐCustomer(ctx context.Context, sel ast.SelectionSet, v *query.Customer) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Customer!")
+		return graphql.Null
+	}
+	return ec._Customer(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNDateTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -7158,6 +7659,13 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOCustomer2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋqueryᚐCustomer(ctx context.Context, sel ast.SelectionSet, v *query.Customer) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Customer(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
 	if v == nil {
 		return nil, nil
@@ -7211,6 +7719,24 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) unmarshalOInt2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt64(*v)
+	return res
+}
+
 func (ec *executionContext) marshalOOrder2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋqueryᚐOrder(ctx context.Context, sel ast.SelectionSet, v *query.Order) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -7243,7 +7769,7 @@ func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋsplitstreamᚋspli
 	return ec._Product(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalOProductFilter2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋreadᚐProductFilter(ctx context.Context, v any) (*ProductFilter, error) {
+func (ec *executionContext) unmarshalOProductFilter2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋqueryᚐProductFilter(ctx context.Context, v any) (*query.ProductFilter, error) {
 	if v == nil {
 		return nil, nil
 	}

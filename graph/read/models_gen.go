@@ -72,16 +72,6 @@ type ProductFacets struct {
 	PriceRanges []*PriceRangeCount `json:"priceRanges"`
 }
 
-type ProductFilter struct {
-	Category      *string `json:"category,omitempty"`
-	MinPriceCents *int    `json:"minPriceCents,omitempty"`
-	MaxPriceCents *int    `json:"maxPriceCents,omitempty"`
-	// Products whose average rating is at least this.
-	MinRating *float64 `json:"minRating,omitempty"`
-	InStock   *bool    `json:"inStock,omitempty"`
-	Status    *string  `json:"status,omitempty"`
-}
-
 type Query struct {
 }
 

@@ -36,20 +36,8 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-func productFilter(f *ProductFilter) query.ProductFilter {
-	if f == nil {
-		return query.ProductFilter{}
-	}
-	out := query.ProductFilter{Category: f.Category, MinRating: f.MinRating, InStock: f.InStock, Status: f.Status}
-	if f.MinPriceCents != nil {
-		v := int64(*f.MinPriceCents)
-		out.MinPriceCents = &v
-	}
-	if f.MaxPriceCents != nil {
-		v := int64(*f.MaxPriceCents)
-		out.MaxPriceCents = &v
-	}
-	return out
+func productFilter(f *query.ProductFilter) query.ProductFilter {
+	return derefOr(f, query.ProductFilter{})
 }
 
 func pageInfo[T any](p query.Page[T]) *PageInfo {

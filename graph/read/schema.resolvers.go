@@ -41,7 +41,7 @@ func (r *queryResolver) Product(ctx context.Context, id string, consistentWith *
 }
 
 // Products is the resolver for the products field.
-func (r *queryResolver) Products(ctx context.Context, search *string, filter *ProductFilter, sort *ProductSort, first *int, after *string, consistentWith *string) (*ProductConnection, error) {
+func (r *queryResolver) Products(ctx context.Context, search *string, filter *query.ProductFilter, sort *ProductSort, first *int, after *string, consistentWith *string) (*ProductConnection, error) {
 	page, err := r.Reads.Products(ctx, query.ProductQuery{
 		Search: deref(search), Filter: productFilter(filter), Sort: string(derefOr(sort, ProductSortRelevance)),
 		First: derefOr(first, 0), After: deref(after),
@@ -83,6 +83,11 @@ func (r *queryResolver) Orders(ctx context.Context, customerID *string, status *
 	return conn, nil
 }
 
+// Customer is the resolver for the customer field.
+func (r *queryResolver) Customer(ctx context.Context, id string, consistentWith *string) (*query.Customer, error) {
+	return r.Reads.Customer(ctx, id, consistentWith)
+}
+
 // ProductHistory is the resolver for the productHistory field.
 func (r *queryResolver) ProductHistory(ctx context.Context, id string, consistentWith *string) ([]*HistoryEntry, error) {
 	evs, err := r.Reads.ProductHistory(ctx, id, consistentWith)
@@ -103,7 +108,7 @@ func (r *subscriptionResolver) ProductChanged(ctx context.Context, id string) (<
 }
 
 // ProductsChanged is the resolver for the productsChanged field.
-func (r *subscriptionResolver) ProductsChanged(ctx context.Context, filter *ProductFilter) (<-chan *query.Product, error) {
+func (r *subscriptionResolver) ProductsChanged(ctx context.Context, filter *query.ProductFilter) (<-chan *query.Product, error) {
 	return r.Changes.ProductsChanged(ctx, productFilter(filter))
 }
 
@@ -115,6 +120,11 @@ func (r *subscriptionResolver) ReviewAdded(ctx context.Context, productID string
 // OrderChanged is the resolver for the orderChanged field.
 func (r *subscriptionResolver) OrderChanged(ctx context.Context, id string) (<-chan *query.Order, error) {
 	return r.Changes.OrderChanged(ctx, id)
+}
+
+// CustomerChanged is the resolver for the customerChanged field.
+func (r *subscriptionResolver) CustomerChanged(ctx context.Context, id string) (<-chan *query.Customer, error) {
+	return r.Changes.CustomerChanged(ctx, id)
 }
 
 // Order returns OrderResolver implementation.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/event"
-	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/internal/testenv"
 )
 
 var testSecret = []byte("test secret of at least 32 bytes!!")
@@ -93,7 +93,7 @@ func TestMutationsFollowThePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	store := postgres.NewEventStore(pool)
+	store := testenv.EventStore(t, pool)
 	for id, want := range map[string]string{p.ID: "root", rv.ID: "alice", o.ID: "alice"} {
 		evs, err := store.Load(context.Background(), id)
 		if err != nil || len(evs) == 0 {

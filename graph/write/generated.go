@@ -44,12 +44,15 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AddReview                func(childComplexity int, input AddReviewInput) int
 		CancelOrder              func(childComplexity int, input CancelOrderInput) int
+		ChangeCustomerAddress    func(childComplexity int, input ChangeCustomerAddressInput) int
 		ChangeProductDescription func(childComplexity int, input ChangeProductDescriptionInput) int
 		ChangeProductPrice       func(childComplexity int, input ChangeProductPriceInput) int
 		CreateProduct            func(childComplexity int, input CreateProductInput) int
 		DiscontinueProduct       func(childComplexity int, input DiscontinueProductInput) int
 		PlaceOrder               func(childComplexity int, input PlaceOrderInput) int
+		RegisterCustomer         func(childComplexity int, input RegisterCustomerInput) int
 		RemoveReview             func(childComplexity int, input RemoveReviewInput) int
+		RenameCustomer           func(childComplexity int, input RenameCustomerInput) int
 		RenameProduct            func(childComplexity int, input RenameProductInput) int
 		RestockProduct           func(childComplexity int, input RestockProductInput) int
 	}
@@ -74,6 +77,9 @@ type MutationResolver interface {
 	RemoveReview(ctx context.Context, input RemoveReviewInput) (*CommandResult, error)
 	PlaceOrder(ctx context.Context, input PlaceOrderInput) (*CommandResult, error)
 	CancelOrder(ctx context.Context, input CancelOrderInput) (*CommandResult, error)
+	RegisterCustomer(ctx context.Context, input RegisterCustomerInput) (*CommandResult, error)
+	RenameCustomer(ctx context.Context, input RenameCustomerInput) (*CommandResult, error)
+	ChangeCustomerAddress(ctx context.Context, input ChangeCustomerAddressInput) (*CommandResult, error)
 }
 type QueryResolver interface {
 	Version(ctx context.Context) (string, error)
@@ -138,6 +144,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CancelOrder(childComplexity, args["input"].(CancelOrderInput)), true
+	case "Mutation.changeCustomerAddress":
+		if e.ComplexityRoot.Mutation.ChangeCustomerAddress == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changeCustomerAddress_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangeCustomerAddress(childComplexity, args["input"].(ChangeCustomerAddressInput)), true
 	case "Mutation.changeProductDescription":
 		if e.ComplexityRoot.Mutation.ChangeProductDescription == nil {
 			break
@@ -193,6 +210,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PlaceOrder(childComplexity, args["input"].(PlaceOrderInput)), true
+	case "Mutation.registerCustomer":
+		if e.ComplexityRoot.Mutation.RegisterCustomer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_registerCustomer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RegisterCustomer(childComplexity, args["input"].(RegisterCustomerInput)), true
 	case "Mutation.removeReview":
 		if e.ComplexityRoot.Mutation.RemoveReview == nil {
 			break
@@ -204,6 +232,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveReview(childComplexity, args["input"].(RemoveReviewInput)), true
+	case "Mutation.renameCustomer":
+		if e.ComplexityRoot.Mutation.RenameCustomer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_renameCustomer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RenameCustomer(childComplexity, args["input"].(RenameCustomerInput)), true
 	case "Mutation.renameProduct":
 		if e.ComplexityRoot.Mutation.RenameProduct == nil {
 			break
@@ -245,13 +284,16 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AddReviewInput", ec.unmarshalInputAddReviewInput),
 			graphql.NewInputUnmarshaler("CancelOrderInput", ec.unmarshalInputCancelOrderInput),
+			graphql.NewInputUnmarshaler("ChangeCustomerAddressInput", ec.unmarshalInputChangeCustomerAddressInput),
 			graphql.NewInputUnmarshaler("ChangeProductDescriptionInput", ec.unmarshalInputChangeProductDescriptionInput),
 			graphql.NewInputUnmarshaler("ChangeProductPriceInput", ec.unmarshalInputChangeProductPriceInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
 			graphql.NewInputUnmarshaler("DiscontinueProductInput", ec.unmarshalInputDiscontinueProductInput),
 			graphql.NewInputUnmarshaler("OrderLineInput", ec.unmarshalInputOrderLineInput),
 			graphql.NewInputUnmarshaler("PlaceOrderInput", ec.unmarshalInputPlaceOrderInput),
+			graphql.NewInputUnmarshaler("RegisterCustomerInput", ec.unmarshalInputRegisterCustomerInput),
 			graphql.NewInputUnmarshaler("RemoveReviewInput", ec.unmarshalInputRemoveReviewInput),
+			graphql.NewInputUnmarshaler("RenameCustomerInput", ec.unmarshalInputRenameCustomerInput),
 			graphql.NewInputUnmarshaler("RenameProductInput", ec.unmarshalInputRenameProductInput),
 			graphql.NewInputUnmarshaler("RestockProductInput", ec.unmarshalInputRestockProductInput),
 		)
@@ -505,6 +547,20 @@ func (ec *executionContext) field_Mutation_cancelOrder_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_changeCustomerAddress_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ChangeCustomerAddressInput, error) {
+			return ec.unmarshalNChangeCustomerAddressInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeCustomerAddressInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_changeProductDescription_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -575,12 +631,40 @@ func (ec *executionContext) field_Mutation_placeOrder_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_registerCustomer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RegisterCustomerInput, error) {
+			return ec.unmarshalNRegisterCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRegisterCustomerInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeReview_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (RemoveReviewInput, error) {
 			return ec.unmarshalNRemoveReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRemoveReviewInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_renameCustomer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RenameCustomerInput, error) {
+			return ec.unmarshalNRenameCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRenameCustomerInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1208,6 +1292,138 @@ func (ec *executionContext) fieldContext_Mutation_cancelOrder(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_cancelOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_registerCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_registerCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RegisterCustomer(ctx, fc.Args["input"].(RegisterCustomerInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_registerCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_registerCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_renameCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_renameCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RenameCustomer(ctx, fc.Args["input"].(RenameCustomerInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_renameCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_renameCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_changeCustomerAddress(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_changeCustomerAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ChangeCustomerAddress(ctx, fc.Args["input"].(ChangeCustomerAddressInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_changeCustomerAddress(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_changeCustomerAddress_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -2519,6 +2735,69 @@ func UnmarshalCancelOrderInput(ctx context.Context, raw any) (CancelOrderInput, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputChangeCustomerAddressInput(ctx context.Context, obj any) (ChangeCustomerAddressInput, error) {
+	var it ChangeCustomerAddressInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "shippingAddress", "expectedVersion", "commandId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "shippingAddress":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("shippingAddress"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ShippingAddress = data
+		case "expectedVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expectedVersion"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpectedVersion = data
+		case "commandId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("commandId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CommandID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalChangeCustomerAddressInput unmarshals raw into the ChangeCustomerAddressInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalChangeCustomerAddressInput(ctx context.Context, raw any) (ChangeCustomerAddressInput, error) {
+	var out ChangeCustomerAddressInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ChangeCustomerAddressInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputChangeProductDescriptionInput(ctx context.Context, obj any) (ChangeProductDescriptionInput, error) {
 	var it ChangeProductDescriptionInput
 	if obj == nil {
@@ -2890,6 +3169,76 @@ func UnmarshalPlaceOrderInput(ctx context.Context, raw any) (PlaceOrderInput, er
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputRegisterCustomerInput(ctx context.Context, obj any) (RegisterCustomerInput, error) {
+	var it RegisterCustomerInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "displayName", "email", "shippingAddress", "commandId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "displayName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("displayName"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DisplayName = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "shippingAddress":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("shippingAddress"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ShippingAddress = data
+		case "commandId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("commandId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CommandID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRegisterCustomerInput unmarshals raw into the RegisterCustomerInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRegisterCustomerInput(ctx context.Context, raw any) (RegisterCustomerInput, error) {
+	var out RegisterCustomerInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RegisterCustomerInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRemoveReviewInput(ctx context.Context, obj any) (RemoveReviewInput, error) {
 	var it RemoveReviewInput
 	if obj == nil {
@@ -2943,6 +3292,69 @@ func (ec *executionContext) unmarshalInputRemoveReviewInput(ctx context.Context,
 func UnmarshalRemoveReviewInput(ctx context.Context, raw any) (RemoveReviewInput, error) {
 	var out RemoveReviewInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RemoveReviewInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRenameCustomerInput(ctx context.Context, obj any) (RenameCustomerInput, error) {
+	var it RenameCustomerInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "displayName", "expectedVersion", "commandId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "displayName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("displayName"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DisplayName = data
+		case "expectedVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expectedVersion"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpectedVersion = data
+		case "commandId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("commandId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CommandID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRenameCustomerInput unmarshals raw into the RenameCustomerInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRenameCustomerInput(ctx context.Context, raw any) (RenameCustomerInput, error) {
+	var out RenameCustomerInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RenameCustomerInput", raw, &out)
 	return out, err
 }
 
@@ -3208,6 +3620,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "cancelOrder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_cancelOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "registerCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_registerCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "renameCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_renameCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changeCustomerAddress":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_changeCustomerAddress(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -3671,6 +4104,11 @@ func (ec *executionContext) unmarshalNCancelOrderInput2githubᚗcomᚋsplitstrea
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNChangeCustomerAddressInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeCustomerAddressInput(ctx context.Context, v any) (ChangeCustomerAddressInput, error) {
+	res, err := ec.unmarshalInputChangeCustomerAddressInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNChangeProductDescriptionInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐChangeProductDescriptionInput(ctx context.Context, v any) (ChangeProductDescriptionInput, error) {
 	res, err := ec.unmarshalInputChangeProductDescriptionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -3751,8 +4189,18 @@ func (ec *executionContext) unmarshalNPlaceOrderInput2githubᚗcomᚋsplitstream
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNRegisterCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRegisterCustomerInput(ctx context.Context, v any) (RegisterCustomerInput, error) {
+	res, err := ec.unmarshalInputRegisterCustomerInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNRemoveReviewInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRemoveReviewInput(ctx context.Context, v any) (RemoveReviewInput, error) {
 	res, err := ec.unmarshalInputRemoveReviewInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRenameCustomerInput2githubᚗcomᚋsplitstreamᚋsplitstreamᚋgraphᚋwriteᚐRenameCustomerInput(ctx context.Context, v any) (RenameCustomerInput, error) {
+	res, err := ec.unmarshalInputRenameCustomerInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 

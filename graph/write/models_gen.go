@@ -26,6 +26,17 @@ type CancelOrderInput struct {
 	CommandID *string `json:"commandId,omitempty"`
 }
 
+type ChangeCustomerAddressInput struct {
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// 1 to 1,000 characters, leading and trailing spaces trimmed.
+	ShippingAddress string `json:"shippingAddress"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
+}
+
 type ChangeProductDescriptionInput struct {
 	// 1 to 128 bytes, no control characters.
 	ID string `json:"id"`
@@ -106,9 +117,33 @@ type PlaceOrderInput struct {
 type Query struct {
 }
 
+type RegisterCustomerInput struct {
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// 1 to 200 characters, leading and trailing spaces trimmed.
+	DisplayName string `json:"displayName"`
+	// One plain address (no display name), at most 254 bytes.
+	Email string `json:"email"`
+	// 1 to 1,000 characters, leading and trailing spaces trimmed.
+	ShippingAddress string `json:"shippingAddress"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
+}
+
 type RemoveReviewInput struct {
 	// 1 to 128 bytes, no control characters.
 	ID string `json:"id"`
+	// The version the client last saw; another is a CONFLICT. At least 0.
+	ExpectedVersion *int `json:"expectedVersion,omitempty"`
+	// At most 128 bytes, no control characters.
+	CommandID *string `json:"commandId,omitempty"`
+}
+
+type RenameCustomerInput struct {
+	// 1 to 128 bytes, no control characters.
+	ID string `json:"id"`
+	// 1 to 200 characters, leading and trailing spaces trimmed.
+	DisplayName string `json:"displayName"`
 	// The version the client last saw; another is a CONFLICT. At least 0.
 	ExpectedVersion *int `json:"expectedVersion,omitempty"`
 	// At most 128 bytes, no control characters.

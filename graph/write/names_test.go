@@ -26,6 +26,7 @@ func TestClientCommandsAreNamedAfterTheirMutations(t *testing.T) {
 		command.CreateProduct{}, command.RenameProduct{}, command.ChangeProductDescription{},
 		command.ChangeProductPrice{}, command.RestockProduct{}, command.DiscontinueProduct{},
 		command.AddReview{}, command.RemoveReview{}, command.PlaceOrder{}, command.CancelOrder{},
+		command.RegisterCustomer{}, command.RenameCustomer{}, command.ChangeCustomerAddress{},
 	}
 	named := map[string]bool{}
 	for _, c := range client {

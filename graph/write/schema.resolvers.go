@@ -79,6 +79,25 @@ func (r *mutationResolver) CancelOrder(ctx context.Context, input CancelOrderInp
 		command.CancelOrder{Reason: deref(input.Reason)}))
 }
 
+// RegisterCustomer is the resolver for the registerCustomer field.
+func (r *mutationResolver) RegisterCustomer(ctx context.Context, input RegisterCustomerInput) (*CommandResult, error) {
+	return answer(r.Commands.RegisterCustomer(ctx, meta(ctx, input.CommandID, nil), command.RegisterCustomer{
+		ID: input.ID, DisplayName: input.DisplayName, Email: input.Email, ShippingAddress: input.ShippingAddress,
+	}))
+}
+
+// RenameCustomer is the resolver for the renameCustomer field.
+func (r *mutationResolver) RenameCustomer(ctx context.Context, input RenameCustomerInput) (*CommandResult, error) {
+	return answer(r.Commands.ChangeCustomer(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
+		command.RenameCustomer{DisplayName: input.DisplayName}))
+}
+
+// ChangeCustomerAddress is the resolver for the changeCustomerAddress field.
+func (r *mutationResolver) ChangeCustomerAddress(ctx context.Context, input ChangeCustomerAddressInput) (*CommandResult, error) {
+	return answer(r.Commands.ChangeCustomer(ctx, input.ID, meta(ctx, input.CommandID, input.ExpectedVersion),
+		command.ChangeCustomerAddress{ShippingAddress: input.ShippingAddress}))
+}
+
 // Version is the resolver for the version field.
 func (r *queryResolver) Version(ctx context.Context) (string, error) {
 	return r.Resolver.Version, nil

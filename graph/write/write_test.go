@@ -18,7 +18,6 @@ import (
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/graph/write"
 	"github.com/splitstream/splitstream/internal/testenv"
-	"github.com/splitstream/splitstream/postgres"
 )
 
 // server runs the command service's GraphQL endpoint on a fresh database.
@@ -34,7 +33,7 @@ func server(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := command.NewService(postgres.NewEventStore(pool), command.WithGuard(auth.Policy{}), command.WithTokens(tokens))
+	svc, err := command.NewService(testenv.EventStore(t, pool), command.WithGuard(auth.Policy{}), command.WithTokens(tokens))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,11 @@ func CommandHistory(ctx context.Context, st Stack, env Env) ([]Result, error) {
 	if err := postgres.Migrate(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
 		return nil, err
 	}
-	svc, err := command.NewService(postgres.NewEventStore(pool))
+	store, err := postgres.NewEventStore(pool)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := command.NewService(store)
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,10 @@ func (pb projectorBench) say(format string, args ...any) {
 
 // records reads the first n records of the store in relay order.
 func (pb projectorBench) records(ctx context.Context, pool *pgxpool.Pool, n int) ([]event.Record, error) {
-	source := postgres.NewRelaySource(pool)
+	source, err := postgres.NewRelaySource(pool)
+	if err != nil {
+		return nil, err
+	}
 	var records []event.Record
 	for cursor := (event.Cursor{}); len(records) < n; {
 		recs, err := source.Next(ctx, cursor, min(5000, n-len(records)))
@@ -137,7 +140,11 @@ func (pb projectorBench) drain(ctx context.Context, pool *pgxpool.Pool, records 
 	if err := elastic.NewIndices(pb.env.ES, prefix, pb.st.Refresh).Ensure(ctx); err != nil {
 		return 0, err
 	}
-	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(pb.env.ES, prefix), History: postgres.NewEventStore(pool), Log: pb.st.Log,
+	history, err := postgres.NewEventStore(pool)
+	if err != nil {
+		return 0, err
+	}
+	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(pb.env.ES, prefix), History: history, Log: pb.st.Log,
 		DeadLetters: projector.NewMemoryDeadLetters(), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return 0, err

@@ -45,7 +45,10 @@ func Relay(ctx context.Context, st Stack, env Env, mgmt string, backlog int) ([]
 		return nil, err
 	}
 	defer dropDB()
-	source := postgres.NewRelaySource(pool)
+	source, err := postgres.NewRelaySource(pool)
+	if err != nil {
+		return nil, err
+	}
 	records, msgs, err := b.readBack(ctx, source, n)
 	if err != nil {
 		return nil, err

@@ -245,7 +245,11 @@ func ensureProducts(ctx context.Context, env Env, n int) error {
 	if have >= n {
 		return nil
 	}
-	svc, err := command.NewService(postgres.NewEventStore(env.Pool))
+	store, err := postgres.NewEventStore(env.Pool)
+	if err != nil {
+		return err
+	}
+	svc, err := command.NewService(store)
 	if err != nil {
 		return err
 	}

@@ -219,7 +219,12 @@ func prepareDrain(ctx context.Context, st Stack, env Env, mgmt string, records [
 		cleanup()
 		return nil, nil, err
 	}
-	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(env.ES, prefix), History: postgres.NewEventStore(pool), Log: st.Log,
+	history, err := postgres.NewEventStore(pool)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	p, err := projector.New(projector.Config{Store: elastic.NewDocStore(env.ES, prefix), History: history, Log: st.Log,
 		DeadLetters: projector.NewMemoryDeadLetters(), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		cleanup()

@@ -37,11 +37,18 @@ type Order struct {
 	Lines    []Line
 }
 
+// Customer is a customer to register: every customer that orders, and
+// customer-1, the customer of the token make run prints.
+type Customer struct {
+	ID, DisplayName, Email, ShippingAddress string
+}
+
 // Plan is everything a seed run creates.
 type Plan struct {
-	Products []Product
-	Reviews  []Review
-	Orders   []Order
+	Products  []Product
+	Reviews   []Review
+	Customers []Customer
+	Orders    []Order
 }
 
 var (
@@ -131,7 +138,24 @@ func Make(seed uint64, products, reviews, orders int) Plan {
 		}
 		p.Orders = append(p.Orders, Order{Customer: fmt.Sprintf("customer-%03d", r.IntN(200)), Lines: lines})
 	}
+	p.Customers = customers(r, p.Orders)
 	return p
+}
+
+// customers are customer-1 and every customer of orders, in id order.
+func customers(r *rand.Rand, orders []Order) []Customer {
+	ids := map[string]bool{"customer-1": true}
+	for _, o := range orders {
+		ids[o.Customer] = true
+	}
+	var out []Customer
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		first := firstNames[r.IntN(len(firstNames))]
+		out = append(out, Customer{ID: id, DisplayName: first + " " + string(rune('A'+r.IntN(26))) + ".",
+			Email:           strings.ToLower(first) + "." + id + "@example.com",
+			ShippingAddress: fmt.Sprintf("%d %s Street", 1+r.IntN(200), adjectives[r.IntN(len(adjectives))])})
+	}
+	return out
 }
 
 func sortedKeys() []string { return slices.Sorted(maps.Keys(categories)) }

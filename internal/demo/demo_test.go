@@ -3,6 +3,8 @@ package demo
 import (
 	"reflect"
 	"testing"
+
+	"github.com/splitstream/splitstream/command"
 )
 
 func TestSameSeedSameData(t *testing.T) {
@@ -43,5 +45,26 @@ func TestPlanIsValid(t *testing.T) {
 			}
 			seen[l.Product] = true
 		}
+	}
+}
+
+// Every customer who orders is registered, and each registration passes
+// the command's own validation.
+func TestPlanRegistersItsCustomers(t *testing.T) {
+	p := Make(7, 50, 0, 100)
+	registered := map[string]bool{}
+	for _, c := range p.Customers {
+		if err := (command.RegisterCustomer{ID: c.ID, DisplayName: c.DisplayName, Email: c.Email, ShippingAddress: c.ShippingAddress}).Validate(); err != nil {
+			t.Fatalf("customer %+v: %v", c, err)
+		}
+		registered[c.ID] = true
+	}
+	for _, o := range p.Orders {
+		if !registered[o.Customer] {
+			t.Fatalf("order by %s, who is not registered", o.Customer)
+		}
+	}
+	if !registered["customer-1"] {
+		t.Error("customer-1, make run's customer, is not registered")
 	}
 }

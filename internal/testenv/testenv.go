@@ -186,3 +186,41 @@ func Run(t testing.TB, name string, args ...string) {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
+
+// Must returns v, failing t when err is set: constructors return
+// (x, error) and refuse nil, and tests build many of them.
+func Must[T any](t testing.TB, v T, err error) T {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// EventStore is postgres.NewEventStore on pool, for a test.
+func EventStore(t testing.TB, pool *pgxpool.Pool) *postgres.EventStore {
+	t.Helper()
+	s, err := postgres.NewEventStore(pool)
+	return Must(t, s, err)
+}
+
+// RelaySource is postgres.NewRelaySource on pool, for a test.
+func RelaySource(t testing.TB, pool *pgxpool.Pool) *postgres.RelaySource {
+	t.Helper()
+	s, err := postgres.NewRelaySource(pool)
+	return Must(t, s, err)
+}
+
+// SagaStore is postgres.NewSagaStore on pool, for a test.
+func SagaStore(t testing.TB, pool *pgxpool.Pool) *postgres.SagaStore {
+	t.Helper()
+	s, err := postgres.NewSagaStore(pool)
+	return Must(t, s, err)
+}
+
+// CommitNotifier is postgres.NewCommitNotifier on pool, for a test.
+func CommitNotifier(t testing.TB, pool *pgxpool.Pool) *postgres.CommitNotifier {
+	t.Helper()
+	n, err := postgres.NewCommitNotifier(pool)
+	return Must(t, n, err)
+}

@@ -1,6 +1,14 @@
 package event
 
-// Product stream.
+// StreamProduct is the stream type of products.
+const StreamProduct = "product"
+
+// The product stream's event types, declared to the codec.
+var _ = declareStream(StreamProduct,
+	typeOf[ProductCreated](), typeOf[ProductRenamed](), typeOf[ProductDescriptionChanged](),
+	typeOf[ProductPriceChanged](), typeOf[ProductRestocked](), typeOf[ProductDiscontinued](),
+	typeOf[StockReserved](), typeOf[StockReleased](),
+)
 
 type ProductCreated struct {
 	Name        string `json:"name"`
@@ -45,48 +53,6 @@ type StockReleased struct {
 	Stock    int    `json:"stock"`
 }
 
-// Review stream.
-
-type ReviewAdded struct {
-	ProductID string `json:"productId"`
-	Author    string `json:"author"`
-	Rating    int    `json:"rating"`
-	Comment   string `json:"comment"`
-}
-
-// ReviewRemoved carries the rating so a projector can undo it exactly.
-type ReviewRemoved struct {
-	ProductID string `json:"productId"`
-	Rating    int    `json:"rating"`
-}
-
-// Order stream.
-
-// OrderPlaced holds prices as they were when the order was placed.
-type OrderPlaced struct {
-	CustomerID string      `json:"customerId"`
-	Lines      []OrderLine `json:"lines"`
-	TotalCents int64       `json:"totalCents"`
-	Currency   string      `json:"currency"`
-}
-
-type OrderLine struct {
-	ProductID      string `json:"productId"`
-	ProductName    string `json:"productName"`
-	Quantity       int    `json:"quantity"`
-	UnitPriceCents int64  `json:"unitPriceCents"`
-}
-
-type OrderConfirmed struct{}
-
-type OrderRejected struct {
-	Reason string `json:"reason"`
-}
-
-type OrderCancelled struct {
-	Reason string `json:"reason"`
-}
-
 func (ProductCreated) EventType() string            { return "ProductCreated" }
 func (ProductRenamed) EventType() string            { return "ProductRenamed" }
 func (ProductDescriptionChanged) EventType() string { return "ProductDescriptionChanged" }
@@ -95,9 +61,3 @@ func (ProductRestocked) EventType() string          { return "ProductRestocked" 
 func (ProductDiscontinued) EventType() string       { return "ProductDiscontinued" }
 func (StockReserved) EventType() string             { return "StockReserved" }
 func (StockReleased) EventType() string             { return "StockReleased" }
-func (ReviewAdded) EventType() string               { return "ReviewAdded" }
-func (ReviewRemoved) EventType() string             { return "ReviewRemoved" }
-func (OrderPlaced) EventType() string               { return "OrderPlaced" }
-func (OrderConfirmed) EventType() string            { return "OrderConfirmed" }
-func (OrderRejected) EventType() string             { return "OrderRejected" }
-func (OrderCancelled) EventType() string            { return "OrderCancelled" }
