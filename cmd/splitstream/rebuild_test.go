@@ -23,6 +23,7 @@ import (
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
+	"github.com/splitstream/splitstream/query"
 )
 
 func freeAddr(t testing.TB) string {
@@ -233,7 +234,9 @@ func compareWithLive(t *testing.T, es *elasticsearch.Client, indices *elastic.In
 			t.Fatal(err)
 		}
 		a, b := allDocs(t, es, live[m]), allDocs(t, es, rebuilt)
-		if len(a) == 0 || len(a) != len(b) { // every model has documents: products, reviews, orders, events
+		// Every model the load writes has documents: products, reviews,
+		// orders, events (it registers no customers).
+		if len(a) != len(b) || len(a) == 0 && m != query.Customers.Index {
 			t.Fatalf("%s: live has %d documents, rebuilt %d", m, len(a), len(b))
 		}
 		for id, doc := range a {
