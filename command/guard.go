@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/splitstream/splitstream/event"
 )
@@ -22,7 +23,18 @@ type Guard interface {
 // Tokens seals the read-your-writes tokens the service returns
 // (auth.ReadTokens); without it they are the store's unsigned ones.
 type Tokens interface {
-	Seal(c event.Cursor) string
+	Seal(points []event.ReadPoint) string
+}
+
+// LaneOf is the projector lane an event is routed to (query.LaneOfEvent
+// with the deployment's number of lanes).
+type LaneOf func(e event.Envelope, pl event.Payload) int
+
+// WithLanes makes the signed tokens name the lane of the command's events,
+// so a read waits for that lane alone; without it they wait for the whole
+// log's watermark (a projector without lanes).
+func WithLanes(of LaneOf) Option {
+	return func(s *Service) error { s.laneOf = of; return nil }
 }
 
 // WithGuard makes every command ask g, and record g's actor.
@@ -64,8 +76,12 @@ func reviewAuthor(h []event.Envelope) string {
 	return h[0].Metadata.Actor
 }
 
-// seal turns the store's token into a signed one.
-func (s *Service) seal(res Result) (Result, error) {
+// seal turns the store's token into a signed one, naming the lane of the
+// command's events: every event of a command is of one stream, so of one
+// document family and one lane. first is the first new event, nil when the
+// store answered a repeated command id from its record; then the stream's
+// first event says the family (a review's product).
+func (s *Service) seal(ctx context.Context, st Stream, first event.Payload, res Result) (Result, error) {
 	if s.tokens == nil || res.Token == "" {
 		return res, nil
 	}
@@ -73,6 +89,30 @@ func (s *Service) seal(res Result) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res.Token = s.tokens.Seal(c)
+	lane := event.WholeLog
+	if s.laneOf != nil {
+		if lane, err = s.laneOfStream(ctx, st, first); err != nil {
+			return Result{}, err
+		}
+	}
+	res.Token = s.tokens.Seal([]event.ReadPoint{{Lane: lane, Cursor: c}})
 	return res, nil
+}
+
+// laneOfStream is the lane of st's events: from first when known, else
+// from the stream's first stored event.
+func (s *Service) laneOfStream(ctx context.Context, st Stream, first event.Payload) (int, error) {
+	e := event.Envelope{StreamType: st.Type, StreamID: st.ID}
+	if first == nil {
+		_, h, err := s.store.LoadSince(ctx, st.ID, -1) // no snapshot has fold version -1: from the start
+		if err != nil {
+			return 0, fmt.Errorf("lane of %s %s: %w", st.Type, st.ID, err)
+		}
+		if len(h) > 0 {
+			if first, err = h[0].Payload(); err != nil {
+				return 0, fmt.Errorf("lane of %s %s: %w", st.Type, st.ID, err)
+			}
+		}
+	}
+	return s.laneOf(e, first), nil
 }

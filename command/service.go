@@ -38,6 +38,7 @@ type Service struct {
 	metrics *metrics
 	guard   Guard
 	tokens  Tokens
+	laneOf  LaneOf
 	tracer  trace.Tracer
 }
 
@@ -265,6 +266,7 @@ func (s *Service) decideAndAppend(ctx context.Context, mutation Name, st Stream,
 		m.CorrelationID = m.CommandID
 	}
 	appended := 0
+	var first event.Payload // the first new event, for the token's lane
 	res, err := s.store.Change(ctx, Change{
 		Stream:          st,
 		Fresh:           fresh,
@@ -284,6 +286,9 @@ func (s *Service) decideAndAppend(ctx context.Context, mutation Name, st Stream,
 		Decide: func(snap *Snapshot, h []event.Envelope) (Decision, error) {
 			d, err := decide(snap, h)
 			appended = len(d.Events)
+			if len(d.Events) > 0 {
+				first = d.Events[0]
+			}
 			return d, err
 		},
 	})
@@ -294,7 +299,7 @@ func (s *Service) decideAndAppend(ctx context.Context, mutation Name, st Stream,
 	if err != nil {
 		return res, err
 	}
-	return s.seal(res)
+	return s.seal(ctx, st, first, res)
 }
 
 // decision returns a function that decides a command on s and encodes the

@@ -31,6 +31,10 @@ func (c Cursor) IsZero() bool { return c.Tx == 0 && c.Position == 0 }
 // ErrBadToken is returned for a token that this system did not issue.
 var ErrBadToken = errors.New("malformed consistency token")
 
+// ErrOldToken is a token of a version this build no longer reads (a
+// signed token from before projector lanes names no lane).
+var ErrOldToken = errors.New("read-your-writes token of an older version")
+
 // Token encodes c as the opaque read-your-writes token returned by mutations.
 func (c Cursor) Token() string {
 	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("v1:%d:%d", c.Tx, c.Position)))
@@ -61,4 +65,24 @@ type Record struct {
 	Envelope Envelope
 	Cursor   Cursor
 	Prev     Cursor
+	// Lanes is how many projector lanes the relay routed the record
+	// among (0: not routed to lanes), Lane the one it went to, and
+	// LanePrev the cursor of the record published just before it in the
+	// same lane: a lane's consumer chains its watermark by LanePrev.
+	Lanes    int
+	Lane     int
+	LanePrev Cursor
+}
+
+// WholeLog is the lane of a ReadPoint on the whole log's watermark, as
+// kept by a projector without lanes.
+const WholeLog = -1
+
+// ReadPoint is what a read-your-writes token waits for: lane Lane's
+// watermark (or, for WholeLog, the whole log's) at or past Cursor. A
+// lane's watermark covers only that lane's events, so a token names the
+// lanes its mutation wrote to, and a read waits for those alone.
+type ReadPoint struct {
+	Lane   int
+	Cursor Cursor
 }

@@ -158,6 +158,43 @@ func (s *RelaySource) Save(ctx context.Context, name string, c event.Cursor) err
 	return nil
 }
 
+var _ relay.LaneCheckpoints = (*RelaySource)(nil)
+
+// LaneCheckpoint returns the last cursor the relay called name published
+// in each lane, as saved with its checkpoint.
+func (s *RelaySource) LaneCheckpoint(ctx context.Context, name string) ([]event.Cursor, error) {
+	var pairs [][2]uint64
+	err := s.pool.QueryRow(ctx, `SELECT lanes FROM relay_checkpoints WHERE name = $1`, name).Scan(&pairs)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("relay lane checkpoint %s: %w", name, err)
+	}
+	out := make([]event.Cursor, len(pairs))
+	for i, p := range pairs {
+		out[i] = event.Cursor{Tx: p[0], Position: int64(p[1])}
+	}
+	return out, nil
+}
+
+// SaveLanes is Save with the last cursor published in each lane, in one
+// row, so the two never disagree.
+func (s *RelaySource) SaveLanes(ctx context.Context, name string, c event.Cursor, lanes []event.Cursor) error {
+	pairs := make([][2]uint64, len(lanes))
+	for i, l := range lanes {
+		pairs[i] = [2]uint64{l.Tx, uint64(l.Position)}
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, tx_id, position, lanes) VALUES ($1, $2::text::xid8, $3, $4)
+		ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, position = EXCLUDED.position, lanes = EXCLUDED.lanes, updated_at = now()
+		WHERE (relay_checkpoints.tx_id, relay_checkpoints.position) < (EXCLUDED.tx_id, EXCLUDED.position)`,
+		name, strconv.FormatUint(c.Tx, 10), c.Position, pairs)
+	if err != nil {
+		return fmt.Errorf("save relay checkpoint %s: %w", name, err)
+	}
+	return nil
+}
+
 // nextSQL reads the final part of the log after a cursor. The xmin of
 // pg_current_snapshot() is that of the statement's own snapshot, so every
 // row below it that committed is visible to this very query. It runs as an

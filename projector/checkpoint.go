@@ -3,6 +3,7 @@ package projector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/splitstream/splitstream/event"
@@ -19,7 +20,7 @@ func (p *Projector) resume(ctx context.Context) error {
 	}
 	bo := p.backoff()
 	for {
-		stored, err := p.get(ctx, []Ref{{Kind: query.Checkpoints.Name, ID: query.CheckpointID}})
+		stored, err := p.get(ctx, []Ref{p.checkpointRef()})
 		if err == nil {
 			var cp query.Checkpoint
 			if stored[0].Found {
@@ -27,8 +28,16 @@ func (p *Projector) resume(ctx context.Context) error {
 					return fmt.Errorf("projector checkpoint: %w", err)
 				}
 			}
+			at := event.Cursor{Tx: cp.Tx, Position: cp.Position}
+			if p.lane != nil {
+				// Fence the lane's previous holder at once: from now on its
+				// checkpoint writes meet our epoch.
+				if err := p.writeLaneCheckpoint(ctx, at); err != nil {
+					return err
+				}
+			}
 			p.mu.Lock()
-			p.wm = newWatermark(event.Cursor{Tx: cp.Tx, Position: cp.Position})
+			p.wm = newWatermark(at)
 			p.mu.Unlock()
 			p.log.Info("projector resumed", "tx", cp.Tx, "position", cp.Position)
 			p.countDead(ctx)
@@ -42,20 +51,30 @@ func (p *Projector) resume(ctx context.Context) error {
 }
 
 // saveCheckpoint writes the watermark when it moved; one try, since the
-// checkpoint only shortens the replay after a restart.
-func (p *Projector) saveCheckpoint(ctx context.Context) {
+// checkpoint only shortens the replay after a restart. Its one error is
+// ErrDeposed (a lane projector's lease is gone).
+func (p *Projector) saveCheckpoint(ctx context.Context) error {
 	p.mu.Lock()
 	if !p.cpDirty || p.wm == nil {
 		p.mu.Unlock()
-		return
+		return nil
 	}
 	at := p.wm.at
 	p.cpDirty = false
 	p.mu.Unlock()
-	doc, _ := json.Marshal(query.Checkpoint{Tx: at.Tx, Position: at.Position, UpdatedAt: p.cfg.Now().UTC()})
-	res, err := p.write(ctx, []Write{{Ref: Ref{Kind: query.Checkpoints.Name, ID: query.CheckpointID}, Op: Overwrite, Doc: doc}})
-	if err == nil && res[0].Err != nil {
-		err = res[0].Err
+	var err error
+	if p.lane != nil {
+		err = p.writeLaneCheckpoint(ctx, at)
+		if errors.Is(err, ErrDeposed) {
+			return err
+		}
+	} else {
+		doc, _ := json.Marshal(query.Checkpoint{Tx: at.Tx, Position: at.Position, UpdatedAt: p.cfg.Now().UTC()})
+		var res []WriteResult
+		res, err = p.write(ctx, []Write{{Ref: p.checkpointRef(), Op: Overwrite, Doc: doc}})
+		if err == nil && res[0].Err != nil {
+			err = res[0].Err
+		}
 	}
 	if err != nil {
 		p.log.Warn("write projector checkpoint", "err", err)
@@ -63,4 +82,5 @@ func (p *Projector) saveCheckpoint(ctx context.Context) {
 		p.cpDirty = true
 		p.mu.Unlock()
 	}
+	return nil
 }

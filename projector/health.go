@@ -37,6 +37,11 @@ func (p *Projector) Healthy(maxStall time.Duration) error {
 	if maxStall <= 0 {
 		maxStall = DefaultMaxStall
 	}
+	for _, c := range p.children.list() {
+		if err := c.Healthy(maxStall); err != nil {
+			return fmt.Errorf("lane %d: %w", c.lane.n, err)
+		}
+	}
 	s := p.status()
 	now := p.cfg.Now()
 	if s.pending {

@@ -2,6 +2,8 @@ package projector
 
 import (
 	"context"
+
+	"github.com/splitstream/splitstream/event"
 )
 
 // fillHole reads the log from the watermark when records have waited
@@ -15,7 +17,8 @@ func (p *Projector) fillHole(ctx context.Context) {
 	if p.cfg.EventLog == nil {
 		return
 	}
-	for range 20 { // bounded work per call; the next call goes on
+	var from event.Cursor // where a lane projector reads on past other lanes' records
+	for range 20 {        // bounded work per call; the next call goes on
 		p.mu.Lock()
 		if p.wm == nil { // not resumed yet: no batch so far
 			p.mu.Unlock()
@@ -26,12 +29,23 @@ func (p *Projector) fillHole(ctx context.Context) {
 		if held == 0 || since.IsZero() || p.cfg.Now().Sub(since) < p.cfg.HoleTimeout {
 			return
 		}
+		if p.deposed() != nil {
+			return
+		}
+		if from.Less(at) {
+			from = at
+		}
 		lctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
-		recs, err := p.cfg.EventLog.Next(lctx, at, 500)
+		raw, err := p.cfg.EventLog.Next(lctx, from, 500)
 		cancel()
 		if err != nil {
-			p.log.Warn("read the log to fill a hole in the watermark", "after", at, "err", err)
+			p.log.Warn("read the log to fill a hole in the watermark", "after", from, "err", err)
 			return
+		}
+		recs := p.laneRecords(raw, at)
+		if len(recs) == 0 && len(raw) > 0 {
+			from = raw[len(raw)-1].Cursor // only other lanes' records: read on
+			continue
 		}
 		var items []item
 		for i, r := range recs {
@@ -54,7 +68,7 @@ func (p *Projector) fillHole(ctx context.Context) {
 			if _, bad := b.poisoned[it.idx]; bad {
 				break
 			}
-			done = append(done, link{it.rec.Cursor, it.rec.Prev})
+			done = append(done, link{it.rec.Cursor, p.prevOf(it.rec)})
 			if d, dead := b.dead[it.idx]; dead {
 				p.parkedVerdict(it.rec.Envelope, d)
 				continue
@@ -66,10 +80,10 @@ func (p *Projector) fillHole(ctx context.Context) {
 			p.m.events.WithLabelValues(it.rec.Envelope.Type, outcome).Inc()
 		}
 		p.m.holesFilled.Add(float64(len(done)))
-		p.commit(ctx, b, done)
-		if len(done) < len(recs) {
+		if p.commit(ctx, b, done) != nil || len(done) < len(recs) {
 			return
 		}
+		from = raw[len(raw)-1].Cursor
 	}
 }
 
@@ -84,13 +98,15 @@ func (p *Projector) Idle(ctx context.Context) {
 		p.lastLag = 0
 	}
 	p.mu.Unlock()
-	p.saveCheckpoint(ctx)
+	if p.saveCheckpoint(ctx) != nil {
+		return
+	}
 	p.fillHole(ctx)
 	p.countDead(ctx)
 	p.mu.Lock()
 	n := p.notice
 	p.mu.Unlock()
 	if n != nil {
-		p.publish(ctx, Notice{Watermark: n.Watermark, At: p.cfg.Now()})
+		p.publish(ctx, p.notify(Notice{Watermark: n.Watermark, At: p.cfg.Now()}))
 	}
 }

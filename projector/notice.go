@@ -44,6 +44,11 @@ type Notice struct {
 	// (event.ParseToken) is satisfied once it is not after the watermark.
 	Watermark event.Cursor `json:"watermark"`
 	At        time.Time    `json:"at"`
+	// Lanes is how many lanes the projector's lanes are (0: the watermark
+	// is the whole log's), and Lane the lane whose watermark this is: a
+	// lane's watermark covers the events of that lane only.
+	Lanes int `json:"lanes,omitempty"`
+	Lane  int `json:"lane,omitempty"`
 }
 
 // Change is one document a batch changed; the query side's type, so a

@@ -94,6 +94,10 @@ type Projector struct {
 	// (event.StreamTypeOf); a test swaps it to feed a stream type the
 	// projector has no read model for.
 	streamOf func(event.Payload) string
+	// lane is set on a lane's projector (ForLane), children on the
+	// projector lanes were made from.
+	lane     *laneState
+	children lanesOf
 }
 
 // payload decodes e and checks that its payload belongs to the stream type
@@ -138,6 +142,9 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 		p.pendingSince, p.pendingAge = time.Time{}, time.Time{}
 		p.mu.Unlock()
 	}()
+	if err := p.deposed(); err != nil {
+		return nil, err
+	}
 	if err := p.resume(ctx); err != nil {
 		return nil, err
 	}
@@ -191,10 +198,12 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 	var done []link
 	for i, m := range msgs {
 		if verdicts[i].Action != Retry && (m.Chained || m.Invalid == nil) {
-			done = append(done, link{m.Record.Cursor, m.Record.Prev})
+			done = append(done, link{m.Record.Cursor, p.prevOf(m.Record)})
 		}
 	}
-	p.commit(ctx, b, done)
+	if err := p.commit(ctx, b, done); err != nil {
+		return nil, err
+	}
 	p.m.batchSecs.Observe(p.cfg.Now().Sub(start).Seconds())
 	p.fillHole(ctx)
 	return verdicts, nil
@@ -204,8 +213,9 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 type link struct{ cur, prev event.Cursor }
 
 // commit records a durable batch: the watermark passes the records done,
-// the checkpoint follows it, and a notice announces the batch.
-func (p *Projector) commit(ctx context.Context, b *batch, done []link) {
+// the checkpoint follows it, and a notice announces the batch. Its one
+// error is ErrDeposed: a lane projector that lost its lease.
+func (p *Projector) commit(ctx context.Context, b *batch, done []link) error {
 	now := p.cfg.Now()
 	p.mu.Lock()
 	moved := false
@@ -228,9 +238,20 @@ func (p *Projector) commit(ctx context.Context, b *batch, done []link) {
 	}
 	p.mu.Unlock()
 
-	p.saveCheckpoint(ctx)
-	n := Notice{Changes: b.changes(), Watermark: wm, At: now}
+	if err := p.saveCheckpoint(ctx); err != nil {
+		return err
+	}
+	n := p.notify(Notice{Changes: b.changes(), Watermark: wm, At: now})
 	if len(n.Changes) > 0 || moved {
 		p.publish(ctx, n)
 	}
+	return nil
+}
+
+// notify names a lane projector's lane in n.
+func (p *Projector) notify(n Notice) Notice {
+	if p.lane != nil {
+		n.Lanes, n.Lane = p.lane.lanes, p.lane.n
+	}
+	return n
 }

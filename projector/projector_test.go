@@ -182,4 +182,4 @@ func TestLongReviewsKeepTheProductSmall(t *testing.T) {
 // nowMark is a watermark that is always there (the test passes no token).
 type nowMark struct{}
 
-func (nowMark) WaitFor(context.Context, event.Cursor) error { return nil }
+func (nowMark) WaitFor(context.Context, []event.ReadPoint) error { return nil }

@@ -17,9 +17,11 @@ type Guard interface {
 	Scope(ctx context.Context) (subject string, all bool)
 }
 
-// Tokens opens signed read-your-writes tokens (auth.ReadTokens).
+// Tokens opens signed read-your-writes tokens (auth.ReadTokens): the
+// points each names. An error wrapping event.ErrOldToken is a token of a
+// version this build no longer reads.
 type Tokens interface {
-	Open(token string) (event.Cursor, error)
+	Open(token string) ([]event.ReadPoint, error)
 }
 
 // Option configures a Service or a Hub.
@@ -49,9 +51,10 @@ func (o options) sees(ctx context.Context, op, owner string) bool {
 	return o.guard == nil || o.guard.PermitOwner(ctx, op, owner) == nil
 }
 
-func (o options) parseToken(token string) (event.Cursor, error) {
+func (o options) parseToken(token string) ([]event.ReadPoint, error) {
 	if o.tokens == nil {
-		return event.ParseToken(token)
+		c, err := event.ParseToken(token)
+		return []event.ReadPoint{{Lane: event.WholeLog, Cursor: c}}, err
 	}
 	return o.tokens.Open(token)
 }

@@ -46,7 +46,7 @@ func (x *orderIndex) ProductEvents(context.Context, string, bool, *time.Time) ([
 // noWait fails the test if a read waits for the watermark.
 type noWait struct{ t *testing.T }
 
-func (w noWait) WaitFor(context.Context, event.Cursor) error {
+func (w noWait) WaitFor(context.Context, []event.ReadPoint) error {
 	w.t.Error("waited for a token that should have been refused")
 	return nil
 }

@@ -266,3 +266,15 @@ func (c Change) After(o Change) bool {
 	}
 	return c.SeqNo > o.SeqNo
 }
+
+// LaneOfEnvelope is LaneOfEvent for an envelope whose payload may not
+// decode (an unknown type or a malformed one): such an event goes to the
+// lane of its stream, "<streamType>:<streamID>", where the projector
+// dead-letters it in order with the stream's other events.
+func LaneOfEnvelope(e event.Envelope, lanes int) int {
+	pl, err := e.Payload()
+	if err != nil {
+		return Lane(e.StreamType+":"+e.StreamID, lanes)
+	}
+	return LaneOfEvent(e, pl, lanes)
+}

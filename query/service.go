@@ -116,8 +116,9 @@ type Index interface {
 
 // Watermark tells how far the read side has applied the event log.
 type Watermark interface {
-	// WaitFor returns once everything up to c is applied, or ctx ends.
-	WaitFor(ctx context.Context, c event.Cursor) error
+	// WaitFor returns once every point a token names is applied, or ctx
+	// ends (Marks).
+	WaitFor(ctx context.Context, points []event.ReadPoint) error
 }
 
 // Service answers reads from the index, waiting for consistency tokens.
@@ -165,6 +166,9 @@ func (s *Service) Consistent(ctx context.Context, token *string) error {
 		return err
 	}
 	c, err := s.opts.parseToken(*token)
+	if errors.Is(err, event.ErrOldToken) {
+		return splitstream.Invalid("consistentWith", "a token of an older version (before projector lanes): use the token of a new mutation")
+	}
 	if err != nil {
 		return splitstream.Invalid("consistentWith", "not a token returned by a mutation")
 	}

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -88,4 +89,94 @@ func (t *Tracker) WaitFor(ctx context.Context, c event.Cursor) error {
 			}
 		}
 	}
+}
+
+// MaxLanes bounds the lanes a token may name here (a lane is a byte in
+// the token; 255 is the whole log).
+const MaxLanes = 255
+
+// Marks are the watermarks a read may wait for: the whole log's (a
+// projector without lanes) and each lane's, a Tracker each, made on first
+// use and polled from that lane's checkpoint (query.LaneCheckpointID).
+type Marks struct {
+	poll     func(ctx context.Context, lane int) (event.Cursor, error)
+	interval time.Duration
+
+	mu    sync.Mutex
+	marks map[int]*Tracker // by lane; event.WholeLog for the whole log
+}
+
+// NewMarks returns marks whose trackers poll the checkpoint of a lane (or
+// of the whole log, for event.WholeLog) with poll, every interval while
+// someone waits.
+func NewMarks(poll func(ctx context.Context, lane int) (event.Cursor, error), interval time.Duration) (*Marks, error) {
+	if poll == nil {
+		return nil, errors.New("query: nil lane checkpoint poll for the marks")
+	}
+	if interval <= 0 {
+		return nil, errors.New("query: marks poll interval must be positive")
+	}
+	return &Marks{poll: poll, interval: interval, marks: map[int]*Tracker{}}, nil
+}
+
+// Tracker returns lane's tracker (event.WholeLog: the whole log's); nil
+// for a lane beyond MaxLanes.
+func (m *Marks) Tracker(lane int) *Tracker {
+	if lane != event.WholeLog && (lane < 0 || lane >= MaxLanes) {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.marks[lane]
+	if !ok {
+		// Both were checked by NewMarks, so the tracker is always made.
+		t = &Tracker{poll: func(ctx context.Context) (event.Cursor, error) { return m.poll(ctx, lane) },
+			interval: m.interval, changed: make(chan struct{})}
+		m.marks[lane] = t
+	}
+	return t
+}
+
+// Advance moves lane's watermark forward to c.
+func (m *Marks) Advance(lane int, c event.Cursor) {
+	if t := m.Tracker(lane); t != nil {
+		t.Advance(c)
+	}
+}
+
+// WaitFor returns once every point is applied, or ctx ends.
+func (m *Marks) WaitFor(ctx context.Context, points []event.ReadPoint) error {
+	for _, p := range points {
+		t := m.Tracker(p.Lane)
+		if t == nil {
+			return fmt.Errorf("lane %d: no such lane", p.Lane)
+		}
+		if err := t.WaitFor(ctx, p.Cursor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Newest returns the furthest position any watermark has reached and when
+// it last advanced, for the freshness extension.
+func (m *Marks) Newest() (event.Cursor, time.Time) {
+	m.mu.Lock()
+	ts := make([]*Tracker, 0, len(m.marks))
+	for _, t := range m.marks {
+		ts = append(ts, t)
+	}
+	m.mu.Unlock()
+	var mark event.Cursor
+	var at time.Time
+	for _, t := range ts {
+		c, a := t.Mark()
+		if mark.Less(c) {
+			mark = c
+		}
+		if a.After(at) {
+			at = a
+		}
+	}
+	return mark, at
 }

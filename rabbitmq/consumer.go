@@ -43,6 +43,18 @@ const (
 // delivery limit of newer RabbitMQ versions), it goes to the dead queue
 // rather than nowhere.
 func DeclareProjector(ch *amqp.Channel) error {
+	if err := declareProjectorQueues(ch); err != nil {
+		return err
+	}
+	if err := ch.QueueBind(ProjectorQueue, "#", EventsExchange, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s: %w", ProjectorQueue, err)
+	}
+	return nil
+}
+
+// declareProjectorQueues declares the projector queue and its dead-letter
+// queue, without the projector queue's binding.
+func declareProjectorQueues(ch *amqp.Channel) error {
 	if err := DeclareEvents(ch); err != nil {
 		return err
 	}
@@ -64,9 +76,6 @@ func DeclareProjector(ch *amqp.Channel) error {
 		"x-dead-letter-routing-key":  ProjectorQueue,
 	}); err != nil {
 		return fmt.Errorf("declare queue %s: %w", ProjectorQueue, err)
-	}
-	if err := ch.QueueBind(ProjectorQueue, "#", EventsExchange, false, nil); err != nil {
-		return fmt.Errorf("bind queue %s: %w", ProjectorQueue, err)
 	}
 	return nil
 }
@@ -152,6 +161,35 @@ func NewProjectorConsumer(conn *Conn, h ProjectorHandler, cfg ConsumerConfig) (*
 	}}, nil
 }
 
+// NewLaneConsumer returns a consumer of lane's queue (LaneQueue) on conn,
+// declaring the topology of lanes lanes. It runs until its context ends:
+// the projector starts one for each lane it holds a lease of and ends it
+// when the lease goes.
+func NewLaneConsumer(conn *Conn, h ProjectorHandler, lane, lanes int, cfg ConsumerConfig) (*ProjectorConsumer, error) {
+	if lane < 0 || lane >= lanes {
+		return nil, fmt.Errorf("rabbitmq: lane %d of %d", lane, lanes)
+	}
+	c, err := NewProjectorConsumer(conn, h, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.sub.what, c.sub.queue = fmt.Sprintf("lane %d consumer", lane), LaneQueue(lane)
+	c.sub.declare = func(ch *amqp.Channel) error { return DeclareLanes(ch, lanes) }
+	return c, nil
+}
+
+// NewIntakeConsumer returns a consumer of the projector queue as the lanes'
+// unrouted intake (DeclareLanes): h is handed what no lane took.
+func NewIntakeConsumer(conn *Conn, h ProjectorHandler, lanes int, cfg ConsumerConfig) (*ProjectorConsumer, error) {
+	c, err := NewProjectorConsumer(conn, h, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.sub.what = "unrouted intake consumer"
+	c.sub.declare = func(ch *amqp.Channel) error { return DeclareLanes(ch, lanes) }
+	return c, nil
+}
+
 // Run consumes until ctx ends, subscribing again after every loss of the
 // channel or the connection. Unacked messages of a lost channel come back
 // from the broker, and the handler treats them as the duplicates they are.
@@ -216,7 +254,7 @@ func (c *ProjectorConsumer) settle(ctx context.Context, s *session, batch []amqp
 				}
 				continue
 			}
-			c.cfg.Log.Warn("message dead-lettered", "queue", ProjectorDeadQueue, "routingKey", d.RoutingKey, "reason", v.Reason)
+			c.cfg.Log.Warn("message dead-lettered", "queue", ProjectorDeadQueue, "from", c.sub.queue, "routingKey", d.RoutingKey, "reason", v.Reason)
 			if err := s.ack(d.DeliveryTag, false); err != nil {
 				return err
 			}
@@ -245,6 +283,9 @@ func decodeMessage(d amqp.Delivery) projector.Message {
 		m.Record.Cursor = event.Cursor{Tx: uint64(tx), Position: pos}
 		m.Record.Prev = event.Cursor{Tx: uint64(prevTx), Position: prevPos}
 		m.Chained = true
+		if _, routed := d.Headers[HeaderLane]; routed {
+			m.Chained = decodeLane(d.Headers, &m.Record) == nil
+		}
 	}
 	return m
 }

@@ -55,6 +55,7 @@ func EncodeRecord(r event.Record) (amqp.Publishing, error) {
 		Body: body,
 	}
 	traceHeaders(m.Headers, e.Metadata)
+	laneHeaders(m.Headers, r)
 	return m, nil
 }
 
@@ -79,6 +80,11 @@ func DecodeRecord(d amqp.Delivery) (event.Record, error) {
 	}
 	r.Cursor = event.Cursor{Tx: uint64(tx), Position: r.Envelope.Position}
 	r.Prev = event.Cursor{Tx: uint64(prevTx), Position: prevPos}
+	if _, routed := d.Headers[HeaderLane]; routed {
+		if err := decodeLane(d.Headers, &r); err != nil {
+			return r, fmt.Errorf("%w: %v", ErrBadMessage, err)
+		}
+	}
 	return r, nil
 }
 

@@ -24,23 +24,41 @@ type Publisher struct {
 	mu      sync.Mutex // one batch at a time on one channel
 	ch      cachedChannel
 	returns <-chan amqp.Return // the current channel's returned messages
+	lanes   int                // projector lanes declared; 0: the single projector queue
 }
 
 var _ relay.Publisher = (*Publisher)(nil)
 
+// PublisherOption configures a Publisher.
+type PublisherOption func(*Publisher)
+
+// WithLanes declares the topology of lanes projector lanes (DeclareLanes)
+// instead of the single projector queue: the relay then stamps every
+// record with its lane.
+func WithLanes(lanes int) PublisherOption { return func(p *Publisher) { p.lanes = lanes } }
+
 // NewPublisher returns a publisher on conn. It opens its channel on first
 // use, so it can be built while the broker is away.
-func NewPublisher(conn *Conn) (*Publisher, error) {
+func NewPublisher(conn *Conn, opts ...PublisherOption) (*Publisher, error) {
 	if conn == nil {
 		return nil, errors.New("rabbitmq: nil connection")
 	}
 	p := &Publisher{}
+	for _, o := range opts {
+		o(p)
+	}
 	p.ch = cachedChannel{conn: conn, setup: func(ch *amqp.Channel) error {
 		if err := ch.Confirm(false); err != nil {
 			return fmt.Errorf("confirm mode: %w", err)
 		}
 		// setup runs inside get, under p.mu.
 		p.returns = ch.NotifyReturn(make(chan amqp.Return, publishChunk))
+		if p.lanes > 0 {
+			if err := DeclareLanes(ch, p.lanes); err != nil {
+				return err
+			}
+			return DeclareSaga(ch)
+		}
 		return DeclareTopology(ch)
 	}}
 	return p, nil

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,6 +63,25 @@ type Listener interface {
 	Listen(ctx context.Context, wake func()) error
 }
 
+// LaneCheckpoints is what a Source must also be when the relay routes to
+// lanes: it keeps the last cursor published in each lane with the
+// checkpoint, so that after a restart each lane's next record still names
+// its lane predecessor.
+type LaneCheckpoints interface {
+	// LaneCheckpoint returns the last cursor published per lane (shorter
+	// than the number of lanes, or empty, when never saved).
+	LaneCheckpoint(ctx context.Context, name string) ([]event.Cursor, error)
+	// SaveLanes is Save with the lanes' cursors.
+	SaveLanes(ctx context.Context, name string, c event.Cursor, lanes []event.Cursor) error
+}
+
+// Lanes routes records to projector lanes: Count lanes (0: no lanes), Of
+// says which lane a record's event goes to (query.LaneOfEnvelope).
+type Lanes struct {
+	Count int
+	Of    func(event.Envelope) int
+}
+
 // Horizon is the state of the transaction horizon the relay reads below.
 type Horizon struct {
 	// Xmin is the oldest transaction still running; Next returns only
@@ -108,6 +128,9 @@ type Config struct {
 	HorizonWarn time.Duration
 	// Now is the clock, for the age of the backlog (time.Now).
 	Now func() time.Time
+	// Lanes stamps every record with its lane and the lane's previous
+	// cursor; the Source must then be a LaneCheckpoints.
+	Lanes Lanes
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -133,6 +156,9 @@ func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("relay: batch size %d is negative", c.BatchSize))
+	}
+	if c.Lanes.Count < 0 || c.Lanes.Count > 0 && c.Lanes.Of == nil {
+		errs = append(errs, fmt.Errorf("relay: %d lanes with no lane function", c.Lanes.Count))
 	}
 	for name, d := range map[string]time.Duration{"poll interval": c.PollInterval, "max backoff": c.MaxBackoff,
 		"publish timeout": c.PublishTimeout, "backlog interval": c.BacklogInterval, "horizon warning": c.HorizonWarn} {
@@ -179,6 +205,9 @@ func New(src Source, pub Publisher, cfg Config, log *slog.Logger, reg prometheus
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := src.(LaneCheckpoints); cfg.Lanes.Count > 0 && !ok {
+		return nil, errors.New("relay: lanes need a source that saves lane checkpoints")
 	}
 	m, err := newMetrics(reg, cfg.Name)
 	if err != nil {
@@ -228,20 +257,57 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // resume reads the relay's checkpoint, retrying with b until it answers;
 // false when ctx (the leadership) ends first.
-func (r *Relay) resume(ctx context.Context, b *backoff.ExponentialBackOff) (event.Cursor, bool) {
+func (r *Relay) resume(ctx context.Context, b *backoff.ExponentialBackOff) (event.Cursor, []event.Cursor, bool) {
 	for {
 		c, err := r.src.Checkpoint(ctx, r.cfg.Name)
+		var lanes []event.Cursor
+		if err == nil && r.cfg.Lanes.Count > 0 {
+			lanes, err = r.src.(LaneCheckpoints).LaneCheckpoint(ctx, r.cfg.Name)
+		}
 		if err == nil {
-			return c, true
+			return c, r.laneCursors(lanes), true
 		}
 		if ctx.Err() != nil {
-			return event.Cursor{}, false
+			return event.Cursor{}, nil, false
 		}
 		r.fail("checkpoint", err)
 		if !r.sleep(ctx, b) {
-			return event.Cursor{}, false
+			return event.Cursor{}, nil, false
 		}
 	}
+}
+
+// laneCursors is saved, padded to the number of lanes: a lane never
+// published to starts at the zero cursor.
+func (r *Relay) laneCursors(saved []event.Cursor) []event.Cursor {
+	out := make([]event.Cursor, r.cfg.Lanes.Count)
+	copy(out, saved)
+	return out
+}
+
+// stamp gives each record its lane and its lane predecessor, starting from
+// lanes (the last published cursor per lane), and returns the lanes'
+// cursors after recs; lanes itself is not changed, so a batch that fails
+// to publish leaves it as it was.
+func (r *Relay) stamp(recs []event.Record, lanes []event.Cursor) []event.Cursor {
+	if r.cfg.Lanes.Count == 0 {
+		return lanes
+	}
+	next := slices.Clone(lanes)
+	for i := range recs {
+		l := r.cfg.Lanes.Of(recs[i].Envelope)
+		recs[i].Lanes, recs[i].Lane, recs[i].LanePrev = r.cfg.Lanes.Count, l, next[l]
+		next[l] = recs[i].Cursor
+	}
+	return next
+}
+
+// save records the checkpoint, with the lanes' cursors when there are lanes.
+func (r *Relay) save(ctx context.Context, cur event.Cursor, lanes []event.Cursor) error {
+	if r.cfg.Lanes.Count == 0 {
+		return r.src.Save(ctx, r.cfg.Name, cur)
+	}
+	return r.src.(LaneCheckpoints).SaveLanes(ctx, r.cfg.Name, cur, lanes)
 }
 
 // startListening listens for commit notices while ctx lasts, when the
@@ -263,7 +329,7 @@ func (r *Relay) startListening(ctx context.Context) (wait func()) {
 // lead relays while ctx (the leadership) lasts.
 func (r *Relay) lead(ctx context.Context) {
 	b := r.backoff()
-	cur, ok := r.resume(ctx, b)
+	cur, lanes, ok := r.resume(ctx, b)
 	if !ok {
 		return
 	}
@@ -284,7 +350,7 @@ func (r *Relay) lead(ctx context.Context) {
 		// crash at most one batch is published twice. If saving fails, the
 		// batch is not published again; the save is retried.
 		if saved != cur {
-			if err := r.src.Save(ctx, r.cfg.Name, cur); err != nil {
+			if err := r.save(ctx, cur, lanes); err != nil {
 				if ctx.Err() == nil {
 					r.fail("save", err)
 					r.sleep(ctx, b)
@@ -323,6 +389,7 @@ func (r *Relay) lead(ctx context.Context) {
 			continue
 		}
 		ahead = r.readAhead(ctx, recs[len(recs)-1].Cursor)
+		after := r.stamp(recs, lanes)
 		if err := r.publish(ctx, recs); err != nil {
 			<-ahead // it starts after a batch that was not published
 			ahead = nil
@@ -332,7 +399,7 @@ func (r *Relay) lead(ctx context.Context) {
 			}
 			continue
 		}
-		cur = recs[len(recs)-1].Cursor
+		cur, lanes = recs[len(recs)-1].Cursor, after
 		r.ok()
 		b.Reset()
 	}

@@ -27,7 +27,8 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens), command.WithTracer(a.tp))
+	svc, err := command.NewService(store, command.WithMetrics(a.reg), command.WithGuard(auth.Policy{}), command.WithTokens(acc.tokens), command.WithTracer(a.tp),
+		command.WithLanes(a.laneOfEvent))
 	if err != nil {
 		return role{}, err
 	}

@@ -37,6 +37,7 @@ type Config struct {
 	WSMaxSubscriptions int
 	LogLevel           string
 	LogFormat          string
+	ProjectorLanes     int
 	// Identity and access (see access.go).
 	JWTSecret   string
 	JWKSURL     string
@@ -112,6 +113,8 @@ func settings() []setting {
 			func(c *Config, v string) (err error) { c.WSKeepAlive, err = time.ParseDuration(v); return }},
 		{"SPLITSTREAM_WS_MAX_SUBSCRIPTIONS", "ws-max-subscriptions", "100", "most subscriptions one WebSocket connection may hold",
 			func(c *Config, v string) (err error) { c.WSMaxSubscriptions, err = strconv.Atoi(v); return }},
+		{"SPLITSTREAM_PROJECTOR_LANES", "projector-lanes", "4", "projector lanes P (1..255), fixed for a deployment: changing it is a rebuild (docs/SCALING.md)",
+			func(c *Config, v string) (err error) { c.ProjectorLanes, err = strconv.Atoi(v); return }},
 		{"SPLITSTREAM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
 			str(func(c *Config) *string { return &c.LogLevel })},
 		{"SPLITSTREAM_LOG_FORMAT", "log-format", "text", "text or json",
@@ -258,6 +261,7 @@ func (c Config) validate() []error {
 	check(c.WSInitTimeout > 0 && c.WSKeepAlive > 0, "SPLITSTREAM_WS_INIT_TIMEOUT and SPLITSTREAM_WS_KEEPALIVE: must be positive")
 	check(c.WSMaxSubscriptions > 0, "SPLITSTREAM_WS_MAX_SUBSCRIPTIONS: must be positive")
 	check(c.PGMaxConns > 0, "SPLITSTREAM_PG_MAX_CONNS: must be positive")
+	check(c.ProjectorLanes >= 1 && c.ProjectorLanes <= 255, "SPLITSTREAM_PROJECTOR_LANES: must be 1..255")
 	check(c.LogLevel == "debug" || c.LogLevel == "info" || c.LogLevel == "warn" || c.LogLevel == "error", "SPLITSTREAM_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
 	check(c.LogFormat == "text" || c.LogFormat == "json", "SPLITSTREAM_LOG_FORMAT: %q is not text or json", c.LogFormat)
 	check(c.JWTSecret == "" || len(c.JWTSecret) >= 32, "SPLITSTREAM_JWT_SECRET: must be at least 32 bytes")

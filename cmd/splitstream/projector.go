@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/ops"
@@ -32,8 +35,12 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 	}
 	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval).Ensure(ensureCtx); err != nil {
+	indices := elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval)
+	if err := indices.Ensure(ensureCtx); err != nil {
 		return role{}, fmt.Errorf("projector: create indices: %w", err)
+	}
+	if err := indices.AddCheckpointFields(ensureCtx); err != nil {
+		return role{}, fmt.Errorf("projector: %w", err)
 	}
 	notices, err := rabbitmq.NewNoticePublisher(conn)
 	if err != nil {
@@ -64,7 +71,10 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	consumer, err := rabbitmq.NewProjectorConsumer(conn, tracedProjector{p, tracing.Tracer(a.tp)}, rabbitmq.ConsumerConfig{Log: log})
+	if err := a.checkLanes(ctx, pool); err != nil {
+		return role{}, err
+	}
+	lanes, intake, err := a.projectorLanes(conn, pool, p, log)
 	if err != nil {
 		return role{}, err
 	}
@@ -82,7 +92,37 @@ func (a *app) projectorRole(ctx context.Context) (role, error) {
 		}}},
 		workers: []func(ctx context.Context) error{func(ctx context.Context) error {
 			defer notices.Close()
-			return consumer.Run(ctx)
-		}},
+			return lanes.Run(ctx)
+		}, intake.Run},
 	}, nil
+}
+
+// projectorLanes builds the lane runner of p (leases in Postgres, a lane
+// consumer per held lane) and the consumer of the unrouted intake.
+func (a *app) projectorLanes(conn *rabbitmq.Conn, pool *pgxpool.Pool, p *projector.Projector, log *slog.Logger) (*projector.Lanes, *rabbitmq.ProjectorConsumer, error) {
+	member := memberName()
+	leases, err := postgres.NewLeases(pool, member, leaseTTL)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := a.cfg.ProjectorLanes
+	lanes, err := projector.NewLanes(p, projector.LanesConfig{
+		Lanes: n, Member: member, Leases: leases, Renew: leaseRenew, TTL: leaseTTL, Margin: leaseMargin,
+		Registerer: a.reg, Log: log,
+		Consume: func(ctx context.Context, lane int, child *projector.Projector) error {
+			c, err := rabbitmq.NewLaneConsumer(conn, tracedProjector{child, tracing.Tracer(a.tp)}, lane, n, rabbitmq.ConsumerConfig{Log: log})
+			if err != nil {
+				return err
+			}
+			return c.Run(ctx)
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	intake, err := rabbitmq.NewIntakeConsumer(conn, projector.Unrouted{}, n, rabbitmq.ConsumerConfig{Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return lanes, intake, nil
 }

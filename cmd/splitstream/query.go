@@ -11,6 +11,7 @@ import (
 
 	"github.com/splitstream/splitstream/auth"
 	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/graph/read"
 	"github.com/splitstream/splitstream/ops"
@@ -39,7 +40,7 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		return role{}, err
 	}
 	searcher := elastic.NewSearcher(es, a.cfg.IndexPrefix)
-	tracker, err := query.NewTracker(searcher.Checkpoint, 50*time.Millisecond)
+	tracker, err := query.NewMarks(searcher.LaneCheckpoint, 50*time.Millisecond)
 	if err != nil {
 		return role{}, err
 	}
@@ -92,13 +93,13 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 }
 
 // freshness tells every answer how far the read side had applied the log.
-func freshness(t *query.Tracker) graphql.ResponseMiddleware {
+func freshness(t *query.Marks) graphql.ResponseMiddleware {
 	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		res := next(ctx)
 		if res == nil {
 			return res
 		}
-		mark, at := t.Mark()
+		mark, at := t.Newest()
 		ext := map[string]any{"appliedPosition": mark.Position}
 		if !at.IsZero() {
 			ext["appliedAgoMs"] = time.Since(at).Milliseconds()
@@ -113,10 +114,14 @@ func freshness(t *query.Tracker) graphql.ResponseMiddleware {
 
 // noticeWorker feeds the projector's notices to the watermark and to the
 // subscription hub.
-func (a *app) noticeWorker(conn *rabbitmq.Conn, t *query.Tracker, h *query.Hub) func(context.Context) error {
+func (a *app) noticeWorker(conn *rabbitmq.Conn, t *query.Marks, h *query.Hub) func(context.Context) error {
 	return func(ctx context.Context) error {
 		return rabbitmq.ConsumeNotices(ctx, conn, a.log, func(ctx context.Context, n projector.Notice) {
-			t.Advance(n.Watermark)
+			lane := event.WholeLog
+			if n.Lanes > 0 {
+				lane = n.Lane
+			}
+			t.Advance(lane, n.Watermark)
 			push(ctx, tracing.Tracer(a.tp), h, n.Changes)
 		})
 	}

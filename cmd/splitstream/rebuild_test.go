@@ -21,7 +21,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/splitstream/splitstream/elastic"
-	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
 	"github.com/splitstream/splitstream/query"
 )
@@ -268,20 +267,15 @@ func flagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnErr
 // newest event in the store (no writer runs any more).
 func waitForRelayHead(t *testing.T, pool *pgxpool.Pool, es *elasticsearch.Client, prefix string) {
 	t.Helper()
-	var head event.Cursor
-	if err := pool.QueryRow(context.Background(), `SELECT tx_id::text::bigint, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1`).
-		Scan(&head.Tx, &head.Position); err != nil {
-		t.Fatal(err)
-	}
 	searcher := elastic.NewSearcher(es, prefix)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		cp, err := searcher.Checkpoint(context.Background())
-		if err == nil && !cp.Less(head) {
+		done, err := lanesCaughtUp(context.Background(), pool, searcher)
+		if done {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("projector checkpoint %v never reached the head %v (%v)", cp, head, err)
+			t.Fatalf("the projector lanes never reached the head of the log (%v)", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -23,7 +23,10 @@ func (a *app) relayRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	pub, err := rabbitmq.NewPublisher(conn)
+	if err := a.checkLanes(ctx, pool); err != nil {
+		return role{}, err
+	}
+	pub, err := rabbitmq.NewPublisher(conn, rabbitmq.WithLanes(a.cfg.ProjectorLanes))
 	if err != nil {
 		return role{}, err
 	}
@@ -31,7 +34,9 @@ func (a *app) relayRole(ctx context.Context) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	r, err := relay.New(source, tracedPublisher{pub, tracing.Tracer(a.tp)}, relay.Config{Name: relayName}, a.log, a.reg)
+	r, err := relay.New(source, tracedPublisher{pub, tracing.Tracer(a.tp)}, relay.Config{
+		Name: relayName, Lanes: relay.Lanes{Count: a.cfg.ProjectorLanes, Of: a.laneOfEnvelope},
+	}, a.log, a.reg)
 	if err != nil {
 		return role{}, err
 	}

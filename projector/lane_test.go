@@ -1,0 +1,117 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/query"
+)
+
+// laneMsgs stamps records as the relay does for one lane of lanes.
+func laneMsgs(recs []event.Record, lane, lanes int) []Message {
+	var out []Message
+	prev := event.Cursor{}
+	for _, r := range recs {
+		if query.LaneOfEnvelope(r.Envelope, lanes) != lane {
+			continue
+		}
+		r.Lanes, r.Lane, r.LanePrev = lanes, lane, prev
+		prev = r.Cursor
+		out = append(out, Message{Record: r, Chained: true})
+	}
+	return out
+}
+
+// A lane's projector chains its watermark by lane predecessor and writes
+// lane-<n> with its epoch; a newer holder's epoch deposes it (its batch is
+// refused, the checkpoint stays the newer one's), and so does a lease that
+// is no longer safe.
+func TestLaneProjectorIsFencedByEpoch(t *testing.T) {
+	f := newFixture(t, nil)
+	var recs []event.Record
+	for _, id := range []string{"p1", "p2", "p3", "p4", "p5", "p6"} {
+		recs = append(recs, f.log.add(t, id, created(id)))
+	}
+	const lanes = 2
+	lane := query.LaneOfEnvelope(recs[0].Envelope, lanes)
+	msgs := laneMsgs(recs, lane, lanes)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	old, err := f.p.ForLane(lane, lanes, 1, func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Handle(ctx, msgs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if old.Watermark() != msgs[0].Record.Cursor {
+		t.Fatalf("lane watermark %v, want %v", old.Watermark(), msgs[0].Record.Cursor)
+	}
+	var safe atomic.Bool
+	safe.Store(true)
+	next, err := f.p.ForLane(lane, lanes, 2, safe.Load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := next.Handle(ctx, msgs[1:2]); err != nil {
+		t.Fatal(err)
+	}
+	var cp query.Checkpoint
+	f.store.decode(t, Ref{query.Checkpoints.Name, query.LaneCheckpointID(lane)}, &cp)
+	if cp.Epoch != 2 || cp.Position != msgs[1].Record.Cursor.Position {
+		t.Fatalf("checkpoint %+v, want epoch 2 at %v", cp, msgs[1].Record.Cursor)
+	}
+	if _, err := old.Handle(ctx, msgs[1:]); !errors.Is(err, ErrDeposed) {
+		t.Fatalf("deposed holder's batch: %v, want ErrDeposed", err)
+	}
+	f.store.decode(t, Ref{query.Checkpoints.Name, query.LaneCheckpointID(lane)}, &cp)
+	if cp.Epoch != 2 {
+		t.Fatalf("the deposed holder wrote the checkpoint: %+v", cp)
+	}
+	safe.Store(false)
+	if _, err := next.Handle(ctx, msgs[2:]); !errors.Is(err, ErrDeposed) {
+		t.Fatalf("batch under an unsafe lease: %v, want ErrDeposed", err)
+	}
+}
+
+// A lane's projector fills a hole from the log with its own lane's
+// records only, chained by itself.
+func TestLaneProjectorFillsItsHole(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	f := newFixture(t, func(c *Config) {
+		c.HoleTimeout = time.Second
+		c.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	})
+	var recs []event.Record
+	for i := range 20 {
+		recs = append(recs, f.log.add(t, "p"+string(rune('a'+i)), created("x")))
+	}
+	f.p.cfg.EventLog = memLog{f.log}
+	const lanes = 3
+	lane := query.LaneOfEnvelope(recs[0].Envelope, lanes)
+	msgs := laneMsgs(recs, lane, lanes)
+	if len(msgs) < 3 {
+		t.Skipf("only %d records in lane %d", len(msgs), lane)
+	}
+	c, err := f.p.ForLane(lane, lanes, 1, func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	last := msgs[len(msgs)-1]
+	if _, err := c.Handle(ctx, []Message{last}); err != nil { // its predecessors never came
+		t.Fatal(err)
+	}
+	clock.Add(int64(2 * time.Second))
+	c.Idle(ctx)
+	if c.Watermark() != last.Record.Cursor {
+		t.Fatalf("lane watermark %v after filling, want %v", c.Watermark(), last.Record.Cursor)
+	}
+}
