@@ -82,7 +82,7 @@ func (s RebuildStats) Rate() float64 { return float64(s.Events) / max(s.Replay.S
 
 // MaxRebuildLanes bounds Rebuild.Lanes: each lane is a writer with its
 // own batches in memory and its own bulk requests.
-const MaxRebuildLanes = 64
+const MaxRebuildLanes = 255
 
 // rebuildRun is one rebuild's state.
 type rebuildRun struct {

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +28,7 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	model := fs.String("model", "all", "read model to rebuild: "+strings.Join(elastic.Models, ", ")+" or all")
 	keepOld := fs.Bool("keep-old", false, "keep the old indices after the swap")
 	batch := fs.Int("batch", 5000, "events per bulk batch")
-	lanes := fs.Int("lanes", 0, fmt.Sprintf("writers, one per projector lane (1 to %d; 0: SPLITSTREAM_PROJECTOR_LANES, else %d)", projector.MaxRebuildLanes, query.DefaultLanes))
+	lanes := fs.Int("lanes", 0, fmt.Sprintf("writers, one per projector lane (1 to %d; 0: SPLITSTREAM_PROJECTOR_LANES)", projector.MaxRebuildLanes))
 	adminAddr := fs.String("admin-addr", "", "while the rebuild runs, serve the admin console (its progress), /readyz and /metrics here (e.g. 127.0.0.1:8071); empty: none")
 	return func(ctx context.Context, a *app) error {
 		models := elastic.Models
@@ -43,7 +41,7 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		if *batch < 1 || *batch > 10_000 {
 			return errors.New("--batch must be between 1 and 10000")
 		}
-		p, err := rebuildLanes(*lanes)
+		p, err := rebuildLanes(*lanes, a.cfg.ProjectorLanes)
 		if err != nil {
 			return err
 		}
@@ -75,19 +73,13 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	}
 }
 
-// rebuildLanes is --lanes, else SPLITSTREAM_PROJECTOR_LANES, else
-// query.DefaultLanes: the rebuild writes with as many writers as the
-// deployment has lanes.
-func rebuildLanes(flagged int) (int, error) {
+// rebuildLanes is --lanes, else the deployment's lanes
+// (SPLITSTREAM_PROJECTOR_LANES): the rebuild writes with one writer per
+// lane.
+func rebuildLanes(flagged, configured int) (int, error) {
 	n := flagged
-	if v := os.Getenv("SPLITSTREAM_PROJECTOR_LANES"); n == 0 && v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			return 0, fmt.Errorf("SPLITSTREAM_PROJECTOR_LANES %q: %w", v, err)
-		}
-	}
 	if n == 0 {
-		n = query.DefaultLanes
+		n = configured
 	}
 	if n < 1 || n > projector.MaxRebuildLanes {
 		return 0, fmt.Errorf("rebuild lanes %d: want 1 to %d", n, projector.MaxRebuildLanes)
