@@ -81,8 +81,8 @@ func TestRebuildNeverShowsFewerDocuments(t *testing.T) {
 	}
 }
 
-// seedLamps writes 80 products with a review each, and an order for every
-// fourth.
+// seedLamps writes 80 products with a review each, and an order and a
+// customer for every fourth.
 func seedLamps(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
 	svc, err := command.NewService(testenv.EventStore(t, pool))
 	if err != nil {
@@ -98,6 +98,10 @@ func seedLamps(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
 			t.Fatal(err)
 		}
 		if i%4 == 0 {
+			if _, err := svc.RegisterCustomer(ctx, command.Meta{Actor: "test"}, command.RegisterCustomer{ID: fmt.Sprintf("lamp-c%d", i),
+				DisplayName: "Ada", Email: "ada@example.com", ShippingAddress: "1 Loop Rd"}); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := svc.PlaceOrder(ctx, command.Meta{Actor: "test"}, command.PlaceOrder{CustomerID: "c", Currency: "EUR",
 				Lines: []event.OrderLine{{ProductID: p.ID, Quantity: 1}}}); err != nil {
 				t.Fatal(err)
