@@ -21,7 +21,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/splitstream/splitstream/elastic"
-	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
 	"github.com/splitstream/splitstream/query"
 )
@@ -264,41 +263,23 @@ func testApp(t *testing.T, env map[string]string) *app {
 
 func flagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
 
-// waitForRelayHead waits until the live projector's lane checkpoints
-// cover the newest event of each lane (query.DefaultLanes lanes; no
-// writer runs any more).
+// waitForRelayHead waits until the relay has published the whole log and
+// every lane's checkpoint covers the last record published in it
+// (lanesCaughtUp; no writer runs any more).
 func waitForRelayHead(t *testing.T, pool *pgxpool.Pool, es *elasticsearch.Client, prefix string) {
 	t.Helper()
 	ctx := context.Background()
-	src := testenv.RelaySource(t, pool)
-	heads := map[int]event.Cursor{}
-	for after := (event.Cursor{}); ; {
-		recs, err := src.Next(ctx, after, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			pl, _ := r.Envelope.Payload()
-			heads[query.LaneOfEvent(r.Envelope, pl, query.DefaultLanes)] = r.Cursor
-		}
-		after = recs[len(recs)-1].Cursor
-	}
 	searcher := elastic.NewSearcher(es, prefix)
 	deadline := time.Now().Add(30 * time.Second)
-	for lane, head := range heads {
-		for {
-			cp, err := searcher.LaneCheckpoint(ctx, lane)
-			if err == nil && !cp.Less(head) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("lane %d's checkpoint %v never reached its head %v (%v)", lane, cp, head, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+	for {
+		ok, err := lanesCaughtUp(ctx, pool, searcher)
+		if ok {
+			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live projector never caught up with the log: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
