@@ -352,9 +352,29 @@ type stream struct {
 // set).
 func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, committed *bool, c command.Change,
 	st stream, dec command.Decision, begin bool) (command.Result, error) {
+	write, steps, err := appendBatch(c, st, dec, begin)
+	if err != nil {
+		return command.Result{}, err
+	}
+	last, err := readAppend(conn.SendBatch(ctx, write), c, st.last, len(dec.Events), steps)
+	if err != nil {
+		return command.Result{}, err
+	}
+	*committed = true
+	return command.Result{ID: c.Stream.ID, Version: st.version + len(dec.Events), Token: last.Token()}, nil
+}
+
+// appendSteps says which optional statements appendBatch queued.
+type appendSteps struct{ begin, record, snapshot bool }
+
+// appendBatch queues one command's statements: BEGIN when asked, an insert
+// per event, the command's record when its id can come again, a snapshot
+// when due, and COMMIT, so that a create is one round trip.
+func appendBatch(c command.Change, st stream, dec command.Decision, begin bool) (*pgx.Batch, appendSteps, error) {
+	steps := appendSteps{begin: begin, record: c.Lookup}
 	metadata, err := json.Marshal(c.Metadata)
 	if err != nil {
-		return command.Result{}, fmt.Errorf("metadata: %w", err)
+		return nil, steps, fmt.Errorf("metadata: %w", err)
 	}
 	write := &pgx.Batch{}
 	if begin {
@@ -363,7 +383,7 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 	for i, p := range dec.Events {
 		typ, schema, data, err := event.Encode(p)
 		if err != nil {
-			return command.Result{}, fmt.Errorf("encode %T: %w", p, err)
+			return nil, steps, fmt.Errorf("encode %T: %w", p, err)
 		}
 		write.Queue(`INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, data, metadata, occurred_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
@@ -383,11 +403,11 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 			FROM events e WHERE e.stream_id = $5 AND e.version = $6`,
 			scope(c), c.CommandID, string(c.Mutation), c.InputHash, c.Stream.ID, version)
 	}
-	snapshot := version > 0 && version-st.snapshot >= command.SnapshotEvery && dec.State != nil
-	if snapshot {
+	steps.snapshot = version > 0 && version-st.snapshot >= command.SnapshotEvery && dec.State != nil
+	if steps.snapshot {
 		state, err := dec.State()
 		if err != nil {
-			return command.Result{}, fmt.Errorf("snapshot %s: %w", c.Stream.ID, err)
+			return nil, steps, fmt.Errorf("snapshot %s: %w", c.Stream.ID, err)
 		}
 		// Under the stream's lock, so nobody saves a later one meanwhile;
 		// the guard only keeps an older fold from going back in time.
@@ -400,43 +420,45 @@ func (s *EventStore) appendAndCommit(ctx context.Context, conn *pgxpool.Conn, co
 			c.Stream.ID, c.Stream.Type, c.FoldVersion, version, []byte(state))
 	}
 	write.Queue(`COMMIT`)
-	results := conn.SendBatch(ctx, write)
-	if begin {
+	return write, steps, nil
+}
+
+// readAppend reads the answers of appendBatch's statements in order and
+// returns the cursor of the last appended event; results is closed.
+func readAppend(results pgx.BatchResults, c command.Change, last event.Cursor, events int, steps appendSteps) (event.Cursor, error) {
+	fail := func(what string, err error) (event.Cursor, error) {
+		results.Close()
+		return event.Cursor{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if steps.begin {
 		if _, err := results.Exec(); err != nil {
-			results.Close()
-			return command.Result{}, fmt.Errorf("begin: %w", err)
+			return fail("begin", err)
 		}
 	}
-	last := st.last
-	for range dec.Events {
+	for range events {
 		var txid int64
 		if err := results.QueryRow().Scan(&last.Position, &txid); err != nil {
-			results.Close()
-			return command.Result{}, fmt.Errorf("append to %s: %w", c.Stream.ID, err)
+			return fail("append to "+c.Stream.ID, err)
 		}
 		last.Tx = uint64(txid)
 	}
-	if c.Lookup {
+	if steps.record {
 		if _, err := results.Exec(); err != nil {
-			results.Close()
-			return command.Result{}, fmt.Errorf("record command %s: %w", c.CommandID, err)
+			return fail("record command "+c.CommandID, err)
 		}
 	}
-	if snapshot {
+	if steps.snapshot {
 		if _, err := results.Exec(); err != nil {
-			results.Close()
-			return command.Result{}, fmt.Errorf("snapshot %s: %w", c.Stream.ID, err)
+			return fail("snapshot "+c.Stream.ID, err)
 		}
 	}
 	if _, err := results.Exec(); err != nil {
-		results.Close()
-		return command.Result{}, fmt.Errorf("commit %s: %w", c.Stream.ID, err)
+		return fail("commit "+c.Stream.ID, err)
 	}
 	if err := results.Close(); err != nil {
-		return command.Result{}, fmt.Errorf("commit %s: %w", c.Stream.ID, err)
+		return event.Cursor{}, fmt.Errorf("commit %s: %w", c.Stream.ID, err)
 	}
-	*committed = true
-	return command.Result{ID: c.Stream.ID, Version: version, Token: last.Token()}, nil
+	return last, nil
 }
 
 // newEventID names a new event: a UUIDv7, time-ordered, so that ids made
