@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,8 +55,15 @@ type Rebuild struct {
 	Logger     *slog.Logger
 	// Batch is how many events one bulk batch applies (1 to 10,000).
 	Batch int
-	// Progress, when set, is told how many events are done, of how many.
+	// Lanes is how many writers fold and write at once, one per lane
+	// (query.LaneOfEvent; 1 to MaxRebuildLanes; 0: query.DefaultLanes).
+	Lanes int
+	// Progress, when set, is told how many events are done, of how many;
+	// from the lanes' writers, one at a time.
 	Progress func(done, total int64)
+	// LaneProgress, when set, is told every few seconds what each lane
+	// has done.
+	LaneProgress func([]LaneProgress)
 	// Phase, when set, is told when the rebuild moves past replaying:
 	// "swapping", then "catching up".
 	Phase func(phase string)
@@ -73,15 +80,19 @@ type RebuildStats struct {
 // Rate is the replay's events per second.
 func (s RebuildStats) Rate() float64 { return float64(s.Events) / max(s.Replay.Seconds(), 1e-9) }
 
+// MaxRebuildLanes bounds Rebuild.Lanes: each lane is a writer with its
+// own batches in memory and its own bulk requests.
+const MaxRebuildLanes = 255
+
 // rebuildRun is one rebuild's state.
 type rebuildRun struct {
 	Rebuild
-	p       *Projector
-	target  map[Kind]string // the fresh index of each rebuilt kind, and of the checkpoint
+	lanes   []*laneWriter
+	target  map[Kind]string // the fresh index of each rebuilt kind
 	created []string
 	total   int64
-	done    int64
-	cursor  event.Cursor
+	done    atomic.Int64
+	cursor  event.Cursor // the last record read
 }
 
 // Run rebuilds kinds (each Rebuilt): it replays the event log, in relay
@@ -96,6 +107,12 @@ func (r Rebuild) Run(ctx context.Context, kinds []*query.Kind, keepOld bool) (Re
 	}
 	if r.Batch < 1 || r.Batch > 10_000 {
 		return RebuildStats{}, fmt.Errorf("projector: rebuild batch %d, want 1 to 10000", r.Batch)
+	}
+	if r.Lanes == 0 {
+		r.Lanes = query.DefaultLanes
+	}
+	if r.Lanes < 1 || r.Lanes > MaxRebuildLanes {
+		return RebuildStats{}, fmt.Errorf("projector: rebuild lanes %d, want 1 to %d", r.Lanes, MaxRebuildLanes)
 	}
 	for _, k := range kinds {
 		if !k.Rebuilt {
@@ -125,7 +142,7 @@ func (r Rebuild) Run(ctx context.Context, kinds []*query.Kind, keepOld bool) (Re
 		return RebuildStats{}, fmt.Errorf("catch up after the swap: %w", err)
 	}
 	run.finish(ctx, kinds, old, keepOld)
-	return RebuildStats{Events: run.done, Took: time.Since(start), Replay: time.Since(replayStart), Indices: swapped}, nil
+	return RebuildStats{Events: run.done.Load(), Took: time.Since(start), Replay: time.Since(replayStart), Indices: swapped}, nil
 }
 
 func (r *rebuildRun) phase(p string) {
@@ -134,14 +151,15 @@ func (r *rebuildRun) phase(p string) {
 	}
 }
 
-// prepare creates a fresh index per kind and one for the rebuild's own
-// checkpoint (never the live one), and the projector writing into them.
+// prepare creates a fresh index per kind and the lanes' writers into
+// them. The rebuild keeps its place itself (the cursor), so it has no
+// checkpoint: splitStore keeps the writers away from the live one.
 func (r *rebuildRun) prepare(ctx context.Context, kinds []*query.Kind) error {
 	if err := r.Indices.Ensure(ctx); err != nil {
 		return err
 	}
 	r.target = map[Kind]string{}
-	for _, k := range append(slices.Clone(kinds), query.Checkpoints) {
+	for _, k := range kinds {
 		index, err := r.Indices.Create(ctx, k.Index)
 		if err != nil {
 			return err
@@ -150,12 +168,10 @@ func (r *rebuildRun) prepare(ctx context.Context, kinds []*query.Kind) error {
 		r.target[k.Name] = index
 	}
 	store := splitStore{target: r.Indices.StoreOn(r.target), live: r.Indices.Live(), rebuilt: r.target}
-	var err error
-	r.p, err = New(Config{Store: store, History: r.History, DeadLetters: NewMemoryDeadLetters(),
-		Registerer: r.Registerer, Log: r.Logger})
-	if err != nil {
+	if err := r.newLanes(store); err != nil {
 		return err
 	}
+	var err error
 	if r.total, err = r.Log.Count(ctx); err != nil {
 		return fmt.Errorf("count events: %w", err)
 	}
@@ -169,60 +185,11 @@ func (r *rebuildRun) cleanup(ctx context.Context) {
 	}
 }
 
-// replay applies the log from the cursor to its head. It reads ahead of
-// the projector by two batches, so the log and the store work at the
-// same time.
-func (r *rebuildRun) replay(ctx context.Context) error {
-	type read struct {
-		recs []event.Record
-		err  error
-	}
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
-	batches := make(chan read, 2)
-	go func(after event.Cursor) {
-		defer close(batches)
-		for {
-			recs, err := r.Log.Next(rctx, after, r.Batch)
-			select {
-			case batches <- read{recs, err}:
-			case <-rctx.Done():
-				return
-			}
-			if err != nil || len(recs) == 0 {
-				return
-			}
-			after = recs[len(recs)-1].Cursor
-		}
-	}(r.cursor)
-	for b := range batches {
-		if b.err != nil {
-			return fmt.Errorf("read events: %w", b.err)
-		}
-		if len(b.recs) == 0 {
-			return nil
-		}
-		msgs := make([]Message, len(b.recs))
-		for i, rec := range b.recs {
-			msgs[i] = Message{Record: rec, Chained: true}
-		}
-		if err := r.handle(ctx, msgs); err != nil {
-			return err
-		}
-		r.cursor = b.recs[len(b.recs)-1].Cursor
-		r.done += int64(len(b.recs))
-		if r.Progress != nil {
-			r.Progress(r.done, max(r.total, r.done))
-		}
-	}
-	return ctx.Err()
-}
-
 // handle applies one batch, retrying what the projector asks to retry; a
 // record it dead-letters is logged and skipped, as the live projector would.
-func (r *rebuildRun) handle(ctx context.Context, msgs []Message) error {
+func (r *rebuildRun) handle(ctx context.Context, p *Projector, msgs []Message) error {
 	for attempt := 0; len(msgs) > 0; attempt++ {
-		verdicts, err := r.p.Handle(ctx, msgs)
+		verdicts, err := p.Handle(ctx, msgs)
 		if err != nil {
 			return fmt.Errorf("project: %w", err)
 		}
@@ -266,15 +233,14 @@ func (r *rebuildRun) swap(ctx context.Context, kinds []*query.Kind) (swapped, ol
 // finish makes what the catch-up wrote searchable (Swap refreshed each new
 // index before pointing its alias at it; what the live projector added to
 // the old one meanwhile is now caught up too, so make it searchable rather
-// than after a refresh interval), then deletes the rebuild's checkpoint
-// and, unless keepOld, the old indices.
+// than after a refresh interval), then, unless keepOld, deletes the old
+// indices.
 func (r *rebuildRun) finish(ctx context.Context, kinds []*query.Kind, old []string, keepOld bool) {
 	for _, k := range kinds {
 		if err := r.Indices.Refresh(ctx, k.Index); err != nil {
 			r.Logger.Warn("rebuild: refresh after catching up failed; visible at the next refresh interval", "model", k.Index, "err", err)
 		}
 	}
-	_ = r.Indices.Delete(context.WithoutCancel(ctx), r.target[query.Checkpoints.Name])
 	if !keepOld && len(old) > 0 {
 		if err := r.Indices.Delete(ctx, old...); err != nil {
 			r.Logger.Warn("rebuild: old indices not deleted", "indices", old, "err", err)
@@ -285,6 +251,9 @@ func (r *rebuildRun) finish(ctx context.Context, kinds []*query.Kind, old []stri
 // splitStore sends the rebuilt kinds to the new indices; the other kinds
 // are read from the live aliases (a review counts for its product) and
 // their writes are dropped, so a partial rebuild never touches live models.
+// The checkpoint is neither: its reads find nothing (each lane's
+// watermark starts at the log's start) and its writes are dropped (the
+// live projector's checkpoint is its own).
 type splitStore struct {
 	target  Store
 	live    Store
@@ -295,7 +264,9 @@ func (s splitStore) Get(ctx context.Context, refs []Ref) ([]Stored, error) {
 	out := make([]Stored, len(refs))
 	var mine, theirs []int
 	for i, r := range refs {
-		if _, ok := s.rebuilt[r.Kind]; ok {
+		if r.Kind == query.Checkpoints.Name {
+			out[i] = Stored{Ref: r}
+		} else if _, ok := s.rebuilt[r.Kind]; ok {
 			mine = append(mine, i)
 		} else {
 			theirs = append(theirs, i)

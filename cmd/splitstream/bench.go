@@ -37,7 +37,7 @@ func (a *app) benchStack() bench.Stack {
 		Postgres: a.postgres, Elasticsearch: a.elasticsearch,
 		Rebuild: func(ctx context.Context, pool *pgxpool.Pool, es *elasticsearch.Client, prefix string, progress io.Writer) (int64, time.Duration, float64, error) {
 			r := rebuilder{pool: pool, es: es, indices: elastic.NewIndices(es, prefix, a.cfg.RefreshInterval),
-				log: a.log, progress: progress, batch: 5000}
+				log: a.log, progress: progress, batch: 5000, lanes: a.cfg.ProjectorLanes}
 			stats, err := r.run(ctx, elastic.Models, false)
 			return stats.events, stats.took, stats.rate(), err
 		},

@@ -28,6 +28,7 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	model := fs.String("model", "all", "read model to rebuild: "+strings.Join(elastic.Models, ", ")+" or all")
 	keepOld := fs.Bool("keep-old", false, "keep the old indices after the swap")
 	batch := fs.Int("batch", 5000, "events per bulk batch")
+	lanes := fs.Int("lanes", 0, fmt.Sprintf("writers, one per projector lane (1 to %d; 0: SPLITSTREAM_PROJECTOR_LANES)", projector.MaxRebuildLanes))
 	adminAddr := fs.String("admin-addr", "", "while the rebuild runs, serve the admin console (its progress), /readyz and /metrics here (e.g. 127.0.0.1:8071); empty: none")
 	return func(ctx context.Context, a *app) error {
 		models := elastic.Models
@@ -40,6 +41,10 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		if *batch < 1 || *batch > 10_000 {
 			return errors.New("--batch must be between 1 and 10000")
 		}
+		p, err := rebuildLanes(*lanes, a.cfg.ProjectorLanes)
+		if err != nil {
+			return err
+		}
 		pool, err := a.postgres(ctx)
 		if err != nil {
 			return err
@@ -49,7 +54,7 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			return err
 		}
 		r := rebuilder{pool: pool, es: es, indices: elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval),
-			log: a.log, progress: a.errOut(), batch: *batch}
+			log: a.log, progress: a.errOut(), batch: *batch, lanes: p}
 		if *adminAddr != "" {
 			stop, err := a.rebuildConsole(ctx, *adminAddr, pool, es, &r)
 			if err != nil {
@@ -68,6 +73,20 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 	}
 }
 
+// rebuildLanes is --lanes, else the deployment's lanes
+// (SPLITSTREAM_PROJECTOR_LANES): the rebuild writes with one writer per
+// lane.
+func rebuildLanes(flagged, configured int) (int, error) {
+	n := flagged
+	if n == 0 {
+		n = configured
+	}
+	if n < 1 || n > projector.MaxRebuildLanes {
+		return 0, fmt.Errorf("rebuild lanes %d: want 1 to %d", n, projector.MaxRebuildLanes)
+	}
+	return n, nil
+}
+
 // rebuilder wires projector.Rebuild to Postgres, Elasticsearch and a
 // progress bar.
 type rebuilder struct {
@@ -77,6 +96,7 @@ type rebuilder struct {
 	log      *slog.Logger
 	progress io.Writer
 	batch    int
+	lanes    int               // writers; 0: query.DefaultLanes
 	report   *console.Progress // nil: no console (see console.go)
 }
 
@@ -116,7 +136,8 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 	}
 	stats, err := projector.Rebuild{
 		Log: source, History: history, Indices: r.indices,
-		Registerer: prometheus.NewRegistry(), Logger: r.log, Batch: r.batch,
+		Registerer: prometheus.NewRegistry(), Logger: r.log, Batch: r.batch, Lanes: r.lanes,
+		LaneProgress: func(lanes []projector.LaneProgress) { printLanes(r.progress, lanes) },
 		Progress: func(done, total int64) {
 			bar.ChangeMax64(total)
 			_ = bar.Set64(done)
@@ -129,4 +150,14 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 	}
 	_ = bar.Finish()
 	return rebuildStats{events: stats.Events, took: stats.Took, replay: stats.Replay, indices: stats.Indices}, nil
+}
+
+// printLanes writes one line of the lanes' progress below the bar.
+func printLanes(w io.Writer, lanes []projector.LaneProgress) {
+	var b strings.Builder
+	b.WriteString("\nlanes:")
+	for _, l := range lanes {
+		fmt.Fprintf(&b, " [%d] %d events %.0f/s at %d;", l.Lane, l.Events, l.Rate, l.At)
+	}
+	fmt.Fprintln(w, strings.TrimSuffix(b.String(), ";"))
 }

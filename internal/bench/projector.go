@@ -72,7 +72,7 @@ func Projector(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, e
 	pb.say("rebuilt %d events in %s: %.0f events/s", events, took.Round(time.Millisecond), rebuildRate)
 	return []Result{
 		Rate("projector.drain", drainRate, ceiling, "events/s", 0.5),
-		Rate("projector.rebuild", rebuildRate, ceiling, "events/s", 0.6),
+		Rate("projector.rebuild", rebuildRate, ceiling, "events/s", 0.8),
 	}, nil
 }
 
