@@ -126,26 +126,17 @@ func (s *DocStore) Write(ctx context.Context, writes []projector.Write) ([]proje
 	if len(writes) == 0 {
 		return nil, nil
 	}
-	var buf bytes.Buffer
+	size := 0
+	for _, w := range writes {
+		size += len(w.Doc) + len(w.Ref.ID) + actionLine
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
 	for _, w := range writes {
 		a, err := s.alias(w.Ref.Kind)
 		if err != nil {
 			return nil, err
 		}
-		meta := map[string]any{"_index": a, "_id": w.Ref.ID}
-		action := "index"
-		switch w.Op {
-		case projector.Create:
-			action = "create"
-		case projector.IfMatch:
-			meta["if_seq_no"], meta["if_primary_term"] = w.SeqNo, w.PrimaryTerm
-		}
-		line, err := json.Marshal(map[string]any{action: meta})
-		if err != nil {
-			return nil, err
-		}
-		buf.Write(line)
-		buf.WriteByte('\n')
+		writeAction(buf, w, a)
 		buf.Write(bytes.TrimSpace(w.Doc)) // one line: compact JSON has no newlines
 		buf.WriteByte('\n')
 	}
@@ -193,6 +184,45 @@ func (s *DocStore) Write(ctx context.Context, writes []projector.Write) ([]proje
 		}
 	}
 	return out, nil
+}
+
+// actionLine is about how long a bulk action line is besides its id.
+const actionLine = 128
+
+// writeAction writes w's bulk action line for index.
+func writeAction(buf *bytes.Buffer, w projector.Write, index string) {
+	switch w.Op {
+	case projector.Create:
+		buf.WriteString(`{"create":{"_index":`)
+	default:
+		buf.WriteString(`{"index":{"_index":`)
+	}
+	writeJSONString(buf, index)
+	buf.WriteString(`,"_id":`)
+	writeJSONString(buf, w.Ref.ID)
+	if w.Op == projector.IfMatch {
+		buf.WriteString(`,"if_seq_no":`)
+		buf.WriteString(strconv.FormatInt(w.SeqNo, 10))
+		buf.WriteString(`,"if_primary_term":`)
+		buf.WriteString(strconv.FormatInt(w.PrimaryTerm, 10))
+	}
+	buf.WriteString("}}\n")
+}
+
+// writeJSONString writes s as a JSON string: as is between quotes when it
+// is printable ASCII with nothing to escape (ids, index names), else as
+// encoding/json quotes it.
+func writeJSONString(buf *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s)
+			buf.Write(q)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
 }
 
 // writeApart sends writes one bulk each after Elasticsearch refused them

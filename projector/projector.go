@@ -59,6 +59,10 @@ type Message struct {
 	// watermark may pass the message even when it is dead-lettered. It is
 	// true for every valid record.
 	Chained bool
+	// Payload, when set, is Record's payload already decoded (a rebuild
+	// decodes it to find the record's lane): Handle does not decode it
+	// again.
+	Payload event.Payload
 }
 
 // Verdict is Handle's decision about one message.
@@ -110,6 +114,19 @@ func (p *Projector) payload(e event.Envelope) (event.Payload, error) {
 	return pl, err
 }
 
+// payloadOf is m's payload: the one it carries, else decoded from its
+// envelope; either way checked against the envelope's stream type.
+func (p *Projector) payloadOf(m Message) (event.Payload, error) {
+	e := m.Record.Envelope
+	if m.Payload == nil {
+		return p.payload(e)
+	}
+	if st := p.streamOf(m.Payload); st != e.StreamType {
+		return m.Payload, fmt.Errorf("%w: %s is a %s event, the envelope says %q", event.ErrMalformed, e.Type, st, e.StreamType)
+	}
+	return m.Payload, nil
+}
+
 // New returns a projector; Handle resumes from the stored checkpoint. It
 // refuses a nil store, history, dead-letter store, registerer or logger.
 func New(cfg Config) (*Projector, error) {
@@ -158,7 +175,7 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 			verdicts[i] = p.dead(e.Type, m.Invalid.Error())
 			continue
 		}
-		pl, err := p.payload(e)
+		pl, err := p.payloadOf(m)
 		if err != nil {
 			verdicts[i] = p.poison(e, err, errors.Is(err, event.ErrMalformed))
 			continue

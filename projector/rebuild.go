@@ -58,6 +58,11 @@ type Rebuild struct {
 	// Lanes is how many writers fold and write at once, one per lane
 	// (query.LaneOfEvent; 1 to MaxRebuildLanes; 0: query.DefaultLanes).
 	Lanes int
+	// Memory is how many bytes of documents the lanes together keep in
+	// memory while they fill the fresh indices, so as not to read back what
+	// they wrote (0: DefaultRebuildMemory; negative: none, every read goes
+	// to Elasticsearch). Past it a lane reads from Elasticsearch again.
+	Memory int64
 	// Progress, when set, is told how many events are done, of how many;
 	// from the lanes' writers, one at a time.
 	Progress func(done, total int64)
@@ -71,10 +76,13 @@ type Rebuild struct {
 
 // RebuildStats says what a rebuild did.
 type RebuildStats struct {
-	Events  int64
-	Took    time.Duration // everything, index creation included
-	Replay  time.Duration // reading, folding and writing the events
-	Indices []string      // the indices the aliases now point at
+	Events int64
+	Took   time.Duration // everything, index creation included
+	// Replay is the time spent reading, folding and writing the events
+	// (the replay up to the head of the log and the catch up after the
+	// swap), without the indices' creation, refreshes, swap and deletion.
+	Replay  time.Duration
+	Indices []string // the indices the aliases now point at
 }
 
 // Rate is the replay's events per second.
@@ -111,6 +119,9 @@ func (r Rebuild) Run(ctx context.Context, kinds []*query.Kind, keepOld bool) (Re
 	if r.Lanes == 0 {
 		r.Lanes = query.DefaultLanes
 	}
+	if r.Memory == 0 {
+		r.Memory = DefaultRebuildMemory
+	}
 	if r.Lanes < 1 || r.Lanes > MaxRebuildLanes {
 		return RebuildStats{}, fmt.Errorf("projector: rebuild lanes %d, want 1 to %d", r.Lanes, MaxRebuildLanes)
 	}
@@ -126,10 +137,15 @@ func (r Rebuild) Run(ctx context.Context, kinds []*query.Kind, keepOld bool) (Re
 		return RebuildStats{}, err
 	}
 	replayStart := time.Now()
-	if err := run.replay(ctx); err != nil {
+	err := run.replay(ctx)
+	replay := time.Since(replayStart)
+	if err != nil {
 		run.cleanup(ctx)
 		return RebuildStats{}, err
 	}
+	// From the swap on the live projector writes the new indices too: the
+	// lanes read every document from them again.
+	run.forget()
 	run.phase("swapping")
 	swapped, old, err := run.swap(ctx, kinds)
 	if err != nil {
@@ -138,11 +154,12 @@ func (r Rebuild) Run(ctx context.Context, kinds []*query.Kind, keepOld bool) (Re
 	// What the live projector wrote to the old indices between our last
 	// read and the swap is in the log: replay it into the new ones.
 	run.phase("catching up")
+	catchUp := time.Now()
 	if err := run.replay(ctx); err != nil {
 		return RebuildStats{}, fmt.Errorf("catch up after the swap: %w", err)
 	}
 	run.finish(ctx, kinds, old, keepOld)
-	return RebuildStats{Events: run.done.Load(), Took: time.Since(start), Replay: time.Since(replayStart), Indices: swapped}, nil
+	return RebuildStats{Events: run.done.Load(), Took: time.Since(start), Replay: replay + time.Since(catchUp), Indices: swapped}, nil
 }
 
 func (r *rebuildRun) phase(p string) {
@@ -178,12 +195,26 @@ func (r *rebuildRun) prepare(ctx context.Context, kinds []*query.Kind) error {
 	return nil
 }
 
-// cleanup deletes the indices a failed rebuild created.
+// cleanup deletes the indices a failed rebuild created. A bulk request
+// a failing lane cancelled may still be carried out after the delete, and
+// Elasticsearch would create its index again: delete each one again a few
+// times, a second apart (a missing index is no error here).
 func (r *rebuildRun) cleanup(ctx context.Context) {
-	if len(r.created) > 0 {
-		_ = r.Indices.Delete(context.WithoutCancel(ctx), r.created...)
+	if len(r.created) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	_ = r.Indices.Delete(ctx, r.created...)
+	for range cleanupRounds {
+		time.Sleep(time.Second)
+		for _, index := range r.created {
+			_ = r.Indices.Delete(ctx, index)
+		}
 	}
 }
+
+// cleanupRounds is how many times cleanup deletes the indices again.
+const cleanupRounds = 3
 
 // handle applies one batch, retrying what the projector asks to retry; a
 // record it dead-letters is logged and skipped, as the live projector would.

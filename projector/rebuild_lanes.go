@@ -35,6 +35,7 @@ type LaneProgress struct {
 type laneWriter struct {
 	lane int
 	p    *Projector
+	memo *memoStore // the lane's documents while it fills the fresh indices
 	// prev is the cursor of the last record sent to the lane: the reader
 	// chains each record to it, so the lane's watermark has no holes.
 	prev   event.Cursor
@@ -48,14 +49,25 @@ func (r *rebuildRun) newLanes(store Store) error {
 	r.lanes = make([]*laneWriter, r.Lanes)
 	for l := range r.lanes {
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"lane": strconv.Itoa(l)}, r.Registerer)
-		p, err := New(Config{Store: store, History: r.History, DeadLetters: NewMemoryDeadLetters(),
+		memo := newMemoStore(store, r.target, r.Memory/int64(len(r.lanes)))
+		p, err := New(Config{Store: memo, History: r.History, DeadLetters: NewMemoryDeadLetters(),
 			Registerer: reg, Log: r.Logger.With("lane", l)})
 		if err != nil {
 			return fmt.Errorf("lane %d: %w", l, err)
 		}
-		r.lanes[l] = &laneWriter{lane: l, p: p}
+		r.lanes[l] = &laneWriter{lane: l, p: p, memo: memo}
 	}
 	return nil
+}
+
+// forget stops every lane's memo (the writers are idle between replays).
+func (r *rebuildRun) forget() {
+	for _, w := range r.lanes {
+		if w.memo.active() {
+			r.Logger.Debug("rebuild: lane's documents dropped from memory", "lane", w.lane, "bytes", w.memo.used)
+		}
+		w.memo.stop()
+	}
 }
 
 // replay applies the log from the cursor to its head: one reader reads it
@@ -106,9 +118,9 @@ func (r *rebuildRun) read(ctx context.Context, queues []chan []Message) error {
 			break
 		}
 		for _, rec := range recs {
-			l := r.laneOf(rec)
+			l, pl := r.laneOf(rec)
 			rec.Prev, r.lanes[l].prev = r.lanes[l].prev, rec.Cursor
-			pending[l] = append(pending[l], Message{Record: rec, Chained: true})
+			pending[l] = append(pending[l], Message{Record: rec, Chained: true, Payload: pl})
 		}
 		r.cursor = recs[len(recs)-1].Cursor
 		// Every lane gets its share of each read at once (about
@@ -125,14 +137,15 @@ func (r *rebuildRun) read(ctx context.Context, queues []chan []Message) error {
 	return nil
 }
 
-// laneOf is a record's lane; a record whose payload cannot be read goes
-// to its stream's lane, where its writer dead-letters it.
-func (r *rebuildRun) laneOf(rec event.Record) int {
+// laneOf is a record's lane and its decoded payload, which the lane's
+// writer uses as is; a record whose payload cannot be read goes to its
+// stream's lane with none, and its writer dead-letters it.
+func (r *rebuildRun) laneOf(rec event.Record) (int, event.Payload) {
 	pl, err := rec.Envelope.Payload()
 	if err != nil {
 		pl = nil
 	}
-	return query.LaneOfEvent(rec.Envelope, pl, len(r.lanes))
+	return query.LaneOfEvent(rec.Envelope, pl, len(r.lanes)), pl
 }
 
 // write applies a lane's batches until its queue closes.

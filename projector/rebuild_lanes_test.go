@@ -118,7 +118,7 @@ func TestRebuildLaneFailureSwapsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(got) != len(before) {
-		t.Fatalf("after the failed rebuild the prefix holds %d indices, want the %d live ones", len(got), len(before))
+		t.Fatalf("after the failed rebuild the prefix holds %d indices (%v), want the %d live ones", len(got), keys(got), len(before))
 	}
 }
 
@@ -162,4 +162,12 @@ func relaySource(t *testing.T, w *world) *postgres.RelaySource {
 		t.Fatal(err)
 	}
 	return src
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
