@@ -20,6 +20,9 @@ import (
 // (lanes × laneQueue + 1) × Batch records (a lane may hold a whole read).
 const laneQueue = 2
 
+// firstRead bounds the first read of a replay.
+const firstRead = 1000
+
 // LaneProgress is one lane's share of a rebuild, for progress reports.
 type LaneProgress struct {
 	Lane   int
@@ -109,8 +112,11 @@ func (r *rebuildRun) read(ctx context.Context, queues []chan []Message) error {
 			return ctx.Err()
 		}
 	}
+	// The first read is short, so the writers start early.
+	limit := min(r.Batch, firstRead)
 	for {
-		recs, err := r.Log.Next(ctx, r.cursor, r.Batch)
+		recs, err := r.Log.Next(ctx, r.cursor, limit)
+		limit = r.Batch
 		if err != nil {
 			return fmt.Errorf("read events after %v: %w", r.cursor, err)
 		}

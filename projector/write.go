@@ -2,7 +2,6 @@ package projector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -74,7 +73,7 @@ func (b *batch) collect(items []item, which func(*doc) bool) (pending, error) {
 			continue
 		}
 		seen[id] = true
-		src, err := json.Marshal(query.EventDoc(it.rec, it.pl))
+		src, err := query.EventDoc(it.rec, it.pl).AppendJSON(make([]byte, 0, eventDocSize+len(it.rec.Envelope.Data)))
 		if err != nil {
 			return todo, fmt.Errorf("encode event %s: %w", id, err)
 		}
@@ -82,6 +81,9 @@ func (b *batch) collect(items []item, which func(*doc) bool) (pending, error) {
 	}
 	return todo, nil
 }
+
+// eventDocSize is about how long an event document is besides its data.
+const eventDocSize = 384
 
 // settle takes the store's answers: accepted documents are clean, refused
 // ones are dead-lettered; it returns what to send again as is, the

@@ -1,7 +1,10 @@
 package query
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/splitstream/splitstream/event"
@@ -48,4 +51,78 @@ func EventDoc(r event.Record, p event.Payload) Event {
 		doc.ProductID = e.StreamID
 	}
 	return doc
+}
+
+// AppendJSON appends the document's JSON to b: what encoding/json makes of
+// it, field for field, without its reflection (the projector and the
+// rebuild encode one per event).
+func (d Event) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"id":`...)
+	b = appendString(b, d.ID)
+	b = append(b, `,"streamId":`...)
+	b = appendString(b, d.StreamID)
+	b = append(b, `,"streamType":`...)
+	b = appendString(b, d.StreamType)
+	if d.ProductID != "" {
+		b = append(b, `,"productId":`...)
+		b = appendString(b, d.ProductID)
+	}
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(d.Version), 10)
+	b = append(b, `,"type":`...)
+	b = appendString(b, d.Type)
+	b = append(b, `,"schemaVersion":`...)
+	b = strconv.AppendInt(b, int64(d.SchemaVersion), 10)
+	b = append(b, `,"position":`...)
+	b = strconv.AppendInt(b, d.Position, 10)
+	b = append(b, `,"tx":`...)
+	b = strconv.AppendUint(b, d.Tx, 10)
+	b = append(b, `,"occurredAt":`...)
+	at, err := d.OccurredAt.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, at...)
+	b = append(b, `,"data":`...)
+	if len(d.Data) == 0 {
+		b = append(b, "null"...)
+	} else {
+		buf := bytes.NewBuffer(b)
+		if err := json.Compact(buf, d.Data); err != nil {
+			return nil, fmt.Errorf("event %s data: %w", d.ID, err)
+		}
+		b = buf.Bytes()
+	}
+	b = append(b, `,"metadata":{`...)
+	m, first := d.Metadata, true
+	for _, f := range [...]struct{ name, v string }{{"commandId", m.CommandID}, {"correlationId", m.CorrelationID},
+		{"causationId", m.CausationID}, {"actor", m.Actor}, {"traceparent", m.TraceParent}, {"tracestate", m.TraceState}} {
+		if f.v == "" {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, f.name...)
+		b = append(b, `":`...)
+		b = appendString(b, f.v)
+	}
+	return append(b, "}}"...), nil
+}
+
+// appendString appends s as a JSON string: as is between quotes when it is
+// printable ASCII with nothing to escape (ids, type names), else as
+// encoding/json quotes it.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
