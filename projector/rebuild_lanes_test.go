@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/splitstream/splitstream/command"
 	"github.com/splitstream/splitstream/elastic"
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/internal/testenv"
@@ -120,6 +121,74 @@ func TestRebuildLaneFailureSwapsNothing(t *testing.T) {
 	if len(got) != len(before) {
 		t.Fatalf("after the failed rebuild the prefix holds %d indices (%v), want the %d live ones", len(got), keys(got), len(before))
 	}
+}
+
+// TestRebuildCatchUpReadsTheLiveWrites has the live projector apply new
+// events to the new indices between the swap and the catch-up, as it does
+// under writes: the lanes must read those documents again rather than
+// trust what they kept in memory before the swap, so the catch-up finds
+// them done and has no write conflict to recover from.
+func TestRebuildCatchUpReadsTheLiveWrites(t *testing.T) {
+	w := newWorld(t)
+	rm := newReadModels(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCommander(w.svc, 16)
+	c.run(t, ctx, 200, 2)
+	live, _ := newProjector(t, w, rm, nil)
+	recs := readLog(t, w.pool)
+	handle(t, live, recs, 100)
+	last := recs[len(recs)-1].Cursor
+
+	renamed := 0
+	reg := prometheus.NewRegistry()
+	_, err := projector.Rebuild{Log: relaySource(t, w), History: w.store, Indices: rm.idx,
+		Registerer: reg, Logger: testenv.Logger(t), Batch: 50, Lanes: 4,
+		Phase: func(phase string) {
+			if phase != "catching up" {
+				return
+			}
+			for _, id := range c.products {
+				if _, err := w.svc.ChangeProduct(ctx, id, command.Meta{}, command.RenameProduct{Name: "Renamed " + id}); err == nil {
+					renamed++
+				}
+			}
+			handle(t, live, readLogAfter(t, w.pool, last), 100)
+		},
+	}.Run(ctx, query.RebuiltKinds(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renamed == 0 {
+		t.Fatal("no product renamed between the swap and the catch-up: the test tests nothing")
+	}
+	if n := conflictRetries(t, reg); n != 0 {
+		t.Fatalf("the catch-up found %v write conflicts: it wrote from documents it kept from before the swap", n)
+	}
+	verify(t, w.pool, rm)
+}
+
+// conflictRetries sums the rebuild's lanes' retries after a write conflict.
+func conflictRetries(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "splitstream_projector_write_retries_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == "conflict" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
 }
 
 // currentIndices is the index behind each read model's alias.
