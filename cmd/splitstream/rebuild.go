@@ -67,8 +67,8 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.out, "rebuilt %s from %d events in %s (%.0f events/s); aliases swapped to %s\n",
-			strings.Join(models, ", "), stats.events, stats.took.Round(time.Millisecond), stats.rate(), strings.Join(stats.indices, ", "))
+		fmt.Fprintf(a.out, "rebuilt %s from %d events in %s (replaying %s: %.0f events/s); aliases swapped to %s\n",
+			strings.Join(models, ", "), stats.events, stats.took.Round(time.Millisecond), stats.replay.Round(time.Millisecond), stats.rate(), strings.Join(stats.indices, ", "))
 		return nil
 	}
 }
