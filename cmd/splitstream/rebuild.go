@@ -54,7 +54,7 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			return err
 		}
 		r := rebuilder{pool: pool, es: es, indices: elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval),
-			log: a.log, progress: a.errOut(), batch: *batch, lanes: p}
+			log: a.log, progress: a.errOut(), batch: *batch, lanes: p, retireAfter: retireAfter}
 		if *adminAddr != "" {
 			stop, err := a.rebuildConsole(ctx, *adminAddr, pool, es, &r)
 			if err != nil {
@@ -98,7 +98,14 @@ type rebuilder struct {
 	batch    int
 	lanes    int               // writers; 0: query.DefaultLanes
 	report   *console.Progress // nil: no console (see console.go)
+	// retireAfter is how long the old indices outlive the swap
+	// (projector.Rebuild.RetireAfter); tests leave it 0.
+	retireAfter time.Duration
 }
+
+// retireAfter outlasts a live projector batch between its reads and its
+// first write: two of its request timeouts (projector.Config).
+const retireAfter = 30 * time.Second
 
 type rebuildStats struct {
 	events  int64
@@ -143,7 +150,8 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 			_ = bar.Set64(done)
 			r.report.Set(done, total)
 		},
-		Phase: r.report.Phase,
+		Phase:       r.report.Phase,
+		RetireAfter: r.retireAfter,
 	}.Run(ctx, kinds, keepOld)
 	if err != nil {
 		return rebuildStats{}, err
