@@ -1,0 +1,283 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// countingIndex serves products from memory with their Position as the
+// revision, counts its reads and runs during, when set, in the middle of
+// a read (after the document is taken, before it is returned): a notice
+// arriving while the read is on its way.
+type countingIndex struct {
+	Index
+	mu       sync.Mutex
+	products map[string]Product
+	reads    int
+	during   func()
+}
+
+func (f *countingIndex) Get(_ context.Context, k *Kind, id string) (*Doc, error) {
+	f.mu.Lock()
+	p, ok := f.products[id]
+	f.reads++
+	during := f.during
+	f.during = nil
+	f.mu.Unlock()
+	if during != nil {
+		during()
+	}
+	if k != Products || !ok {
+		return nil, nil
+	}
+	return &Doc{ID: id, Value: &p, Rev: p.Position}, nil
+}
+
+func (f *countingIndex) set(p Product) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.products[p.ID] = p
+}
+
+func (f *countingIndex) readCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
+}
+
+func newCache(t *testing.T, size int) (*Cache, *countingIndex) {
+	t.Helper()
+	idx := &countingIndex{products: map[string]Product{}}
+	c, err := NewCache(idx, size, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Live(true)
+	return c, idx
+}
+
+func mustName(t *testing.T, c *Cache, id string) string {
+	t.Helper()
+	d, err := c.Get(context.Background(), Products, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == nil {
+		return ""
+	}
+	return d.Value.(*Product).Name
+}
+
+func changed(id string) []Change { return []Change{{Kind: Products.Name, ID: id}} }
+
+func TestCacheServesRepeatedReadsAndCounts(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "one", Version: 1, Position: 1})
+	for range 3 {
+		if got := mustName(t, c, "p1"); got != "one" {
+			t.Fatalf("name %q", got)
+		}
+	}
+	if n := idx.readCount(); n != 1 {
+		t.Fatalf("%d index reads for three gets of one document, want 1", n)
+	}
+	if h, m := testutil.ToFloat64(c.hits), testutil.ToFloat64(c.misses); h != 2 || m != 1 {
+		t.Fatalf("hits %v misses %v, want 2 and 1", h, m)
+	}
+}
+
+func TestCacheForgetsWhatANoticeChanged(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+	mustName(t, c, "p1")
+	idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2})
+	c.Forget(changed("p1"))
+	if got := mustName(t, c, "p1"); got != "new" {
+		t.Fatalf("after the notice the cache served %q", got)
+	}
+}
+
+// A read that began before a notice may carry the revision the notice
+// replaced: it is answered but not kept, whether or not the cache still
+// remembers that notice (size 1, and other notices push it out).
+func TestCacheDoesNotKeepAReadOlderThanANotice(t *testing.T) {
+	for _, evicted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("evicted=%v", evicted), func(t *testing.T) {
+			c, idx := newCache(t, 1)
+			idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+			idx.during = func() {
+				idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2})
+				c.Forget(changed("p1"))
+				if evicted {
+					c.Forget(changed("p2"))
+				}
+			}
+			if got := mustName(t, c, "p1"); got != "old" {
+				t.Fatalf("the racing read gave %q", got)
+			}
+			if got := mustName(t, c, "p1"); got != "new" {
+				t.Fatalf("after the notice the cache served %q", got)
+			}
+		})
+	}
+}
+
+// A read another document's notice raced is kept: only the documents a
+// notice names are in doubt.
+func TestCacheKeepsAReadRacedByAnotherDocumentsNotice(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "one", Version: 1, Position: 1})
+	idx.during = func() { c.Forget(changed("p2")) }
+	mustName(t, c, "p1")
+	mustName(t, c, "p1")
+	if n := idx.readCount(); n != 1 {
+		t.Fatalf("%d index reads, want 1", n)
+	}
+}
+
+func TestCacheServesNothingWhileTheNoticeStreamIsDown(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+	mustName(t, c, "p1")
+	c.Live(false)
+	idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2})
+	if got := mustName(t, c, "p1"); got != "new" {
+		t.Fatalf("with the stream down the cache served %q", got)
+	}
+	mustName(t, c, "p1")
+	if n := c.docs.Len(); n != 0 {
+		t.Fatalf("%d documents kept with the stream down", n)
+	}
+	if n := idx.readCount(); n != 3 {
+		t.Fatalf("%d index reads, want 3 (nothing kept while down)", n)
+	}
+	// Bound again: emptied, then kept again.
+	c.Live(true)
+	mustName(t, c, "p1")
+	mustName(t, c, "p1")
+	if n := idx.readCount(); n != 4 {
+		t.Fatalf("%d index reads, want 4", n)
+	}
+}
+
+// A read that began while the stream was down, and ends after it is
+// bound again, is not kept: notices may have been missed before the bind.
+func TestCacheDoesNotKeepAReadAcrossAReconnect(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+	idx.during = func() {
+		c.Live(false)
+		idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2})
+		c.Live(true)
+	}
+	mustName(t, c, "p1")
+	if got := mustName(t, c, "p1"); got != "new" {
+		t.Fatalf("after a reconnect the cache served %q", got)
+	}
+}
+
+func TestCacheCallersCannotChangeWhatItKeeps(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "one", Version: 1, Position: 1, RatingHistogram: []int{1, 2, 3, 4, 5},
+		Counted: map[string]ReviewMark{"r1": {Version: 1}}, LatestReviews: []ReviewRef{{ID: "r1"}}})
+	for range 2 { // the first read fills, the second is a hit
+		d, err := c.Get(context.Background(), Products, "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := d.Value.(*Product)
+		p.Name = "changed"
+		p.RatingHistogram[0] = 99
+		p.Counted["r2"] = ReviewMark{}
+		p.LatestReviews[0].ID = "changed"
+	}
+	d, err := c.Get(context.Background(), Products, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := d.Value.(*Product)
+	if p.Name != "one" || p.RatingHistogram[0] != 1 || len(p.Counted) != 1 || p.LatestReviews[0].ID != "r1" {
+		t.Fatalf("a caller's change reached the cache: %+v", p)
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	c, idx := newCache(t, 2)
+	for i := range 5 {
+		idx.set(Product{ID: fmt.Sprint("p", i), Version: 1, Position: 1})
+		mustName(t, c, fmt.Sprint("p", i))
+	}
+	if n := c.docs.Len(); n != 2 {
+		t.Fatalf("%d documents kept, size 2", n)
+	}
+}
+
+func TestCacheReadsAgainAfterMaxAge(t *testing.T) {
+	c, idx := newCache(t, 10)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+	mustName(t, c, "p1")
+	idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2}) // no notice
+	now = now.Add(CacheMaxAge)
+	if got := mustName(t, c, "p1"); got != "new" {
+		t.Fatalf("past the maximum age the cache served %q", got)
+	}
+}
+
+// Fresh reads the index whatever is cached, and what it reads replaces
+// an older cached revision, so a later plain read never goes back.
+func TestCacheFreshReadsTheIndexAndKeepsTheNewer(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+	mustName(t, c, "p1")
+	idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2}) // notice not here yet
+	d, err := c.Fresh(context.Background(), Products, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Value.(*Product).Name; got != "new" {
+		t.Fatalf("Fresh gave %q", got)
+	}
+	if got := mustName(t, c, "p1"); got != "new" {
+		t.Fatalf("after a fresh read the cache served %q", got)
+	}
+}
+
+// Of two reads racing, the one that saw the older revision does not
+// replace the newer one the other kept.
+func TestCacheKeepsTheNewerOfTwoRacingReads(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+	idx.during = func() {
+		idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2})
+		if _, err := c.Fresh(context.Background(), Products, "p1"); err != nil {
+			t.Error(err)
+		}
+	}
+	if got := mustName(t, c, "p1"); got != "old" {
+		t.Fatalf("the slow read gave %q", got)
+	}
+	if got := mustName(t, c, "p1"); got != "new" {
+		t.Fatalf("the cache went back to %q", got)
+	}
+}
+
+func TestNewCacheRefuses(t *testing.T) {
+	idx := &countingIndex{}
+	for _, tc := range []struct {
+		index Index
+		size  int
+		reg   prometheus.Registerer
+	}{{nil, 1, prometheus.NewRegistry()}, {idx, 0, prometheus.NewRegistry()}, {idx, 1, nil}} {
+		if _, err := NewCache(tc.index, tc.size, tc.reg); err == nil {
+			t.Errorf("NewCache(%v, %d, %v) accepted", tc.index, tc.size, tc.reg)
+		}
+	}
+}
