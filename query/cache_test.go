@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/splitstream/splitstream/event"
 )
 
 // countingIndex serves products from memory with their Position as the
@@ -279,5 +281,35 @@ func TestNewCacheRefuses(t *testing.T) {
 		if _, err := NewCache(tc.index, tc.size, tc.reg); err == nil {
 			t.Errorf("NewCache(%v, %d, %v) accepted", tc.index, tc.size, tc.reg)
 		}
+	}
+}
+
+// caughtUp is a watermark that has always reached the token: as when the
+// read polled the checkpoint before this instance saw the notice.
+type caughtUp struct{}
+
+func (caughtUp) WaitFor(context.Context, []event.ReadPoint) error { return nil }
+
+// A consistentWith read is not answered from the cache: the cached
+// revision may predate the token while its notice is still on its way.
+// Once it has read the newer revision, plain reads show that one too.
+func TestServiceConsistentReadGoesPastTheCache(t *testing.T) {
+	c, idx := newCache(t, 10)
+	s, err := NewService(c, caughtUp{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+	if p, err := s.Product(ctx, "p1", nil); err != nil || p.Name != "old" {
+		t.Fatalf("first read: %+v %v", p, err)
+	}
+	idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2}) // its notice is not here yet
+	token := event.Cursor{Tx: 2, Position: 2}.Token()
+	if p, err := s.Product(ctx, "p1", &token); err != nil || p.Name != "new" {
+		t.Fatalf("consistentWith read: %+v %v, want the new name", p, err)
+	}
+	if p, err := s.Product(ctx, "p1", nil); err != nil || p.Name != "new" {
+		t.Fatalf("plain read after it: %+v %v, want the new name", p, err)
 	}
 }
