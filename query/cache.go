@@ -121,6 +121,7 @@ func (c *Cache) Fresh(ctx context.Context, k *Kind, id string) (*Doc, error) {
 	c.mu.Lock()
 	began := c.gen
 	c.mu.Unlock()
+	c.misses.Inc()
 	return c.fill(ctx, k, cacheKey{k.Name, id}, began)
 }
 

@@ -13,6 +13,12 @@ import (
 // cacheHits reads a query instance's read cache hit counter.
 func cacheHits(t *testing.T, addr string) float64 {
 	t.Helper()
+	return cacheCount(t, addr, "splitstream_query_cache_hits_total")
+}
+
+// cacheCount reads one of a query instance's read cache counters.
+func cacheCount(t *testing.T, addr, name string) float64 {
+	t.Helper()
 	res, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -21,11 +27,11 @@ func cacheHits(t *testing.T, addr string) float64 {
 	body, _ := io.ReadAll(res.Body)
 	for _, line := range strings.Split(string(body), "\n") {
 		var n float64
-		if _, err := fmt.Sscanf(line, "splitstream_query_cache_hits_total %g", &n); err == nil {
+		if _, err := fmt.Sscanf(line, name+" %g", &n); err == nil {
 			return n
 		}
 	}
-	t.Fatal("no splitstream_query_cache_hits_total on /metrics")
+	t.Fatalf("no %s on /metrics", name)
 	return 0
 }
 
@@ -37,7 +43,7 @@ func cacheHits(t *testing.T, addr string) float64 {
 func TestReadCacheFollowsNotices(t *testing.T) {
 	env, commandURL, queryURL := stack(t)
 	addr := env["SPLITSTREAM_QUERY_ADDR"]
-	id := createCached(t, commandURL, queryURL)
+	id, _ := createCached(t, commandURL, queryURL)
 	before := cacheHits(t, addr)
 	if q := readCached(t, queryURL, id, ""); q.Product.Name != "Cached 0" {
 		t.Fatalf("a plain read after the create: %+v", q)
@@ -68,8 +74,18 @@ func TestReadCacheFollowsNotices(t *testing.T) {
 // while the cache still holds the old name and the notice may be on its
 // way, gives the rename's result, and plain reads after it never go back.
 func TestReadCacheKeepsReadYourWrites(t *testing.T) {
-	_, commandURL, queryURL := stack(t)
-	id := createCached(t, commandURL, queryURL)
+	env, commandURL, queryURL := stack(t)
+	addr := env["SPLITSTREAM_QUERY_ADDR"]
+	id, token := createCached(t, commandURL, queryURL)
+	// A consistentWith read is never a hit, even of a document the cache
+	// holds: this is what the race below depends on, and the race itself
+	// is usually won by the notice.
+	readCached(t, queryURL, id, "")
+	hits, misses := cacheHits(t, addr), cacheCount(t, addr, "splitstream_query_cache_misses_total")
+	readCached(t, queryURL, id, token)
+	if h, m := cacheHits(t, addr), cacheCount(t, addr, "splitstream_query_cache_misses_total"); h != hits || m != misses+1 {
+		t.Fatalf("a consistentWith read of a cached product: hits %v → %v, misses %v → %v; want one miss", hits, h, misses, m)
+	}
 	for i := 1; i <= 20; i++ {
 		if q := readCached(t, queryURL, id, ""); q.Product.Name != fmt.Sprintf("Cached %d", i-1) {
 			t.Fatalf("before rename %d a read gave %+v", i, q) // the last consistentWith read was kept
@@ -90,8 +106,8 @@ type cachedRead struct {
 }
 
 // createCached creates the product "Cached 0" and reads it once with its
-// token, which puts it in the cache.
-func createCached(t *testing.T, commandURL, queryURL string) string {
+// token, which puts it in the cache; it returns the id and the token.
+func createCached(t *testing.T, commandURL, queryURL string) (string, string) {
 	t.Helper()
 	var c struct{ CreateProduct struct{ ID, Token string } }
 	if err := gql(commandURL, `mutation { createProduct(input: {name: "Cached 0", category: "c", priceCents: 100, currency: "EUR", stock: 1}) { id token } }`, nil, &c); err != nil {
@@ -100,7 +116,7 @@ func createCached(t *testing.T, commandURL, queryURL string) string {
 	if q := readCached(t, queryURL, c.CreateProduct.ID, c.CreateProduct.Token); q.Product.Name != "Cached 0" {
 		t.Fatalf("after the create: %+v", q)
 	}
-	return c.CreateProduct.ID
+	return c.CreateProduct.ID, c.CreateProduct.Token
 }
 
 func readCached(t *testing.T, queryURL, id, token string) cachedRead {
