@@ -178,9 +178,23 @@ func (c *Cache) Forget(changes []Change) {
 func (c *Cache) Live(up bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.live = up
+	c.clear()
+}
+
+// Clear empties the cache: a watermark moved from the checkpoint, ahead of
+// the notices (Marks), so the cache may hold revisions older than the
+// watermark reads now report. Reads that began before are not kept.
+func (c *Cache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clear()
+}
+
+// clear empties the cache; lock held.
+func (c *Cache) clear() {
 	c.gen++
 	c.cleared = c.gen
-	c.live = up
 	c.docs.Purge()
 }
 

@@ -313,3 +313,56 @@ func TestServiceConsistentReadGoesPastTheCache(t *testing.T) {
 		t.Fatalf("plain read after it: %+v %v, want the new name", p, err)
 	}
 }
+
+func TestCacheClearEmptiesAndRefusesOlderReads(t *testing.T) {
+	c, idx := newCache(t, 10)
+	idx.set(Product{ID: "p1", Name: "old", Version: 1, Position: 1})
+	mustName(t, c, "p1")
+	idx.set(Product{ID: "p1", Name: "new", Version: 2, Position: 2}) // no notice yet
+	c.Clear()
+	if got := mustName(t, c, "p1"); got != "new" {
+		t.Fatalf("after Clear the cache served %q", got)
+	}
+	idx.set(Product{ID: "p1", Name: "newer", Version: 3, Position: 3})
+	idx.during = c.Clear // a read that began before a Clear is not kept
+	c.Forget(changed("p1"))
+	mustName(t, c, "p1")
+	idx.set(Product{ID: "p1", Name: "newest", Version: 4, Position: 4})
+	if got := mustName(t, c, "p1"); got != "newest" {
+		t.Fatalf("a read from before Clear was kept: %q", got)
+	}
+}
+
+// A checkpoint poll that moves a watermark tells ahead before the new
+// mark can be seen; one that does not move it says nothing.
+func TestMarksTellWhenAPollGoesAheadOfTheNotices(t *testing.T) {
+	checkpoint := event.Cursor{Tx: 5, Position: 5}
+	var told []event.Cursor
+	var m *Marks
+	m, err := NewMarks(func(context.Context, int) (event.Cursor, error) { return checkpoint, nil }, time.Millisecond, func() {
+		mark, _ := m.Tracker(0).Mark()
+		told = append(told, mark)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := m.WaitFor(ctx, []event.ReadPoint{{Lane: 0, Cursor: checkpoint}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 1 || told[0] != (event.Cursor{}) {
+		t.Fatalf("told %v, want once, before the mark moved from zero", told)
+	}
+	// A notice moves the mark to 9 and the checkpoint shows 9 too: the
+	// polls of a wait for 10 (cut short) move nothing.
+	m.Advance(0, event.Cursor{Tx: 9, Position: 9})
+	checkpoint = event.Cursor{Tx: 9, Position: 9}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := m.WaitFor(wctx, []event.ReadPoint{{Lane: 0, Cursor: event.Cursor{Tx: 10, Position: 10}}}); err == nil {
+		t.Fatal("waited for a cursor nothing reached")
+	}
+	if len(told) != 1 {
+		t.Fatalf("told %d times, want once: only the notice moved the mark", len(told))
+	}
+}

@@ -40,17 +40,18 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		return role{}, err
 	}
 	searcher := elastic.NewSearcher(es, a.cfg.IndexPrefix)
-	tracker, err := query.NewMarks(searcher.LaneCheckpoint, 50*time.Millisecond)
-	if err != nil {
-		return role{}, err
-	}
 	var index query.Index = searcher
 	var cache *query.Cache
+	var ahead func()
 	if a.cfg.QueryCacheSize > 0 {
 		if cache, err = query.NewCache(searcher, a.cfg.QueryCacheSize, a.reg); err != nil {
 			return role{}, err
 		}
-		index = cache
+		index, ahead = cache, cache.Clear
+	}
+	tracker, err := query.NewMarks(searcher.LaneCheckpoint, 50*time.Millisecond, ahead)
+	if err != nil {
+		return role{}, err
 	}
 	reads, err := query.NewService(index, tracker, a.cfg.ConsistencyTimeout, query.WithGuard(auth.Policy{}), query.WithTokens(acc.tokens))
 	if err != nil {
