@@ -94,6 +94,7 @@ func (s *DocStore) Get(ctx context.Context, refs []projector.Ref) ([]projector.S
 	}
 	var res struct {
 		Docs []struct {
+			Index       string          `json:"_index"`
 			ID          string          `json:"_id"`
 			Found       bool            `json:"found"`
 			SeqNo       int64           `json:"_seq_no"`
@@ -114,7 +115,7 @@ func (s *DocStore) Get(ctx context.Context, refs []projector.Ref) ([]projector.S
 			// A shard that cannot answer now; the whole read is retried.
 			return nil, &UnavailableError{Err: fmt.Errorf("mget %s %s: %s", refs[i].Kind, refs[i].ID, d.Error)}
 		}
-		out[i] = projector.Stored{Ref: refs[i], Found: d.Found, SeqNo: d.SeqNo, PrimaryTerm: d.PrimaryTerm, Source: d.Source}
+		out[i] = projector.Stored{Ref: refs[i], Found: d.Found, SeqNo: d.SeqNo, PrimaryTerm: d.PrimaryTerm, Source: d.Source, Index: d.Index}
 	}
 	return out, nil
 }
@@ -131,6 +132,9 @@ func (s *DocStore) Write(ctx context.Context, writes []projector.Write) ([]proje
 		a, err := s.alias(w.Ref.Kind)
 		if err != nil {
 			return nil, err
+		}
+		if w.Index != "" {
+			a = w.Index // where the batch read it: never across a rebuild's swap
 		}
 		meta := map[string]any{"_index": a, "_id": w.Ref.ID}
 		action := "index"
@@ -152,13 +156,10 @@ func (s *DocStore) Write(ctx context.Context, writes []projector.Write) ([]proje
 	var res struct {
 		Errors bool `json:"errors"`
 		Items  []map[string]struct {
-			Status      int   `json:"status"`
-			SeqNo       int64 `json:"_seq_no"`
-			PrimaryTerm int64 `json:"_primary_term"`
-			Error       *struct {
-				Type   string `json:"type"`
-				Reason string `json:"reason"`
-			} `json:"error"`
+			Status      int        `json:"status"`
+			SeqNo       int64      `json:"_seq_no"`
+			PrimaryTerm int64      `json:"_primary_term"`
+			Error       *bulkError `json:"error"`
 		} `json:"items"`
 	}
 	path := "/_bulk?filter_path=errors,items.*.status,items.*._seq_no,items.*._primary_term,items.*.error.type,items.*.error.reason"
@@ -186,6 +187,8 @@ func (s *DocStore) Write(ctx context.Context, writes []projector.Write) ([]proje
 			switch {
 			case r.Status == http.StatusConflict:
 				out[i].Err = fmt.Errorf("%s %s: %w (%s)", writes[i].Ref.Kind, writes[i].Ref.ID, projector.ErrConflict, reason)
+			case retiredIndex(r.Status, r.Error.typ()):
+				out[i].Err = fmt.Errorf("%s %s: %w (%s)", writes[i].Ref.Kind, writes[i].Ref.ID, projector.ErrRetired, reason)
 			default:
 				out[i].Err = fmt.Errorf("%s %s: %s", writes[i].Ref.Kind, writes[i].Ref.ID, reason)
 				out[i].Retryable = r.Status == http.StatusTooManyRequests || r.Status >= 500
@@ -350,4 +353,24 @@ func (s *DocStore) send(ctx context.Context, path, contentType string, body []by
 		return fmt.Errorf("elasticsearch answered %d: %w", res.StatusCode, msg)
 	}
 	return json.Unmarshal(data, out)
+}
+
+// bulkError is a bulk item's error.
+type bulkError struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+func (e *bulkError) typ() string {
+	if e == nil {
+		return ""
+	}
+	return e.Type
+}
+
+// retiredIndex says a bulk item failed because its index was made
+// read-only or deleted by a rebuild (projector.ErrRetired).
+func retiredIndex(status int, typ string) bool {
+	return status == http.StatusForbidden && typ == "cluster_block_exception" ||
+		status == http.StatusNotFound && typ == "index_not_found_exception"
 }

@@ -160,36 +160,64 @@ func (x *Indices) Current(ctx context.Context, model string) (string, error) {
 	return names[len(names)-1], nil
 }
 
-// Swap refreshes index, then points model's alias at it in one atomic
-// action, and returns the indices the alias pointed at before. The refresh
-// comes first because a search through the alias sees only what the
-// index's last refresh made searchable: swapping to a freshly filled index
-// before its first scheduled refresh would show readers an empty read model
-// for up to a refresh interval. _refresh answers once the refresh is done.
+// Swap points model's alias at index (SwapAll with one model).
 func (x *Indices) Swap(ctx context.Context, model, index string) ([]string, error) {
-	alias := Alias(x.prefix, model)
-	if err := x.do(ctx, http.MethodPost, "/"+index+"/_refresh", "", nil); err != nil {
-		return nil, fmt.Errorf("refresh %s before swapping %s to it: %w", index, alias, err)
+	return x.SwapAll(ctx, map[string]string{model: index})
+}
+
+// SwapAll refreshes each new index, then points every model's alias at its
+// new index in one atomic action, then makes the indices the aliases
+// pointed at before read-only, and returns those.
+//
+// The refresh comes first because a search through the alias sees only
+// what the index's last refresh made searchable: swapping to a freshly
+// filled index before its first scheduled refresh would show readers an
+// empty read model for up to a refresh interval (_refresh answers once the
+// refresh is done). One action for all the models, so that a projector
+// batch reads every kind from one generation of indices (projector: a
+// batch writes back where it read), and the old indices read-only, so
+// that a batch that read them before the swap fails its writes there and
+// starts over on the new ones (projector.ErrRetired). An index swapped in
+// is made writable first (an earlier swap may have retired it).
+func (x *Indices) SwapAll(ctx context.Context, indices map[string]string) ([]string, error) {
+	models := make([]string, 0, len(indices))
+	for m := range indices {
+		models = append(models, m)
 	}
-	var got map[string]any
-	if err := x.do(ctx, http.MethodGet, "/_alias/"+alias, "", &got); err != nil {
-		var re *ResponseError
-		if !errors.As(err, &re) || re.Status != http.StatusNotFound {
-			return nil, fmt.Errorf("swap %s to %s: %w", alias, index, err)
-		}
-	}
+	sort.Strings(models)
 	actions := []map[string]any{}
 	var old []string
-	for n := range got {
-		if n != index {
-			old = append(old, n)
-			actions = append(actions, map[string]any{"remove": map[string]any{"index": n, "alias": alias}})
+	for _, model := range models {
+		alias, index := Alias(x.prefix, model), indices[model]
+		if err := x.do(ctx, http.MethodPut, "/"+index+"/_settings", `{"index.blocks.write":false}`, nil); err != nil {
+			return nil, fmt.Errorf("make %s writable before swapping %s to it: %w", index, alias, err)
 		}
+		if err := x.do(ctx, http.MethodPost, "/"+index+"/_refresh", "", nil); err != nil {
+			return nil, fmt.Errorf("refresh %s before swapping %s to it: %w", index, alias, err)
+		}
+		var got map[string]any
+		if err := x.do(ctx, http.MethodGet, "/_alias/"+alias, "", &got); err != nil {
+			var re *ResponseError
+			if !errors.As(err, &re) || re.Status != http.StatusNotFound {
+				return nil, fmt.Errorf("swap %s to %s: %w", alias, index, err)
+			}
+		}
+		for n := range got {
+			if n != index {
+				old = append(old, n)
+				actions = append(actions, map[string]any{"remove": map[string]any{"index": n, "alias": alias}})
+			}
+		}
+		actions = append(actions, map[string]any{"add": map[string]any{"index": index, "alias": alias, "is_write_index": true}})
 	}
-	actions = append(actions, map[string]any{"add": map[string]any{"index": index, "alias": alias, "is_write_index": true}})
 	body, _ := json.Marshal(map[string]any{"actions": actions})
 	if err := x.do(ctx, http.MethodPost, "/_aliases", string(body), nil); err != nil {
-		return nil, fmt.Errorf("swap %s to %s: %w", alias, index, err)
+		return nil, fmt.Errorf("swap %s: %w", strings.Join(models, ", "), err)
+	}
+	if len(old) > 0 {
+		if err := x.do(ctx, http.MethodPut, "/"+strings.Join(old, ",")+"/_settings", `{"index.blocks.write":true}`, nil); err != nil {
+			return old, fmt.Errorf("make the swapped-out indices %s read-only: %w", strings.Join(old, ", "), err)
+		}
 	}
 	return old, nil
 }

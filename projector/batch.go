@@ -71,6 +71,8 @@ type batch struct {
 	// fresh holds counted documents' versions (reviews') read again after
 	// a summary's write conflicted, for its replayed counts.
 	fresh map[string]int
+	// gen is the index each kind was read from (get).
+	gen map[Kind]seenIndex
 }
 
 // deadItem is why an item is a dead letter, and the document it is
@@ -265,7 +267,7 @@ func (b *batch) load(ctx context.Context, refs []Ref) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	stored, err := b.p.get(ctx, missing)
+	stored, err := b.get(ctx, missing)
 	if err != nil {
 		return err
 	}

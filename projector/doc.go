@@ -28,6 +28,7 @@ type doc struct {
 	items     []int    // idx of the items that changed it, in order
 	refused   string   // why the store refused it for good, "" if it did not
 	counts    []string // counted documents its operations since its last write count
+	index     string   // where it was read from (Stored.Index)
 }
 
 // newDoc returns the working copy of ref, which must be of a kind the
@@ -66,7 +67,7 @@ func (d *doc) try(e event.Envelope, op func(*doc) bool) bool {
 
 // reset replaces the state with a stored copy.
 func (d *doc) reset(s Stored) error {
-	d.found, d.seq, d.term = s.Found, s.SeqNo, s.PrimaryTerm
+	d.found, d.seq, d.term, d.index = s.Found, s.SeqNo, s.PrimaryTerm, s.Index
 	d.val = d.kind.New()
 	if s.Found {
 		if err := json.Unmarshal(s.Source, d.val); err != nil {
@@ -97,7 +98,7 @@ func (d *doc) write() (Write, error) {
 	if err != nil {
 		return Write{}, fmt.Errorf("encode %s %s: %w", d.ref.Kind, d.ref.ID, err)
 	}
-	w := Write{Ref: d.ref, Op: Create, Doc: src}
+	w := Write{Ref: d.ref, Op: Create, Doc: src, Index: d.index}
 	if d.found {
 		w.Op, w.SeqNo, w.PrimaryTerm = IfMatch, d.seq, d.term
 	}

@@ -24,9 +24,9 @@ func (p *Projector) fillHole(ctx context.Context) {
 			p.mu.Unlock()
 			return
 		}
-		at, held, since := p.wm.at, len(p.wm.held), p.holeSince
+		at, held, since, catchingUp := p.wm.at, len(p.wm.held), p.holeSince, p.catchingUp
 		p.mu.Unlock()
-		if held == 0 || since.IsZero() || p.cfg.Now().Sub(since) < p.cfg.HoleTimeout {
+		if !catchingUp && (held == 0 || since.IsZero() || p.cfg.Now().Sub(since) < p.cfg.HoleTimeout) {
 			return
 		}
 		if p.deposed() != nil {
@@ -36,14 +36,18 @@ func (p *Projector) fillHole(ctx context.Context) {
 			from = at
 		}
 		lctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
-		raw, err := p.cfg.EventLog.Next(lctx, from, 500)
+		raw, err := p.cfg.EventLog.Next(lctx, from, holeReadLimit)
 		cancel()
 		if err != nil {
 			p.log.Warn("read the log to fill a hole in the watermark", "after", from, "err", err)
 			return
 		}
+		if len(raw) == 0 {
+			p.caughtUp()
+			return
+		}
 		recs := p.laneRecords(raw, at)
-		if len(recs) == 0 && len(raw) > 0 {
+		if len(recs) == 0 {
 			from = raw[len(raw)-1].Cursor // only other lanes' records: read on
 			continue
 		}
@@ -56,9 +60,10 @@ func (p *Projector) fillHole(ctx context.Context) {
 			items = append(items, item{idx: i, rec: r, pl: pl})
 		}
 		if len(items) == 0 {
+			p.caughtUp()
 			return
 		}
-		p.log.Info("filling a hole in the watermark from the log", "after", at, "records", len(items), "held", held)
+		p.log.Info("filling a hole in the watermark from the log", "after", at, "records", len(items), "held", held, "catching_up", catchingUp)
 		b, err := p.project(ctx, items, nil)
 		if err != nil {
 			return
@@ -80,17 +85,51 @@ func (p *Projector) fillHole(ctx context.Context) {
 			p.m.events.WithLabelValues(it.rec.Envelope.Type, outcome).Inc()
 		}
 		p.m.holesFilled.Add(float64(len(done)))
-		if p.commit(ctx, b, done) != nil || len(done) < len(recs) {
+		if p.commit(ctx, b, done) != nil {
+			return
+		}
+		if len(done) < len(recs) || len(raw) < holeReadLimit {
+			// The head of the log, or a record that cannot be applied
+			// (its message dead-letters it): a catch-up ends here, and
+			// what comes later arrives through the queue.
+			p.caughtUp()
 			return
 		}
 		from = raw[len(raw)-1].Cursor
 	}
 }
 
+// holeReadLimit is how many records one read of the log for a hole or a
+// catch-up takes.
+const holeReadLimit = 500
+
+// caughtUp ends a catch-up: the log was read to its head.
+func (p *Projector) caughtUp() {
+	p.mu.Lock()
+	p.catchingUp = false
+	p.mu.Unlock()
+}
+
 // Idle is called by the consumer when no message has come for a while: it
 // retries a checkpoint write or a notice that failed after the last batch,
-// and fills a hole in the watermark that has lasted too long.
+// and fills a hole in the watermark that has lasted too long. A projector
+// that has not resumed yet resumes now and reads the log from its
+// checkpoint to the head: a lane's previous holder may have applied and
+// acked records after the checkpoint it left (its checkpoint write failed,
+// or they waited behind a hole), and with nothing in the queue no record
+// would ever show this one that its watermark is behind.
 func (p *Projector) Idle(ctx context.Context) {
+	p.mu.Lock()
+	resumed := p.wm != nil
+	p.mu.Unlock()
+	if !resumed && p.cfg.EventLog != nil {
+		if err := p.resume(ctx); err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.catchingUp = true
+		p.mu.Unlock()
+	}
 	p.mu.Lock()
 	if p.wm != nil && len(p.wm.held) == 0 {
 		// The queue had nothing for a while and nothing waits behind a

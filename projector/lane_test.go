@@ -115,3 +115,52 @@ func TestLaneProjectorFillsItsHole(t *testing.T) {
 		t.Fatalf("lane watermark %v after filling, want %v", c.Watermark(), last.Record.Cursor)
 	}
 }
+
+// A lane claimed while its queue is empty catches up from the log: its
+// previous holder applied and acked records its checkpoint does not cover
+// (they waited behind a hole when it died), and no message will come to
+// show the new holder that its watermark is behind.
+func TestLaneClaimedIdleCatchesUpFromTheLog(t *testing.T) {
+	f := newFixture(t, nil)
+	var recs []event.Record
+	for i := range 20 {
+		recs = append(recs, f.log.add(t, "p"+string(rune('a'+i)), created("x")))
+	}
+	f.p.cfg.EventLog = memLog{f.log}
+	const lanes = 3
+	lane := query.LaneOfEnvelope(recs[0].Envelope, lanes)
+	msgs := laneMsgs(recs, lane, lanes)
+	if len(msgs) < 3 {
+		t.Fatalf("only %d records in lane %d", len(msgs), lane)
+	}
+	ctx := context.Background()
+	old, err := f.p.ForLane(lane, lanes, 1, func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first record never reached the old holder: the rest wait behind
+	// it, applied and acked, and the checkpoint stays at the start.
+	if _, err := old.Handle(ctx, msgs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if old.Watermark() != (event.Cursor{}) {
+		t.Fatalf("old holder's watermark %v, want the start", old.Watermark())
+	}
+	next, err := f.p.ForLane(lane, lanes, 2, func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Idle(ctx)
+	last := msgs[len(msgs)-1].Record.Cursor
+	if next.Watermark() != last {
+		t.Fatalf("idle new holder's watermark %v, want %v", next.Watermark(), last)
+	}
+	var cp query.Checkpoint
+	f.store.decode(t, Ref{query.Checkpoints.Name, query.LaneCheckpointID(lane)}, &cp)
+	if cp.Epoch != 2 || cp.Position != last.Position {
+		t.Fatalf("checkpoint %+v, want epoch 2 at %v", cp, last)
+	}
+	if p := f.store.product(t, msgs[0].Record.Envelope.StreamID); p.Version != 1 {
+		t.Fatalf("the record the old holder never had is not applied: %+v", p)
+	}
+}

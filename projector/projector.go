@@ -89,7 +89,12 @@ type Projector struct {
 	notice       *Notice   // last notice, kept when publishing it failed
 	cpDirty      bool      // the watermark moved but the checkpoint write failed
 	holeSince    time.Time // since when records wait behind a hole, without progress
-	deadCount    int       // dead letters waiting, as last counted
+	// catchingUp says the log past the watermark is to be read to its head
+	// while idle: set when the projector resumed with no message to
+	// handle (a lane claimed with its queue empty), whose checkpoint may
+	// lag what its previous holder applied and acked.
+	catchingUp bool
+	deadCount  int // dead letters waiting, as last counted
 	// streamOf is the stream type an event's payload belongs to
 	// (event.StreamTypeOf); a test swaps it to feed a stream type the
 	// projector has no read model for.

@@ -31,9 +31,12 @@ type Indices interface {
 	Ensure(ctx context.Context) error
 	// Create makes a fresh, empty index for model and returns its name.
 	Create(ctx context.Context, model string) (string, error)
-	// Swap makes index searchable, then points model's alias at it
-	// atomically, and returns the indices it pointed at before.
-	Swap(ctx context.Context, model, index string) ([]string, error)
+	// SwapAll makes each new index (by model) searchable, points every
+	// model's alias at its new index in one atomic action, then makes the
+	// indices they pointed at before read-only (a live batch writing to
+	// them gets ErrRetired), and returns those. An error with indices
+	// returned came after the swap.
+	SwapAll(ctx context.Context, indices map[string]string) ([]string, error)
 	// Refresh makes every write to model searchable now.
 	Refresh(ctx context.Context, model string) error
 	Delete(ctx context.Context, indices ...string) error
@@ -58,8 +61,12 @@ type Rebuild struct {
 	// Progress, when set, is told how many events are done, of how many.
 	Progress func(done, total int64)
 	// Phase, when set, is told when the rebuild moves past replaying:
-	// "swapping", then "catching up".
+	// "swapping", "catching up", then "retiring the old indices".
 	Phase func(phase string)
+	// RetireAfter is how long after the swap the old indices are deleted
+	// (unless kept): longer than a live projector batch takes from its
+	// reads to its first write (its request timeout and a history read).
+	RetireAfter time.Duration
 }
 
 // RebuildStats says what a rebuild did.
@@ -82,6 +89,9 @@ type rebuildRun struct {
 	total   int64
 	done    int64
 	cursor  event.Cursor
+	// swappedAt is when the aliases moved: the old indices are deleted no
+	// sooner than RetireAfter later.
+	swappedAt time.Time
 }
 
 // Run rebuilds kinds (each Rebuilt): it replays the event log, in relay
@@ -250,16 +260,23 @@ func (r *rebuildRun) handle(ctx context.Context, msgs []Message) error {
 	return nil
 }
 
-// swap points each kind's alias at its new index.
+// swap points every kind's alias at its new index, all in one step.
 func (r *rebuildRun) swap(ctx context.Context, kinds []*query.Kind) (swapped, old []string, err error) {
+	to := map[string]string{}
 	for _, k := range kinds {
-		before, err := r.Indices.Swap(ctx, k.Index, r.target[k.Name])
-		if err != nil {
-			return nil, nil, fmt.Errorf("swap %s (the new indices are kept: %s): %w", k.Index, strings.Join(r.created, ", "), err)
-		}
+		to[k.Index] = r.target[k.Name]
 		swapped = append(swapped, r.target[k.Name])
-		old = append(old, before...)
 	}
+	old, err = r.Indices.SwapAll(ctx, to)
+	switch {
+	case err != nil && old == nil:
+		return nil, nil, fmt.Errorf("swap (the new indices are kept: %s): %w", strings.Join(r.created, ", "), err)
+	case err != nil:
+		// Swapped, but a live batch that read the old indices may still
+		// write to them; the catch-up goes on, which is what matters now.
+		r.Logger.Warn("rebuild: swapped, but the old indices are not read-only", "err", err)
+	}
+	r.swappedAt = time.Now()
 	return swapped, old, nil
 }
 
@@ -276,6 +293,17 @@ func (r *rebuildRun) finish(ctx context.Context, kinds []*query.Kind, old []stri
 	}
 	_ = r.Indices.Delete(context.WithoutCancel(ctx), r.target[query.Checkpoints.Name])
 	if !keepOld && len(old) > 0 {
+		// A live batch that read the old indices before the swap fails its
+		// writes there and reads again; deleting them under it would let its
+		// first write create an index of that name. Give such a batch
+		// RetireAfter to get there.
+		if wait := time.Until(r.swappedAt.Add(r.RetireAfter)); wait > 0 {
+			r.phase("retiring the old indices")
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		}
 		if err := r.Indices.Delete(ctx, old...); err != nil {
 			r.Logger.Warn("rebuild: old indices not deleted", "indices", old, "err", err)
 		}

@@ -28,6 +28,10 @@ type Stored struct {
 	SeqNo       int64
 	PrimaryTerm int64
 	Source      json.RawMessage
+	// Index is the index the document was read from, when the store
+	// reads through an alias that a rebuild may swap ("" when it cannot
+	// tell): a batch writes its documents back where it read them.
+	Index string
 }
 
 // WriteOp says how a write is guarded.
@@ -49,6 +53,9 @@ type Write struct {
 	SeqNo       int64
 	PrimaryTerm int64
 	Doc         json.RawMessage
+	// Index, when set, is the index to write to (the one the document was
+	// read from) instead of its kind's alias.
+	Index string
 }
 
 // WriteResult is the store's answer for one write, in the order of the writes.
@@ -66,6 +73,11 @@ type WriteResult struct {
 // ErrConflict is a write whose guard failed: the document was created or
 // changed since it was read.
 var ErrConflict = errors.New("version conflict")
+
+// ErrRetired is a write to an index a rebuild has retired (swapped out and
+// made read-only, or deleted): the batch that read from it starts over
+// from the read models' current indices.
+var ErrRetired = errors.New("index retired by a rebuild")
 
 // Store is the document store the read models live in.
 type Store interface {

@@ -37,6 +37,9 @@ func (b *batch) write(ctx context.Context, items []item, which func(*doc) bool) 
 		if err != nil {
 			return err
 		}
+		if err := retired(res); err != nil {
+			return err
+		}
 		again, conflicted, unready := b.settle(todo, res)
 		if err := b.reapply(ctx, conflicted, &again); err != nil {
 			return err
@@ -123,7 +126,7 @@ func (b *batch) reapply(ctx context.Context, conflicted []*doc, again *pending) 
 	for i, d := range conflicted {
 		refs[i] = d.ref
 	}
-	stored, err := b.p.get(ctx, refs)
+	stored, err := b.get(ctx, refs)
 	if err != nil {
 		return err
 	}
@@ -161,7 +164,7 @@ func (b *batch) refreshCounted(ctx context.Context, conflicted []*doc) error {
 	if len(refs) == 0 {
 		return nil
 	}
-	stored, err := b.p.get(ctx, refs)
+	stored, err := b.get(ctx, refs)
 	if err != nil {
 		return err
 	}

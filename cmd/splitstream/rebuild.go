@@ -49,7 +49,7 @@ func rebuildFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 			return err
 		}
 		r := rebuilder{pool: pool, es: es, indices: elastic.NewIndices(es, a.cfg.IndexPrefix, a.cfg.RefreshInterval),
-			log: a.log, progress: a.errOut(), batch: *batch}
+			log: a.log, progress: a.errOut(), batch: *batch, retireAfter: retireAfter}
 		if *adminAddr != "" {
 			stop, err := a.rebuildConsole(ctx, *adminAddr, pool, es, &r)
 			if err != nil {
@@ -78,7 +78,14 @@ type rebuilder struct {
 	progress io.Writer
 	batch    int
 	report   *console.Progress // nil: no console (see console.go)
+	// retireAfter is how long the old indices outlive the swap
+	// (projector.Rebuild.RetireAfter); tests leave it 0.
+	retireAfter time.Duration
 }
+
+// retireAfter outlasts a live projector batch between its reads and its
+// first write: two of its request timeouts (projector.Config).
+const retireAfter = 30 * time.Second
 
 type rebuildStats struct {
 	events  int64
@@ -122,7 +129,8 @@ func (r rebuilder) run(ctx context.Context, models []string, keepOld bool) (rebu
 			_ = bar.Set64(done)
 			r.report.Set(done, total)
 		},
-		Phase: r.report.Phase,
+		Phase:       r.report.Phase,
+		RetireAfter: r.retireAfter,
 	}.Run(ctx, kinds, keepOld)
 	if err != nil {
 		return rebuildStats{}, err
