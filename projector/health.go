@@ -77,4 +77,25 @@ func (p *Projector) status() status {
 	return s
 }
 
+// progress is the status the metrics report: a projector's own or, for
+// the parent of lane projectors, theirs together (the worst lag of any
+// lane, the records held back in all of them, the latest write, the
+// furthest lane watermark), so that the lag and stall alerts see lanes.
+func (p *Projector) progress() status {
+	s := p.status()
+	for _, c := range p.children.list() {
+		cs := c.status()
+		s.lagSeconds = max(s.lagSeconds, cs.lagSeconds)
+		s.lagPositions = max(s.lagPositions, cs.lagPositions)
+		s.held += cs.held
+		if cs.lastWrite.After(s.lastWrite) {
+			s.lastWrite = cs.lastWrite
+		}
+		if s.watermark.Less(cs.watermark) {
+			s.watermark = cs.watermark
+		}
+	}
+	return s
+}
+
 func (p *Projector) breakerOpen() bool { return p.breaker.State() != gobreaker.StateClosed }

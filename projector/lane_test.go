@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/splitstream/splitstream/event"
 	"github.com/splitstream/splitstream/query"
 )
@@ -162,5 +164,52 @@ func TestLaneClaimedIdleCatchesUpFromTheLog(t *testing.T) {
 	}
 	if p := f.store.product(t, msgs[0].Record.Envelope.StreamID); p.Version != 1 {
 		t.Fatalf("the record the old holder never had is not applied: %+v", p)
+	}
+}
+
+// The parent of lane projectors reports their progress in its metrics
+// (the lag and stall alerts read them): records held back in a lane and
+// the lane's last write show on the parent's gauges.
+func TestLaneProgressShowsOnTheParentsMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := newFixture(t, func(c *Config) { c.Registerer = reg })
+	var recs []event.Record
+	for i := range 12 {
+		recs = append(recs, f.log.add(t, "p"+string(rune('a'+i)), created("x")))
+	}
+	const lanes = 2
+	lane := query.LaneOfEnvelope(recs[0].Envelope, lanes)
+	msgs := laneMsgs(recs, lane, lanes)
+	if len(msgs) < 3 {
+		t.Fatalf("only %d records in lane %d", len(msgs), lane)
+	}
+	c, err := f.p.ForLane(lane, lanes, 1, func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Handle(context.Background(), msgs[1:]); err != nil { // the first is missing: the rest wait behind it
+		t.Fatal(err)
+	}
+	gauge := func(name string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	}
+	if held := gauge("splitstream_projector_held_records"); held != float64(len(msgs)-1) {
+		t.Errorf("parent's held records %v, want %d", held, len(msgs)-1)
+	}
+	if w := gauge("splitstream_projector_last_write_timestamp_seconds"); w == 0 {
+		t.Error("parent's last write is 0 after the lane wrote")
+	}
+	if lag := gauge("splitstream_projector_lag_positions"); lag <= 0 {
+		t.Errorf("parent's lag in positions %v, want > 0 while the lane's records wait", lag)
 	}
 }

@@ -80,28 +80,28 @@ func gauges(p *Projector) []prometheus.Collector {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_lag_seconds",
 			Help: "While a batch is being written, the age of its oldest event; otherwise how old the newest applied event was when it was written, or 0 once the queue has been idle with nothing held back.",
-		}, func() float64 { return p.status().lagSeconds }),
+		}, func() float64 { return p.progress().lagSeconds }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_lag_positions",
 			Help: "Highest global position received minus the watermark's position.",
-		}, func() float64 { return float64(p.status().lagPositions) }),
+		}, func() float64 { return float64(p.progress().lagPositions) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_watermark_position",
-			Help: "Global position of the applied watermark (everything up to it in relay order is applied).",
-		}, func() float64 { return float64(p.status().watermark.Position) }),
+			Help: "Global position of the applied watermark (everything up to it in relay order is applied); with lanes, the furthest lane's.",
+		}, func() float64 { return float64(p.progress().watermark.Position) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_watermark_tx",
 			Help: "Transaction id of the applied watermark.",
-		}, func() float64 { return float64(p.status().watermark.Tx) }),
+		}, func() float64 { return float64(p.progress().watermark.Tx) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_held_records",
 			Help: "Records applied out of relay order, waiting for a predecessor before the watermark can pass them.",
-		}, func() float64 { return float64(p.status().held) }),
+		}, func() float64 { return float64(p.progress().held) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "splitstream_projector_last_write_timestamp_seconds",
 			Help: "Unix time of the last batch Elasticsearch accepted in full.",
 		}, func() float64 {
-			if t := p.status().lastWrite; !t.IsZero() {
+			if t := p.progress().lastWrite; !t.IsZero() {
 				return float64(t.UnixNano()) / 1e9
 			}
 			return 0

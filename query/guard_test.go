@@ -155,3 +155,37 @@ func TestOrderChangedOnlyForItsCustomer(t *testing.T) {
 	default:
 	}
 }
+
+// With the read cache in front, the policy is the same: the cache keeps
+// documents, and the owner check runs on every read, hit or miss (the
+// second round is all hits, after the admin's read filled the cache).
+func TestCachedReadsFollowThePolicy(t *testing.T) {
+	idx := &orderIndex{orders: map[string]*query.Order{"o1": {ID: "o1", CustomerID: "alice", Version: 1}}}
+	cache, err := query.NewCache(idx, 10, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache.Live(true)
+	s, err := query.NewService(cache, noWait{t}, time.Second, query.WithGuard(auth.Policy{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		for _, c := range []struct {
+			name string
+			ctx  context.Context
+			want string
+		}{{"admin", root, "mine"}, {"other", bob, "null"}, {"anonymous", anon, "UNAUTHENTICATED"}, {"owner", alice, "mine"}} {
+			o, err := s.Order(c.ctx, "o1", nil)
+			got := codeOf(err)
+			if err == nil && o == nil {
+				got = "null"
+			} else if err == nil {
+				got = "mine"
+			}
+			if got != c.want {
+				t.Errorf("round %d: order by %s: %s, want %s", round, c.name, got, c.want)
+			}
+		}
+	}
+}

@@ -30,7 +30,7 @@ func get[T any](ctx context.Context, s *Service, k *Kind, op, id string, token *
 	if err := s.Consistent(ctx, token); err != nil {
 		return nil, err
 	}
-	d, err := s.index.Get(ctx, k, id)
+	d, err := s.getDoc(ctx, k, id, token)
 	if err != nil || d == nil || !k.exists(d.Value) {
 		return nil, err
 	}
@@ -41,6 +41,17 @@ func get[T any](ctx context.Context, s *Service, k *Kind, op, id string, token *
 		return nil, err
 	}
 	return d.Value.(*T), nil
+}
+
+// getDoc reads one document by id. A consistentWith read goes past the
+// cache (Cache.Fresh): the watermark it waited for may have been read from
+// the checkpoint before this instance saw the notice that would have
+// dropped the cached revision.
+func (s *Service) getDoc(ctx context.Context, k *Kind, id string, token *string) (*Doc, error) {
+	if c, ok := s.index.(*Cache); ok && token != nil && *token != "" {
+		return c.Fresh(ctx, k, id)
+	}
+	return s.index.Get(ctx, k, id)
 }
 
 // FillRefs shows in each of docs (documents of k) the current titles of

@@ -17,6 +17,10 @@ type Tracker struct {
 	poll     func(ctx context.Context) (event.Cursor, error)
 	interval time.Duration
 
+	// ahead, when set, is told before a checkpoint poll moves the mark:
+	// the notices of the writes in between have not been handled yet.
+	ahead func()
+
 	mu      sync.Mutex
 	mark    event.Cursor
 	at      time.Time // when mark last advanced
@@ -70,7 +74,7 @@ func (t *Tracker) WaitFor(ctx context.Context, c event.Cursor) error {
 			// have started after the notice that covered c.
 			polled = true
 			if m, err := t.poll(ctx); err == nil {
-				t.Advance(m)
+				t.polled(m)
 				continue
 			}
 		}
@@ -84,11 +88,25 @@ func (t *Tracker) WaitFor(ctx context.Context, c event.Cursor) error {
 		case <-timer.C:
 			if t.poll != nil {
 				if m, err := t.poll(ctx); err == nil {
-					t.Advance(m)
+					t.polled(m)
 				}
 			}
 		}
 	}
+}
+
+// polled advances the mark to a cursor read from the checkpoint, telling
+// ahead first when that moves it.
+func (t *Tracker) polled(m event.Cursor) {
+	if t.ahead != nil {
+		t.mu.Lock()
+		moves := t.mark.Less(m)
+		t.mu.Unlock()
+		if moves {
+			t.ahead()
+		}
+	}
+	t.Advance(m)
 }
 
 // MaxLanes bounds the lanes a token may name here (a lane is a byte in
@@ -101,6 +119,7 @@ const MaxLanes = 255
 type Marks struct {
 	poll     func(ctx context.Context, lane int) (event.Cursor, error)
 	interval time.Duration
+	ahead    func()
 
 	mu    sync.Mutex
 	marks map[int]*Tracker // by lane; event.WholeLog for the whole log
@@ -108,15 +127,16 @@ type Marks struct {
 
 // NewMarks returns marks whose trackers poll the checkpoint of a lane (or
 // of the whole log, for event.WholeLog) with poll, every interval while
-// someone waits.
-func NewMarks(poll func(ctx context.Context, lane int) (event.Cursor, error), interval time.Duration) (*Marks, error) {
+// someone waits. ahead, when not nil, is called before a poll moves a
+// watermark past what the notices said (the read cache empties itself).
+func NewMarks(poll func(ctx context.Context, lane int) (event.Cursor, error), interval time.Duration, ahead func()) (*Marks, error) {
 	if poll == nil {
 		return nil, errors.New("query: nil lane checkpoint poll for the marks")
 	}
 	if interval <= 0 {
 		return nil, errors.New("query: marks poll interval must be positive")
 	}
-	return &Marks{poll: poll, interval: interval, marks: map[int]*Tracker{}}, nil
+	return &Marks{poll: poll, interval: interval, ahead: ahead, marks: map[int]*Tracker{}}, nil
 }
 
 // Tracker returns lane's tracker (event.WholeLog: the whole log's); nil
@@ -131,7 +151,7 @@ func (m *Marks) Tracker(lane int) *Tracker {
 	if !ok {
 		// Both were checked by NewMarks, so the tracker is always made.
 		t = &Tracker{poll: func(ctx context.Context) (event.Cursor, error) { return m.poll(ctx, lane) },
-			interval: m.interval, changed: make(chan struct{})}
+			interval: m.interval, ahead: m.ahead, changed: make(chan struct{})}
 		m.marks[lane] = t
 	}
 	return t

@@ -20,13 +20,35 @@ const NoticePrefetch = 256
 // reconnect. Notices are hints (the watermark they carry is also in the
 // checkpoint document), so each is acked as soon as it is handled; acks are
 // manual only so the broker's prefetch bounds what sits in this process.
-func ConsumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice)) error {
+func ConsumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice), opts ...NoticeOption) error {
+	var o noticeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return conn.resubscribe(ctx, log, "projected notices consumer", func(ctx context.Context) error {
-		return consumeNotices(ctx, conn, log, handle)
-	}, nil)
+		return consumeNotices(ctx, conn, log, handle, o)
+	}, func() {
+		if o.stream != nil {
+			o.stream(false)
+		}
+	})
 }
 
-func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice)) error {
+// NoticeOption configures ConsumeNotices.
+type NoticeOption func(*noticeOptions)
+
+type noticeOptions struct {
+	stream func(up bool)
+}
+
+// OnNoticeStream calls stream(true) once each subscription is bound and
+// consuming, and stream(false) when it ends: notices published between
+// the two calls were never seen by this process.
+func OnNoticeStream(stream func(up bool)) NoticeOption {
+	return func(o *noticeOptions) { o.stream = stream }
+}
+
+func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle func(context.Context, projector.Notice), o noticeOptions) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
@@ -68,6 +90,9 @@ func consumeNotices(ctx context.Context, conn *Conn, log *slog.Logger, handle fu
 		return fmt.Errorf("consume notices: %w", err)
 	}
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if o.stream != nil {
+		o.stream(true)
+	}
 	for {
 		select {
 		case <-ctx.Done():

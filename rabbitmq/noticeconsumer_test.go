@@ -107,3 +107,67 @@ func noticeQueue(t *testing.T, vhost string) (ready, unacked int) {
 	}
 	return ready, unacked
 }
+
+// OnNoticeStream says when the notice stream is bound and when it is
+// lost: the read cache empties itself on both, since notices published
+// in between never reach this process. A broker closing the connection
+// is a loss, and the consumer's next bind says so again.
+func TestNoticeConsumerSaysWhenTheStreamIsDownAndUp(t *testing.T) {
+	amqpURL := testenv.RabbitMQ(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn, err := rabbitmq.Dial(ctx, amqpURL, testenv.Name("publisher-test-notices"), testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	states := make(chan bool, 16)
+	got := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rabbitmq.ConsumeNotices(ctx, conn, testenv.Logger(t), func(context.Context, projector.Notice) {
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		}, rabbitmq.OnNoticeStream(func(up bool) { states <- up }))
+	}()
+	next := func(want bool) {
+		t.Helper()
+		select {
+		case up := <-states:
+			if up != want {
+				t.Fatalf("the stream said up=%v, want %v", up, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the stream never said up=%v", want)
+		}
+	}
+	next(true)
+	closeConnections(t, amqpURL)
+	next(false)
+	for up := false; !up; { // down again for each failed bind, then up
+		select {
+		case up = <-states:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the stream never came back up")
+		}
+	}
+	pub, err := rabbitmq.NewNoticePublisher(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.PublishNotice(ctx, projector.Notice{At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no notice after the stream came back")
+	}
+	cancel()
+	<-done
+	next(false)
+}

@@ -35,6 +35,7 @@ type Config struct {
 	WSInitTimeout      time.Duration
 	WSKeepAlive        time.Duration
 	WSMaxSubscriptions int
+	QueryCacheSize     int
 	LogLevel           string
 	LogFormat          string
 	ProjectorLanes     int
@@ -113,6 +114,8 @@ func settings() []setting {
 			func(c *Config, v string) (err error) { c.WSKeepAlive, err = time.ParseDuration(v); return }},
 		{"SPLITSTREAM_WS_MAX_SUBSCRIPTIONS", "ws-max-subscriptions", "100", "most subscriptions one WebSocket connection may hold",
 			func(c *Config, v string) (err error) { c.WSMaxSubscriptions, err = strconv.Atoi(v); return }},
+		{"SPLITSTREAM_QUERY_CACHE_SIZE", "query-cache-size", "10000", "documents the query service keeps for reads by id, fresh by the projector's notices (0 = off)",
+			func(c *Config, v string) (err error) { c.QueryCacheSize, err = strconv.Atoi(v); return }},
 		{"SPLITSTREAM_PROJECTOR_LANES", "projector-lanes", "4", "projector lanes P (1..255), fixed for a deployment: changing it is a rebuild (docs/SCALING.md)",
 			func(c *Config, v string) (err error) { c.ProjectorLanes, err = strconv.Atoi(v); return }},
 		{"SPLITSTREAM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
@@ -260,6 +263,7 @@ func (c Config) validate() []error {
 	check(c.RefreshInterval > 0, "SPLITSTREAM_REFRESH_INTERVAL: must be positive")
 	check(c.WSInitTimeout > 0 && c.WSKeepAlive > 0, "SPLITSTREAM_WS_INIT_TIMEOUT and SPLITSTREAM_WS_KEEPALIVE: must be positive")
 	check(c.WSMaxSubscriptions > 0, "SPLITSTREAM_WS_MAX_SUBSCRIPTIONS: must be positive")
+	check(c.QueryCacheSize >= 0 && c.QueryCacheSize <= 10_000_000, "SPLITSTREAM_QUERY_CACHE_SIZE: must be between 0 and 10000000")
 	check(c.PGMaxConns > 0, "SPLITSTREAM_PG_MAX_CONNS: must be positive")
 	check(c.ProjectorLanes >= 1 && c.ProjectorLanes <= 255, "SPLITSTREAM_PROJECTOR_LANES: must be 1..255")
 	check(c.LogLevel == "debug" || c.LogLevel == "info" || c.LogLevel == "warn" || c.LogLevel == "error", "SPLITSTREAM_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)

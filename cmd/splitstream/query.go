@@ -40,11 +40,20 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		return role{}, err
 	}
 	searcher := elastic.NewSearcher(es, a.cfg.IndexPrefix)
-	tracker, err := query.NewMarks(searcher.LaneCheckpoint, 50*time.Millisecond)
+	var index query.Index = searcher
+	var cache *query.Cache
+	var ahead func()
+	if a.cfg.QueryCacheSize > 0 {
+		if cache, err = query.NewCache(searcher, a.cfg.QueryCacheSize, a.reg); err != nil {
+			return role{}, err
+		}
+		index, ahead = cache, cache.Clear
+	}
+	tracker, err := query.NewMarks(searcher.LaneCheckpoint, 50*time.Millisecond, ahead)
 	if err != nil {
 		return role{}, err
 	}
-	reads, err := query.NewService(searcher, tracker, a.cfg.ConsistencyTimeout, query.WithGuard(auth.Policy{}), query.WithTokens(acc.tokens))
+	reads, err := query.NewService(index, tracker, a.cfg.ConsistencyTimeout, query.WithGuard(auth.Policy{}), query.WithTokens(acc.tokens))
 	if err != nil {
 		return role{}, err
 	}
@@ -73,7 +82,7 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 		Tracer:           a.tracer(),
 	})
 	metrics := ops.NewHTTPMetrics(a.reg, roleQuery)
-	notices := a.noticeWorker(conn, tracker, hub)
+	notices := a.noticeWorker(conn, tracker, hub, cache)
 	return role{
 		name:    roleQuery,
 		addr:    a.cfg.QueryAddr,
@@ -112,18 +121,27 @@ func freshness(t *query.Marks) graphql.ResponseMiddleware {
 	}
 }
 
-// noticeWorker feeds the projector's notices to the watermark and to the
-// subscription hub.
-func (a *app) noticeWorker(conn *rabbitmq.Conn, t *query.Marks, h *query.Hub) func(context.Context) error {
+// noticeWorker feeds the projector's notices to the read cache (when
+// there is one), the watermark and the subscription hub, in that order:
+// once a read or a push can show a change, no cached read shows the
+// revision before it.
+func (a *app) noticeWorker(conn *rabbitmq.Conn, t *query.Marks, h *query.Hub, c *query.Cache) func(context.Context) error {
+	var opts []rabbitmq.NoticeOption
+	if c != nil {
+		opts = append(opts, rabbitmq.OnNoticeStream(c.Live))
+	}
 	return func(ctx context.Context) error {
 		return rabbitmq.ConsumeNotices(ctx, conn, a.log, func(ctx context.Context, n projector.Notice) {
+			if c != nil {
+				c.Forget(n.Changes)
+			}
 			lane := event.WholeLog
 			if n.Lanes > 0 {
 				lane = n.Lane
 			}
 			t.Advance(lane, n.Watermark)
 			push(ctx, tracing.Tracer(a.tp), h, n.Changes)
-		})
+		}, opts...)
 	}
 }
 

@@ -79,13 +79,23 @@ func (p pair) results(name, unit string) []Result {
 func (e Env) beside(ctx context.Context, what string, clients int, direct, through func(ctx context.Context, c, i int) error) (pair, error) {
 	var p pair
 	d := e.duration() / 2
-	for round := range 2 {
-		for _, side := range []struct {
-			name string
-			op   func(ctx context.Context, c, i int) error
-			rate *float64
-			lat  *[]time.Duration
-		}{{"direct", direct, &p.directRate, &p.directLat}, {"through the gateway", through, &p.gatewayRate, &p.gatewayLat}} {
+	type side struct {
+		name string
+		op   func(ctx context.Context, c, i int) error
+		rate *float64
+		lat  *[]time.Duration
+	}
+	a := side{"direct", direct, &p.directRate, &p.directLat}
+	b := side{"through the gateway", through, &p.gatewayRate, &p.gatewayLat}
+	// ABBA: a drift over the run (a growing index, a machine getting
+	// busier) weighs on both sides alike. Before each phase the read side
+	// drains what the one before wrote, so no phase pays for another's
+	// writes.
+	for round, order := range [][]side{{a, b}, {b, a}} {
+		for _, side := range order {
+			if err := settle(ctx, e); err != nil {
+				return p, err
+			}
 			e.say("%s, %s, %d clients, %s (round %d)", what, side.name, clients, d, round+1)
 			rate, lat, err := Load(ctx, clients, d, side.op)
 			if err != nil {

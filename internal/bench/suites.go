@@ -159,8 +159,8 @@ func Visible(ctx context.Context, e Env) ([]Result, time.Duration, error) {
 	getP99, searchP99 := Percentile(getLat, 99), Percentile(searchLat, 99)
 	bound := e.Refresh + 250*time.Millisecond
 	return []Result{
-		Latency("visible.get.p50", Percentile(getLat, 50), Percentile(rawGet, 50), "reported beside raw index → get", time.Hour),
-		Latency("visible.get.p99", getP99, Percentile(rawGet, 99), "≤ 250 ms", 250*time.Millisecond),
+		Latency("visible.get.p50", Percentile(getLat, 50), Percentile(rawGet, 50), "≤ 20 ms at one client", 20*time.Millisecond),
+		Latency("visible.get.p99", getP99, Percentile(rawGet, 99), "≤ 50 ms at one client", 50*time.Millisecond),
 		Latency("visible.search.p50", Percentile(searchLat, 50), Percentile(rawSearch, 50), "reported beside raw index → search", time.Hour),
 		Latency("visible.search.p99", searchP99, Percentile(rawSearch, 99), fmt.Sprintf("≤ refresh %s + 250 ms", e.Refresh), bound),
 	}, getP99, nil
@@ -244,10 +244,67 @@ func Query(ctx context.Context, e Env) ([]Result, error) {
 	}
 	e.say("query: %.0f queries/s (direct %.0f/s)", rate, rawRate)
 	rawP99 := Percentile(rawLat, 99)
-	return []Result{
+	gets, err := getByID(ctx, e, searcher)
+	if err != nil {
+		return nil, err
+	}
+	return append([]Result{
 		Rate("query.c16.throughput", rate, rawRate, "q/s", 0.5),
 		Latency("query.c16.p50", Percentile(lat, 50), Percentile(rawLat, 50), "reported beside direct p50", time.Hour),
 		Latency("query.c16.p99", Percentile(lat, 99), rawP99, "≤ 2 × direct p99 + 5 ms", 2*rawP99+5*time.Millisecond),
+	}, gets...), nil
+}
+
+// getByID measures product(id) at 16 clients over 100 products beside a
+// real-time get of the same documents sent to Elasticsearch directly,
+// alternating twice each so a neighbour's load falls on both. The query
+// service keeps recently read documents (its read cache), so the goal is
+// above the direct get: 1.2 ×.
+func getByID(ctx context.Context, e Env, searcher *elastic.Searcher) ([]Result, error) {
+	var page struct {
+		Products struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
+	}
+	if err := e.Query.Do(ctx, `{ products(first: 100) { edges { node { id } } } }`, nil, &page); err != nil {
+		return nil, fmt.Errorf("product ids: %w", err)
+	}
+	var ids []string
+	for _, edge := range page.Products.Edges {
+		ids = append(ids, edge.Node.ID)
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("no products to read")
+	}
+	const get = `query($id: ID!) { product(id: $id) { id name priceCents stock averageRating reviewCount } }`
+	direct := func(ctx context.Context, c, i int) error {
+		_, err := searcher.Get(ctx, query.Products, ids[(c*7+i)%len(ids)])
+		return err
+	}
+	graphql := func(ctx context.Context, c, i int) error {
+		return e.Query.Do(ctx, get, map[string]any{"id": ids[(c*7+i)%len(ids)]}, nil)
+	}
+	var rate, rawRate float64
+	var lat, rawLat []time.Duration
+	d := e.duration() / 2
+	for round := range 2 {
+		e.say("query: product(id), direct Elasticsearch get, 16 clients, %s (round %d)", d, round+1)
+		r, l, err := Load(ctx, 16, d, direct)
+		if err != nil {
+			return nil, fmt.Errorf("direct get: %w", err)
+		}
+		rawRate, rawLat = rawRate+r/2, append(rawLat, l...)
+		e.say("query: product(id), GraphQL, 16 clients, %s (round %d)", d, round+1)
+		if r, l, err = Load(ctx, 16, d, graphql); err != nil {
+			return nil, fmt.Errorf("graphql get: %w", err)
+		}
+		rate, lat = rate+r/2, append(lat, l...)
+	}
+	e.say("query: product(id) %.0f queries/s (direct get %.0f/s)", rate, rawRate)
+	return []Result{
+		Rate("query.get.c16.throughput", rate, rawRate, "q/s", 1.2),
+		Latency("query.get.c16.p50", Percentile(lat, 50), Percentile(rawLat, 50), "reported beside direct p50", time.Hour),
+		Latency("query.get.c16.p99", Percentile(lat, 99), Percentile(rawLat, 99), "reported beside direct p99", time.Hour),
 	}, nil
 }
 

@@ -1,0 +1,290 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/splitstream/splitstream/elastic"
+	"github.com/splitstream/splitstream/event"
+	"github.com/splitstream/splitstream/postgres"
+	"github.com/splitstream/splitstream/projector"
+	"github.com/splitstream/splitstream/query"
+	"github.com/splitstream/splitstream/rabbitmq"
+)
+
+// benchLanes is the number of projector lanes the drain runs with (the
+// default of SPLITSTREAM_PROJECTOR_LANES).
+const benchLanes = 4
+
+// laneBacklog is records stamped for lanes as the relay stamps them, with
+// each lane's cursors in order.
+type laneBacklog struct {
+	records []event.Record
+	cursors [][]event.Cursor // per lane
+}
+
+func stampLanes(records []event.Record, lanes int) laneBacklog {
+	b := laneBacklog{records: slices.Clone(records), cursors: make([][]event.Cursor, lanes)}
+	for i := range b.records {
+		r := &b.records[i]
+		l := query.LaneOfEnvelope(r.Envelope, lanes)
+		prev := event.Cursor{}
+		if c := b.cursors[l]; len(c) > 0 {
+			prev = c[len(c)-1]
+		}
+		r.Lanes, r.Lane, r.LanePrev = lanes, l, prev
+		b.cursors[l] = append(b.cursors[l], r.Cursor)
+	}
+	return b
+}
+
+// done counts the records of the backlog at or below each lane's checkpoint.
+func (b laneBacklog) done(cps []event.Cursor) int {
+	n := 0
+	for l, cs := range b.cursors {
+		n += atOrBelow(cs, cps[l])
+	}
+	return n
+}
+
+// atOrBelow is how many of cs (in order) are at or below at.
+func atOrBelow(cs []event.Cursor, at event.Cursor) int {
+	i, _ := slices.BinarySearchFunc(cs, at, func(c, at event.Cursor) int {
+		switch {
+		case c.Less(at):
+			return -1
+		case at.Less(c):
+			return 1
+		}
+		return 0
+	})
+	if i < len(cs) && cs[i] == at {
+		i++
+	}
+	return i
+}
+
+// drainLanes publishes records, stamped for benchLanes lanes, as a backlog
+// on a scratch vhost and drains it with members projector members as the
+// projector role runs them (leases in a scratch database, one consumer per
+// held lane, each member on a connection of its own). It returns events
+// per second from the moment every lane is held by its member of the
+// balanced assignment to the moment every lane's checkpoint reaches its
+// last record.
+func (pb projectorBench) drainLanes(ctx context.Context, pool *pgxpool.Pool, records []event.Record, prefix string, members int) (float64, error) {
+	backlog := stampLanes(records, benchLanes)
+	vhost := fmt.Sprintf("splitstream-bench-%s-lanes%d", pb.tag, members)
+	conn, drop, err := scratchVhost(ctx, pb.st, pb.mgmt, vhost, "splitstream-bench")
+	if err != nil {
+		return 0, err
+	}
+	defer drop()
+	if err := pb.publishLanes(ctx, conn, backlog.records); err != nil {
+		return 0, err
+	}
+	dbURL, dropDB, err := scratchDatabase(ctx, pb.st.DatabaseURL, fmt.Sprintf("splitstream_bench_%s_lanes%d", pb.tag, members))
+	if err != nil {
+		return 0, err
+	}
+	defer dropDB()
+	leasePool, err := postgres.Open(ctx, dbURL, 4)
+	if err != nil {
+		return 0, err
+	}
+	defer leasePool.Close()
+	if err := postgres.Migrate(ctx, leasePool, pb.st.Log); err != nil {
+		return 0, err
+	}
+	if err := postgres.CheckLanes(ctx, leasePool, benchLanes); err != nil {
+		return 0, err
+	}
+	if err := elastic.NewIndices(pb.env.ES, prefix, pb.st.Refresh).Ensure(ctx); err != nil {
+		return 0, err
+	}
+	runs, err := pb.laneMembers(ctx, pool, leasePool, vhost, prefix, members)
+	if err != nil {
+		return 0, err
+	}
+	cctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, m := range runs {
+		wg.Go(func() { _ = m.lanes.Run(cctx) })
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+		for _, m := range runs {
+			m.conn.Close()
+		}
+	}()
+	return pb.waitLanesDrained(ctx, runs, backlog, prefix)
+}
+
+func (pb projectorBench) publishLanes(ctx context.Context, conn *rabbitmq.Conn, records []event.Record) error {
+	pub, err := rabbitmq.NewPublisher(conn, rabbitmq.WithLanes(benchLanes))
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	pb.say("publishing a backlog of %d events into %d lanes", len(records), benchLanes)
+	for i := 0; i < len(records); i += 1000 {
+		if err := pub.Publish(ctx, records[i:min(i+1000, len(records))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// laneMember is one projector member of the drain.
+type laneMember struct {
+	name  string
+	conn  *rabbitmq.Conn
+	lanes *projector.Lanes
+}
+
+// laneMembers builds the members, each with its own connection, projector,
+// leases and lane consumers, and has each say it is alive before any
+// starts, so that their first round already spreads the lanes.
+func (pb projectorBench) laneMembers(ctx context.Context, pool, leasePool *pgxpool.Pool, vhost, prefix string, n int) ([]laneMember, error) {
+	history, err := postgres.NewEventStore(pool)
+	if err != nil {
+		return nil, err
+	}
+	source, err := postgres.NewRelaySource(pool)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(pb.st.AMQPURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = "/" + vhost
+	var out []laneMember
+	fail := func(err error) ([]laneMember, error) {
+		for _, m := range out {
+			m.conn.Close()
+		}
+		return nil, err
+	}
+	for i := range n {
+		m := laneMember{name: fmt.Sprintf("bench-member-%d", i)}
+		if m.conn, err = rabbitmq.Dial(ctx, u.String(), m.name, pb.st.Log); err != nil {
+			return fail(err)
+		}
+		out = append(out, m)
+		reg := prometheus.NewRegistry()
+		p, err := projector.New(projector.Config{Store: elastic.NewDocStore(pb.env.ES, prefix), History: history, EventLog: source,
+			Log: pb.st.Log, DeadLetters: projector.NewMemoryDeadLetters(), Registerer: reg})
+		if err != nil {
+			return fail(err)
+		}
+		leases, err := postgres.NewLeases(leasePool, m.name, 5*time.Second)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := leases.Heartbeat(ctx); err != nil {
+			return fail(err)
+		}
+		conn := m.conn
+		out[i].lanes, err = projector.NewLanes(p, projector.LanesConfig{Lanes: benchLanes, Member: m.name, Leases: leases,
+			Registerer: reg, Log: pb.st.Log,
+			Consume: func(ctx context.Context, lane int, child *projector.Projector) error {
+				c, err := rabbitmq.NewLaneConsumer(conn, child, lane, benchLanes, rabbitmq.ConsumerConfig{Log: pb.st.Log})
+				if err != nil {
+					return err
+				}
+				return c.Run(ctx)
+			}})
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return out, nil
+}
+
+// balanced says every lane is held, each by its member of the balanced
+// assignment (lane i by the (i mod n)-th member in sorted order).
+func balanced(runs []laneMember) bool {
+	names := make([]string, len(runs))
+	for i, m := range runs {
+		names[i] = m.name
+	}
+	slices.Sort(names)
+	for _, m := range runs {
+		held := m.lanes.Held()
+		want := 0
+		for lane := range benchLanes {
+			if names[lane%len(names)] == m.name {
+				want++
+				if _, ok := held[lane]; !ok {
+					return false
+				}
+			}
+		}
+		if len(held) != want {
+			return false
+		}
+	}
+	return true
+}
+
+// waitLanesDrained times the drain from the balanced assignment to the
+// last record of every lane.
+func (pb projectorBench) waitLanesDrained(ctx context.Context, runs []laneMember, backlog laneBacklog, prefix string) (float64, error) {
+	searcher := elastic.NewSearcher(pb.env.ES, prefix)
+	checkpoints := func() ([]event.Cursor, error) {
+		cps := make([]event.Cursor, benchLanes)
+		for l := range cps {
+			cp, err := searcher.LaneCheckpoint(ctx, l)
+			if err != nil {
+				return nil, err
+			}
+			cps[l] = cp
+		}
+		return cps, nil
+	}
+	n := len(backlog.records)
+	begin := time.Now()
+	var start time.Time
+	startDone, lastSay := 0, time.Now()
+	for {
+		cps, err := checkpoints()
+		if err != nil {
+			return 0, err
+		}
+		done := backlog.done(cps)
+		if start.IsZero() && balanced(runs) {
+			start, startDone = time.Now(), done
+			pb.say("%d members hold their lanes after %s, %d of %d events already applied", len(runs), start.Sub(begin).Round(time.Millisecond), done, n)
+		}
+		if done == n {
+			if start.IsZero() || n-startDone < n/2 {
+				return 0, errors.New("the backlog was half drained before the lanes were spread; run the full bench (a larger backlog)")
+			}
+			took := time.Since(start)
+			rate := float64(n-startDone) / took.Seconds()
+			pb.say("%d members drained %d events in %s: %.0f events/s", len(runs), n-startDone, took.Round(time.Millisecond), rate)
+			return rate, nil
+		}
+		if time.Since(lastSay) > 2*time.Second {
+			lastSay = time.Now()
+			pb.say("draining with %d members: %d of %d events", len(runs), done, n)
+		}
+		if time.Since(begin) > 15*time.Minute {
+			return 0, fmt.Errorf("backlog not drained in 15 minutes (%d of %d)", done, n)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
