@@ -51,41 +51,8 @@ func (p *Projector) fillHole(ctx context.Context) {
 			from = raw[len(raw)-1].Cursor // only other lanes' records: read on
 			continue
 		}
-		var items []item
-		for i, r := range recs {
-			pl, err := p.payload(r.Envelope)
-			if err != nil {
-				break
-			}
-			items = append(items, item{idx: i, rec: r, pl: pl})
-		}
-		if len(items) == 0 {
-			p.caughtUp()
-			return
-		}
-		p.log.Info("filling a hole in the watermark from the log", "after", at, "records", len(items), "held", held, "catching_up", catchingUp)
-		b, err := p.project(ctx, items, nil)
-		if err != nil {
-			return
-		}
-		var done []link
-		for _, it := range b.items {
-			if _, bad := b.poisoned[it.idx]; bad {
-				break
-			}
-			done = append(done, link{it.rec.Cursor, p.prevOf(it.rec)})
-			if d, dead := b.dead[it.idx]; dead {
-				p.parkedVerdict(it.rec.Envelope, d)
-				continue
-			}
-			outcome := outcomeApplied
-			if b.outcomes[it.idx] == outcomeDuplicate {
-				outcome = outcomeDuplicate
-			}
-			p.m.events.WithLabelValues(it.rec.Envelope.Type, outcome).Inc()
-		}
-		p.m.holesFilled.Add(float64(len(done)))
-		if p.commit(ctx, b, done) != nil {
+		done, ok := p.applyFromLog(ctx, recs, at, held, catchingUp)
+		if !ok {
 			return
 		}
 		if len(done) < len(recs) || len(raw) < holeReadLimit {
@@ -97,6 +64,46 @@ func (p *Projector) fillHole(ctx context.Context) {
 		}
 		from = raw[len(raw)-1].Cursor
 	}
+}
+
+// applyFromLog applies records read from the log (lane records chained
+// from at), up to the first that cannot be decoded or applied, and commits
+// them; ok is false when nothing was applied or the commit failed.
+func (p *Projector) applyFromLog(ctx context.Context, recs []event.Record, at event.Cursor, held int, catchingUp bool) (done []link, ok bool) {
+	var items []item
+	for i, r := range recs {
+		pl, err := p.payload(r.Envelope)
+		if err != nil {
+			break
+		}
+		items = append(items, item{idx: i, rec: r, pl: pl})
+	}
+	if len(items) == 0 {
+		p.caughtUp()
+		return nil, false
+	}
+	p.log.Info("filling a hole in the watermark from the log", "after", at, "records", len(items), "held", held, "catching_up", catchingUp)
+	b, err := p.project(ctx, items, nil)
+	if err != nil {
+		return nil, false
+	}
+	for _, it := range b.items {
+		if _, bad := b.poisoned[it.idx]; bad {
+			break
+		}
+		done = append(done, link{it.rec.Cursor, p.prevOf(it.rec)})
+		if d, dead := b.dead[it.idx]; dead {
+			p.parkedVerdict(it.rec.Envelope, d)
+			continue
+		}
+		outcome := outcomeApplied
+		if b.outcomes[it.idx] == outcomeDuplicate {
+			outcome = outcomeDuplicate
+		}
+		p.m.events.WithLabelValues(it.rec.Envelope.Type, outcome).Inc()
+	}
+	p.m.holesFilled.Add(float64(len(done)))
+	return done, p.commit(ctx, b, done) == nil
 }
 
 // holeReadLimit is how many records one read of the log for a hole or a
