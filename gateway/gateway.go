@@ -109,9 +109,7 @@ func (g *Gateway) server(o Options) *handler.Server {
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	limits := o.Document.OrDefault()
-	srv.SetParserTokenLimit(limits.MaxTokens)
-	srv.Use(checkedOnce{limits, graph.SmallQueries(1000, func(q string, _ struct{}) int { return len(q) })}) // first, so persisted documents are within the limits too
+	graph.UseDocumentLimits(srv, o.Document) // first, so persisted documents are within the limits too
 	if o.Persisted != nil {
 		srv.Use(o.Persisted) // before APQ: only listed documents reach its cache
 	}
@@ -208,31 +206,6 @@ func (routing) MutateOperationContext(_ context.Context, op *graphql.OperationCo
 		errcode.Set(err, errcode.ValidationFailed)
 		return err
 	}
-	return nil
-}
-
-// checkedOnce applies the document limits to a document the first time it
-// is seen, and remembers the ones within them (as the parse cache does), so
-// a repeated query is not parsed once more for the limits alone.
-type checkedOnce struct {
-	limits graph.DocumentLimits
-	passed graphql.Cache[struct{}]
-}
-
-func (c checkedOnce) ExtensionName() string                     { return c.limits.ExtensionName() }
-func (c checkedOnce) Validate(s graphql.ExecutableSchema) error { return c.limits.Validate(s) }
-
-func (c checkedOnce) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
-	if p.Query == "" {
-		return nil // a persisted query's hash alone: the APQ cache holds only checked documents
-	}
-	if _, ok := c.passed.Get(ctx, p.Query); ok {
-		return nil
-	}
-	if err := c.limits.MutateOperationParameters(ctx, p); err != nil {
-		return err
-	}
-	c.passed.Add(ctx, p.Query, struct{}{})
 	return nil
 }
 

@@ -87,12 +87,43 @@ func (l DocumentLimits) MutateOperationParameters(_ context.Context, p *graphql.
 	return nil
 }
 
-// useDocumentLimits checks l before gqlgen parses and validates, and
-// gives gqlgen's own parser the same token limit.
-func useDocumentLimits(srv *handler.Server, l DocumentLimits) {
+// UseDocumentLimits checks l before gqlgen parses and validates (through
+// CheckedOnce), and gives gqlgen's own parser the same token limit.
+func UseDocumentLimits(srv *handler.Server, l DocumentLimits) {
 	l = l.OrDefault()
 	srv.SetParserTokenLimit(l.MaxTokens)
-	srv.Use(l)
+	srv.Use(CheckedOnce(l))
+}
+
+// CheckedOnce applies l to a document the first time it is seen and
+// remembers the documents within them (at most 1,000, each at most
+// cacheableQueryBytes long, as the parse cache keeps), so a repeated query
+// is not parsed once more for the limits alone. Only passes are kept: a
+// refused document is measured, and refused, every time.
+func CheckedOnce(l DocumentLimits) graphql.HandlerExtension {
+	return checkedOnce{l, SmallQueries(1000, func(q string, _ struct{}) int { return len(q) })}
+}
+
+type checkedOnce struct {
+	limits DocumentLimits
+	passed graphql.Cache[struct{}]
+}
+
+func (c checkedOnce) ExtensionName() string                     { return c.limits.ExtensionName() }
+func (c checkedOnce) Validate(s graphql.ExecutableSchema) error { return c.limits.Validate(s) }
+
+func (c checkedOnce) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if p.Query == "" {
+		return nil // a persisted query's hash alone: the APQ cache holds only checked documents
+	}
+	if _, ok := c.passed.Get(ctx, p.Query); ok {
+		return nil
+	}
+	if err := c.limits.MutateOperationParameters(ctx, p); err != nil {
+		return err
+	}
+	c.passed.Add(ctx, p.Query, struct{}{})
+	return nil
 }
 
 // OrDefault is l, or DefaultDocumentLimits when l is the zero value.

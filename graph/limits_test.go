@@ -212,3 +212,42 @@ func BenchmarkCheck20000Aliases(b *testing.B) {
 		}
 	}
 }
+
+// TestCheckedOnceKeepsOnlyPasses: a document within the limits is
+// remembered, a refused one is refused again every time, and a remembered
+// pass does not let a different document through.
+func TestCheckedOnceKeepsOnlyPasses(t *testing.T) {
+	limits := graph.DocumentLimits{MaxTokens: 1000, MaxFields: 50, MaxAliases: 3, MaxDepth: 5}
+	ext, ok := graph.CheckedOnce(limits).(graphql.OperationParameterMutator)
+	if !ok {
+		t.Fatal("CheckedOnce does not check operation parameters")
+	}
+	check := func(q string) string {
+		t.Helper()
+		if err := ext.MutateOperationParameters(context.Background(), &graphql.RawParams{Query: q}); err != nil {
+			limit, _ := err.Extensions["limit"].(string)
+			return limit
+		}
+		return ""
+	}
+	small := `{ a: __typename b: __typename }`
+	flood := `{ a: __typename b: __typename c: __typename d: __typename }`
+	deep := `{ a { b { c { d { e { f } } } } } }`
+	for round := range 3 {
+		if got := check(small); got != "" {
+			t.Fatalf("round %d: a small document refused (%s)", round, got)
+		}
+		if got := check(flood); got != "aliases" {
+			t.Fatalf("round %d: four aliases over a limit of 3: %q, want aliases", round, got)
+		}
+		if got := check(deep); got != "depth" {
+			t.Fatalf("round %d: six deep over a limit of 5: %q, want depth", round, got)
+		}
+	}
+	long := "{ __typename " + strings.Repeat("# a comment that makes the document long\n", 500) + "}"
+	for range 2 {
+		if got := check(long); got != "" {
+			t.Fatalf("a long document within the limits refused (%s)", got)
+		}
+	}
+}

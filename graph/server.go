@@ -57,7 +57,7 @@ func NewServer(schema graphql.ExecutableSchema, o Options) *handler.Server {
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	useDocumentLimits(srv, o.Document) // first, so persisted queries are within the limits too
+	UseDocumentLimits(srv, o.Document) // first, so persisted queries are within the limits too
 	srv.Use(extension.AutomaticPersistedQuery{Cache: SmallQueries(100, func(_, q string) int { return len(q) })})
 	if o.ComplexityLimit > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
