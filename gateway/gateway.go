@@ -63,6 +63,10 @@ type Gateway struct {
 	introspect graphql.ExecutableSchema // answers __schema and __type over the union
 	command    *upstream
 	query      *upstream
+	// known holds the operations the full path has let through, for the
+	// fast path (fastpath.go); complexityLimit is checked again there.
+	known           graphql.Cache[known]
+	complexityLimit int
 }
 
 // New checks o and builds the gateway.
@@ -90,8 +94,11 @@ func New(o Options) (*Gateway, error) {
 		introspect: read.NewExecutableSchema(read.Config{Schema: schema, Complexity: read.Complexity()}),
 		command:    cmd,
 		query:      qry,
+		known:      graph.SmallQueries(knownEntries, func(k string, _ known) int { return len(k) }),
+
+		complexityLimit: o.ComplexityLimit,
 	}
-	g.Handler = requestErrors(g.server(o))
+	g.Handler = g.fastPath(requestErrors(g.server(o)))
 	return g, nil
 }
 
@@ -165,8 +172,10 @@ func introspectionOnly(op *graphql.OperationContext) bool {
 	return len(fields) > 0
 }
 
-// forward sends op to u once and answers what u answered.
+// forward sends op to u once and answers what u answered; op is known
+// from then on (fastpath.go).
 func (g *Gateway) forward(ctx context.Context, u *upstream, op *graphql.OperationContext) graphql.ResponseHandler {
+	g.remember(ctx, op, u)
 	return once(u.do(ctx, op))
 }
 

@@ -38,7 +38,7 @@ func (g *Gateway) Serve(upstreamName string, h http.Handler) error {
 type handlerTransport struct{ h http.Handler }
 
 func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	in := req.Clone(req.Context())
+	in := req.WithContext(req.Context()) // a shallow copy: the request is the gateway's own, used once
 	in.RequestURI = req.URL.RequestURI()
 	in.RemoteAddr = "127.0.0.1:0"
 	in.Host = req.URL.Host

@@ -90,6 +90,8 @@ type result struct {
 	Data       json.RawMessage            `json:"data"`
 	Errors     gqlerror.List              `json:"errors"`
 	Extensions map[string]json.RawMessage `json:"extensions"`
+	// raw is a 200 answer kept unread (upstream.send with raw).
+	raw []byte
 }
 
 // response turns r into gqlgen's response; extensions go through ctx,
@@ -128,17 +130,27 @@ func (u *upstream) do(ctx context.Context, op *graphql.OperationContext) *result
 	if err != nil {
 		return &result{Errors: gqlerror.List{{Message: "the variables cannot be encoded", Extensions: map[string]any{"code": "BAD_USER_INPUT"}}}}
 	}
+	h := upstreamHeaders(ctx, op)
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json")
+	return u.send(ctx, h, body, false)
+}
+
+// send posts body to u with the headers h, through u's breaker and within
+// its timeout. With raw, a 200 answer in JSON is kept as the bytes u sent
+// (result.raw), unread; any other answer is decoded as do decodes it.
+func (u *upstream) send(ctx context.Context, h http.Header, body []byte, raw bool) *result {
 	res, err := u.breaker.Execute(func() (*result, error) {
-		ctx, cancel := context.WithTimeout(ctx, u.timeout)
+		ctx, cancel := within(ctx, u.timeout)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.url, bytes.NewReader(body))
 		if err != nil {
 			return nil, err
 		}
-		req.Header = upstreamHeaders(ctx, op)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
-		resp, err := u.client.Do(req)
+		req.Header = h
+		// The transport itself: an upstream's redirect is not followed,
+		// and http.Client's per-request bookkeeping is not needed.
+		resp, err := u.client.Transport.RoundTrip(req)
 		if err != nil {
 			return nil, err
 		}
@@ -147,6 +159,9 @@ func (u *upstream) do(ctx context.Context, op *graphql.OperationContext) *result
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxUpstreamBytes))
 			resp.Body.Close()
 		}()
+		if raw && resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			return readRaw(resp)
+		}
 		return decode(resp)
 	})
 	if err != nil {
@@ -156,6 +171,30 @@ func (u *upstream) do(ctx context.Context, op *graphql.OperationContext) *result
 		return u.unavailable()
 	}
 	return res
+}
+
+// within is ctx bounded by timeout from now, or ctx itself when it already
+// ends no later (the request's own bound, usually): one timer fewer.
+func within(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// readRaw keeps a 200 answer's body as it is; one over maxUpstreamBytes,
+// or not JSON, is the upstream failing, as decode has it.
+func readRaw(resp *http.Response) (*result, error) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBytes+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read the upstream's answer: %w", err)
+	case len(b) > maxUpstreamBytes:
+		return nil, fmt.Errorf("the upstream's answer is over %d bytes", maxUpstreamBytes)
+	case !json.Valid(b):
+		return nil, errors.New("upstream answered 200 with a body that is not JSON")
+	}
+	return &result{raw: b}, nil
 }
 
 // decode reads a GraphQL answer. 502, 503 and 504, and anything that is
@@ -186,16 +225,23 @@ func decode(resp *http.Response) (*result, error) {
 // credentials (a WebSocket's connection_init authorization first, as the
 // services themselves decide), the request id and the trace context.
 func upstreamHeaders(ctx context.Context, op *graphql.OperationContext) http.Header {
-	h := http.Header{}
-	if a := op.Headers.Get("Authorization"); a != "" {
+	h := callerHeaders(ctx, op.Headers)
+	if a, _, ok := auth.InitAuthorization(transport.GetInitPayload(ctx)); ok {
 		h.Set("Authorization", a)
 	}
-	if a, _, ok := auth.InitAuthorization(transport.GetInitPayload(ctx)); ok {
+	return h
+}
+
+// callerHeaders are the upstream headers an HTTP request's own headers in
+// give: its credentials, the request id and the trace context.
+func callerHeaders(ctx context.Context, in http.Header) http.Header {
+	h := http.Header{}
+	if a := in.Get("Authorization"); a != "" {
 		h.Set("Authorization", a)
 	}
 	if id := graph.RequestID(ctx); id != "" {
 		h.Set("X-Request-Id", id)
 	}
-	propagateTrace(op.Headers, h)
+	propagateTrace(in, h)
 	return h
 }

@@ -50,7 +50,7 @@ func (httpPOST) Supports(r *http.Request) bool {
 }
 
 func (httpPOST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	media := responseMedia(r)
+	media := ResponseMedia(r)
 	w.Header().Set("Content-Type", media)
 	start := graphql.Now()
 	body, err := io.ReadAll(r.Body)
@@ -78,7 +78,7 @@ func (httpGET) Supports(r *http.Request) bool {
 }
 
 func (httpGET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	media := responseMedia(r)
+	media := ResponseMedia(r)
 	w.Header().Set("Content-Type", media)
 	start := graphql.Now()
 	q, err := url.ParseQuery(r.URL.RawQuery)
@@ -161,11 +161,11 @@ func decodeJSON(b []byte, into any) error {
 	return dec.Decode(into)
 }
 
-// responseMedia picks the response's media type from Accept as gqlgen does:
+// ResponseMedia picks the response's media type from Accept as gqlgen does:
 // the first of application/json and application/graphql-response+json
 // listed; application/json when Accept is empty or a wildcard (for clients
 // older than the specification); application/graphql-response+json otherwise.
-func responseMedia(r *http.Request) string {
+func ResponseMedia(r *http.Request) string {
 	accept := r.Header.Get("Accept")
 	if accept == "" {
 		return mediaJSON
