@@ -48,7 +48,8 @@ type fastParams struct {
 // fastPath forwards a POST of a known operation without gqlgen: the body
 // is sent upstream as the caller sent it and a 200 answer comes back byte
 // for byte, so the gateway neither parses the document nor decodes and
-// re-encodes the result. What may differ from one request of the same
+// re-encodes the result (and a service in this process is handed the
+// request decoded, so it does not decode the body again). What may differ from one request of the same
 // document to the next is checked again: the variables must coerce and the
 // complexity (which page sizes in variables change) must be within the
 // limit. Anything else (a new document, a persisted query, variables that
@@ -68,7 +69,7 @@ func (g *Gateway) fastPath(full http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		k, ok := g.knownFor(r.Context(), body)
+		k, p, ok := g.knownFor(r.Context(), body)
 		if !ok {
 			full.ServeHTTP(w, r)
 			return
@@ -76,7 +77,11 @@ func (g *Gateway) fastPath(full http.Handler) http.Handler {
 		h := callerHeaders(r.Context(), r.Header)
 		h.Set("Content-Type", "application/json")
 		h.Set("Accept", "application/json")
-		res := k.upstream.send(r.Context(), h, body, true)
+		ctx := r.Context()
+		if k.upstream.inProcess { // the service need not decode the same body again
+			ctx = graph.WithDecodedRequest(ctx, &graphql.RawParams{Query: p.Query, OperationName: p.OperationName, Variables: p.Variables})
+		}
+		res := k.upstream.send(ctx, h, body, true)
 		w.Header().Set("Content-Type", graph.ResponseMedia(r))
 		if res.raw != nil {
 			_, _ = w.Write(res.raw)
@@ -86,27 +91,27 @@ func (g *Gateway) fastPath(full http.Handler) http.Handler {
 	})
 }
 
-// knownFor is the known operation body asks for, if its variables coerce
-// and its complexity is within the limit.
-func (g *Gateway) knownFor(ctx context.Context, body []byte) (known, bool) {
+// knownFor is the known operation body asks for, and body decoded, if its
+// variables coerce and its complexity is within the limit.
+func (g *Gateway) knownFor(ctx context.Context, body []byte) (known, *fastParams, bool) {
 	var p fastParams
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if dec.Decode(&p) != nil || p.Query == "" || (len(p.Extensions) > 0 && string(p.Extensions) != "null") {
-		return known{}, false
+		return known{}, nil, false
 	}
 	k, ok := g.known.Get(ctx, knownKey(p.OperationName, p.Query))
 	if !ok {
-		return known{}, false
+		return known{}, nil, false
 	}
 	vars, err := validator.VariableValues(g.schema, k.op, p.Variables)
 	if err != nil {
-		return known{}, false
+		return known{}, nil, false
 	}
 	if g.complexityLimit > 0 && complexity.Calculate(ctx, g, k.op, vars) > g.complexityLimit {
-		return known{}, false
+		return known{}, nil, false
 	}
-	return k, true
+	return k, &p, true
 }
 
 // writeResult answers r as the full path would: gqlgen's response, status

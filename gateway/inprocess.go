@@ -13,9 +13,15 @@ import (
 // service share a process (splitstream all), the second HTTP exchange is
 // pure cost. The request h sees is the one the network path would send
 // (same headers, body and path; RemoteAddr the loopback, as a TCP
-// connection from the gateway would show). Subscriptions keep their
-// WebSocket to the service, and the breaker and timeouts stay in front.
-// Call it before the gateway serves.
+// connection from the gateway would show) in the context of the caller's
+// request, so it carries the caller's request id, and on the fast path the
+// body decoded (graph.WithDecodedRequest). h is meant to be the service's
+// GraphQL handler behind its own identity check and metrics; the layers
+// the gateway has applied with the same settings (request id, body size,
+// timeout) need not be repeated. A 200 answer from h is taken as JSON
+// without checking. Subscriptions keep their WebSocket to the service,
+// and the breaker and timeouts stay in front. Call it before the gateway
+// serves.
 func (g *Gateway) Serve(upstreamName string, h http.Handler) error {
 	var u *upstream
 	switch upstreamName {
@@ -30,6 +36,7 @@ func (g *Gateway) Serve(upstreamName string, h http.Handler) error {
 		return fmt.Errorf("gateway: nil handler for the %s upstream", upstreamName)
 	}
 	u.client = &http.Client{Transport: handlerTransport{h}}
+	u.inProcess = true
 	return nil
 }
 

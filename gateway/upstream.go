@@ -40,15 +40,16 @@ const (
 
 // upstream is one service behind the gateway.
 type upstream struct {
-	name    string // "command" or "query"
-	url     string // its /graphql
-	wsURL   string
-	timeout time.Duration
-	client  *http.Client // operations over HTTP (in process when Serve says so)
-	ws      *http.Client // subscription handshakes: always the network
-	dialer  *net.Dialer
-	breaker *gobreaker.CircuitBreaker[*result]
-	log     *slog.Logger
+	name      string // "command" or "query"
+	url       string // its /graphql
+	wsURL     string
+	timeout   time.Duration
+	client    *http.Client // operations over HTTP (in process when Serve says so)
+	ws        *http.Client // subscription handshakes: always the network
+	dialer    *net.Dialer
+	breaker   *gobreaker.CircuitBreaker[*result]
+	inProcess bool // served by a handler of this process (Serve)
+	log       *slog.Logger
 }
 
 func newUpstream(name, base string, timeout, connect time.Duration, log *slog.Logger) (*upstream, error) {
@@ -160,7 +161,7 @@ func (u *upstream) send(ctx context.Context, h http.Header, body []byte, raw boo
 			resp.Body.Close()
 		}()
 		if raw && resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			return readRaw(resp)
+			return readRaw(resp, !u.inProcess)
 		}
 		return decode(resp)
 	})
@@ -183,15 +184,16 @@ func within(ctx context.Context, timeout time.Duration) (context.Context, contex
 }
 
 // readRaw keeps a 200 answer's body as it is; one over maxUpstreamBytes,
-// or not JSON, is the upstream failing, as decode has it.
-func readRaw(resp *http.Response) (*result, error) {
+// or not JSON when validate (an upstream over the network), is the
+// upstream failing, as decode has it.
+func readRaw(resp *http.Response, validate bool) (*result, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBytes+1))
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("read the upstream's answer: %w", err)
 	case len(b) > maxUpstreamBytes:
 		return nil, fmt.Errorf("the upstream's answer is over %d bytes", maxUpstreamBytes)
-	case !json.Valid(b):
+	case validate && !json.Valid(b):
 		return nil, errors.New("upstream answered 200 with a body that is not JSON")
 	}
 	return &result{raw: b}, nil

@@ -251,3 +251,23 @@ func TestCheckedOnceKeepsOnlyPasses(t *testing.T) {
 		}
 	}
 }
+
+// A request decoded by a gateway of this process is executed as handed
+// over; the body is not decoded again. Without it, the same body is.
+func TestADecodedRequestIsNotDecodedAgain(t *testing.T) {
+	h := readServer(t)
+	do := func(ctx context.Context) (int, string) {
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/graphql", strings.NewReader("not json"))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code, w.Body.String()
+	}
+	ctx := graph.WithDecodedRequest(context.Background(), &graphql.RawParams{Query: `{ __typename }`})
+	if code, body := do(ctx); code != http.StatusOK || !strings.Contains(body, `"__typename":"Query"`) {
+		t.Fatalf("with the decoded request: %d %s", code, body)
+	}
+	if code, body := do(context.Background()); code != http.StatusBadRequest {
+		t.Fatalf("the body itself is not JSON: %d %s", code, body)
+	}
+}

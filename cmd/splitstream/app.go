@@ -80,9 +80,15 @@ type role struct {
 	routes  func(mux *http.ServeMux)
 	checks  []ops.Check
 	workers []func(ctx context.Context) error
-	// colocate, when set, is given the public handler of every role with a
-	// listener in this process before anything serves (the gateway calls
-	// the services in process when they run beside it).
+	// inProcess, when set, is the role's /graphql handler for a gateway of
+	// this process: the role's own metrics and identity (with its own
+	// rate limit) in front of its GraphQL server, but not the request-id,
+	// body-size and timeout layers, which the gateway's request has been
+	// through already with the same settings.
+	inProcess http.Handler
+	// colocate, when set, is given the inProcess handler of every role
+	// that has one before anything serves (the gateway calls the services
+	// in process when they run beside it).
 	colocate func(handlers map[string]http.Handler) error
 }
 
@@ -129,17 +135,20 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return operations.run(ctx) })
-	muxes := map[string]http.Handler{}
+	muxes, inProcess := map[string]http.Handler{}, map[string]http.Handler{}
 	for _, r := range roles {
 		if r.addr != "" {
 			mux := ops.PublicMux(r.checks, a.reg, a.log)
 			r.routes(mux)
 			muxes[r.name] = mux
 		}
+		if r.inProcess != nil {
+			inProcess[r.name] = r.inProcess
+		}
 	}
 	for _, r := range roles {
 		if r.colocate != nil {
-			if err := r.colocate(muxes); err != nil {
+			if err := r.colocate(inProcess); err != nil {
 				return err
 			}
 		}

@@ -54,6 +54,7 @@ func (a *app) commandRole(ctx context.Context) (role, error) {
 			mux.Handle("GET /{$}", playground)
 			mux.Handle("GET /playground/", playground)
 		},
+		inProcess: metrics.Wrap("/graphql", acc.middleware(srv)),
 	}, nil
 }
 

@@ -100,6 +100,7 @@ func (a *app) gatewayRole(ctx context.Context) (role, error) {
 // colocateGateway has the gateway call a service of this process in
 // process, rather than over loopback HTTP, when its URL is the default
 // (unset: the local service); a configured URL is always used as given.
+// handlers are the services' in-process handlers (role.inProcess).
 func (a *app) colocateGateway(gw *gateway.Gateway, handlers map[string]http.Handler) error {
 	for _, up := range []struct {
 		name, url string

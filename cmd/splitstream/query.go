@@ -98,6 +98,7 @@ func (a *app) queryRole(ctx context.Context) (role, error) {
 			mux.Handle("GET /{$}", playground)
 			mux.Handle("GET /playground/", playground)
 		},
+		inProcess: metrics.Wrap("/graphql", acc.middleware(srv)),
 	}, nil
 }
 
