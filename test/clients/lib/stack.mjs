@@ -73,12 +73,16 @@ export async function admin(s) {
  * integers, the first 16 bytes of an HMAC-SHA256 keyed by the token secret).
  * Only the tests need this: to name a place no write has reached.
  */
-export function readToken(s, tx, position) {
+export function readToken(s, tx, position, lane = 255) {
+  // Version 3: a count of points, then per point the lane (255: the whole
+  // log), tx and position; then 16 bytes of HMAC-SHA256 (auth/readtoken.go).
   const key = createHmac('sha256', s.tokenSecret).update('splitstream read-your-writes token').digest();
-  const body = Buffer.alloc(17);
-  body[0] = 2;
-  body.writeBigUInt64BE(BigInt(tx), 1);
-  body.writeBigUInt64BE(BigInt(position), 9);
+  const body = Buffer.alloc(2 + 17);
+  body[0] = 3;
+  body[1] = 1;
+  body[2] = lane;
+  body.writeBigUInt64BE(BigInt(tx), 3);
+  body.writeBigUInt64BE(BigInt(position), 11);
   const mac = createHmac('sha256', key).update(body).digest().subarray(0, 16);
   return Buffer.concat([body, mac]).toString('base64url');
 }
