@@ -3,55 +3,17 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/internal/testenv"
 )
-
-// rawUpstream answers with a status and body of the test's choosing and
-// keeps the bodies it was sent byte for byte.
-type rawUpstream struct {
-	*httptest.Server
-	mu     sync.Mutex
-	status int
-	answer string
-	bodies []string
-}
-
-func newRawUpstream(t *testing.T, answer string) *rawUpstream {
-	u := &rawUpstream{status: http.StatusOK, answer: answer}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.bodies = append(u.bodies, string(b))
-		status, answer := u.status, u.answer
-		u.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, answer)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *rawUpstream) sent() []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]string(nil), u.bodies...)
-}
-
-func (u *rawUpstream) answerWith(status int, answer string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.status, u.answer = status, answer
-}
 
 func fastGateway(t *testing.T, command, query string) string {
 	t.Helper()
@@ -99,8 +61,8 @@ func sameJSON(t *testing.T, a, b string) bool {
 // (the full path re-encodes it) and answers what the full path answered.
 func TestKnownOperationsTakeTheFastPath(t *testing.T) {
 	const answer = `{"data":{"product":{"id":"p1","name":"n"}},"extensions":{"freshness":{"appliedPosition":7}}}`
-	qry := newRawUpstream(t, answer)
-	cmd := newRawUpstream(t, `{"data":{"createProduct":{"id":"p1"}}}`)
+	qry := newRecorder(t, answer)
+	cmd := newRecorder(t, `{"data":{"createProduct":{"id":"p1"}}}`)
 	url := fastGateway(t, cmd.URL, qry.URL)
 	body := `{"operationName":"One",  "variables":{"id":"p1"}, "query":"query One($id: ID!) { product(id: $id) { id name } }"}`
 
@@ -134,7 +96,7 @@ func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 // variables that do not coerce and a complexity over the limit get the
 // full path's errors, and nothing goes upstream.
 func TestTheFastPathChecksEachRequest(t *testing.T) {
-	qry := newRawUpstream(t, `{"data":{"products":{"edges":[]}}}`)
+	qry := newRecorder(t, `{"data":{"products":{"edges":[]}}}`)
 	url := fastGateway(t, qry.URL, qry.URL)
 	doc := quote(`query P($n: Int) { products(first: $n) { edges { node { id name category } } } }`)
 	if status, _, b := post(t, url, `{"query":`+doc+`,"variables":{"n":2}}`, ""); status != 200 || !strings.Contains(b, `"edges":[]`) {
@@ -155,23 +117,34 @@ func TestTheFastPathChecksEachRequest(t *testing.T) {
 }
 
 // A known operation's upstream answering other than 200, or not at all,
-// is answered as the full path answers it.
+// is answered as the full path answers it: the first request of each
+// document below takes the full path (and makes the document known), the
+// second the fast path, and the two answers must be the same.
 func TestTheFastPathAnswersFailuresAsTheFullPath(t *testing.T) {
-	qry := newRawUpstream(t, `{"data":{"product":null}}`)
+	qry := newRecorder(t, `{"data":{"product":null}}`)
 	url := fastGateway(t, qry.URL, qry.URL)
-	body := `{"query":"{ product(id: \"p1\") { id } }"}`
-	post(t, url, body, "") // known from now on
-
-	qry.answerWith(http.StatusTooManyRequests, `{"errors":[{"message":"slow down","extensions":{"code":"RATE_LIMITED"}}]}`)
-	if status, _, b := post(t, url, body, ""); status != 200 || !strings.Contains(b, `"RATE_LIMITED"`) || !strings.Contains(b, `"data":null`) {
-		t.Fatalf("a 429 upstream: %d %s", status, b)
+	for i, c := range []struct {
+		status    int
+		answer    string
+		wantInAll string
+	}{
+		{http.StatusTooManyRequests, `{"errors":[{"message":"slow down","extensions":{"code":"RATE_LIMITED"}}]}`, `"RATE_LIMITED"`},
+		{http.StatusOK, `<html>proxy error</html>`, CodeUnavailable}, // labelled JSON but not: the upstream failing
+		{http.StatusBadGateway, `{"errors":[{"message":"bad gateway"}]}`, CodeUnavailable},
+	} {
+		qry.answerWith(c.status, c.answer)
+		body := `{"query":"{ product(id: \"p` + fmt.Sprint(i) + `\") { id } }"}` // a document of its own
+		status, _, full := post(t, url, body, "")
+		status2, _, fast := post(t, url, body, "")
+		if status != 200 || status2 != 200 || !strings.Contains(full, c.wantInAll) || !sameJSON(t, full, fast) {
+			t.Fatalf("upstream %d %s: full path %d %s, fast path %d %s", c.status, c.answer, status, full, status2, fast)
+		}
 	}
-	qry.answerWith(http.StatusOK, `<html>proxy error</html>`) // labelled JSON but not: the upstream failing
-	if status, _, b := post(t, url, body, ""); status != 200 || !strings.Contains(b, CodeUnavailable) {
-		t.Fatalf("a 200 that is not JSON: %d %s", status, b)
+	if got := len(qry.sent()); got != 6 {
+		t.Fatalf("the upstream got %d requests, want 6 (both paths went upstream each time)", got)
 	}
 	qry.Close()
-	if status, _, b := post(t, url, body, ""); status != 200 || !strings.Contains(b, CodeUnavailable) {
+	if status, _, b := post(t, url, `{"query":"{ product(id: \"p0\") { id } }"}`, ""); status != 200 || !strings.Contains(b, CodeUnavailable) {
 		t.Fatalf("an upstream that is down: %d %s", status, b)
 	}
 }

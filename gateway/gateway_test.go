@@ -18,29 +18,50 @@ import (
 	"github.com/splitstream/splitstream/internal/testenv"
 )
 
-// recorder is an upstream that answers every operation with the same data
-// and remembers what it was sent.
+// recorder is an upstream that answers every operation with the same
+// status and body (answerWith changes them) and remembers what it was sent,
+// decoded and byte for byte.
 type recorder struct {
 	*httptest.Server
 	mu      sync.Mutex
+	status  int
+	answer  string
 	headers []http.Header
 	bodies  []request
+	raw     []string
 }
 
 func newRecorder(t *testing.T, answer string) *recorder {
-	r := &recorder{}
+	r := &recorder{status: http.StatusOK, answer: answer}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
 		var body request
-		_ = json.NewDecoder(req.Body).Decode(&body)
+		_ = json.Unmarshal(b, &body)
 		r.mu.Lock()
 		r.headers = append(r.headers, req.Header.Clone())
 		r.bodies = append(r.bodies, body)
+		r.raw = append(r.raw, string(b))
+		status, answer := r.status, r.answer
 		r.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
 		_, _ = io.WriteString(w, answer)
 	}))
 	t.Cleanup(r.Close)
 	return r
+}
+
+func (r *recorder) answerWith(status int, answer string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status, r.answer = status, answer
+}
+
+// sent is every body the recorder got, as sent.
+func (r *recorder) sent() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.raw...)
 }
 
 func (r *recorder) calls() int {
