@@ -95,9 +95,7 @@ func (g *Gateway) fastPath(full http.Handler) http.Handler {
 // variables coerce and its complexity is within the limit.
 func (g *Gateway) knownFor(ctx context.Context, body []byte) (known, *fastParams, bool) {
 	var p fastParams
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if dec.Decode(&p) != nil || p.Query == "" || (len(p.Extensions) > 0 && string(p.Extensions) != "null") {
+	if graph.DecodeJSON(body, &p) != nil || p.Query == "" || (len(p.Extensions) > 0 && string(p.Extensions) != "null") {
 		return known{}, nil, false
 	}
 	k, ok := g.known.Get(ctx, knownKey(p.OperationName, p.Query))

@@ -66,7 +66,7 @@ func (httpPOST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 		return
 	}
 	params := &graphql.RawParams{}
-	if err := decodeJSON(body, params); err != nil {
+	if err := DecodeJSON(body, params); err != nil {
 		invalidRequest(w, r, exec, "the request body is not a GraphQL request in JSON (query, operationName, variables, extensions)")
 		return
 	}
@@ -100,7 +100,7 @@ func (httpGET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExec
 	}
 	for name, into := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
 		if v := q.Get(name); v != "" {
-			if err := decodeJSON([]byte(v), into); err != nil {
+			if err := DecodeJSON([]byte(v), into); err != nil {
 				invalidRequest(w, r, exec, name+" is not a JSON object")
 				return
 			}
@@ -162,7 +162,10 @@ func writeBody(w http.ResponseWriter, status int, body any) {
 	_, _ = w.Write(b)
 }
 
-func decodeJSON(b []byte, into any) error {
+// DecodeJSON decodes a GraphQL request body (or a variables or extensions
+// parameter) as the services read it: numbers kept as json.Number, so an
+// Int is not rounded through float64 before validation.
+func DecodeJSON(b []byte, into any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	return dec.Decode(into)
