@@ -70,7 +70,7 @@ func TestSecretsStayOutOfHelp(t *testing.T) {
 func TestStackEnforcesAccess(t *testing.T) {
 	// One request a second (a burst of 2), so a flood meets the limit
 	// however slow the machine.
-	_, commandURL, queryURL := stack(t, map[string]string{"SPLITSTREAM_RATE_LIMIT": "1"})
+	env, commandURL, queryURL := stack(t, map[string]string{"SPLITSTREAM_RATE_LIMIT": "1"})
 	post := func(url, tok, query string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"query":`+quote(query)+`}`))
 		req.Header.Set("Content-Type", "application/json")
@@ -91,6 +91,22 @@ func TestStackEnforcesAccess(t *testing.T) {
 	}
 	if _, body := post(queryURL, customer, `{ productHistory(id: "p") { id } }`); !strings.Contains(body, "FORBIDDEN") {
 		t.Errorf("customer history: %s", body)
+	}
+	// Through the gateway, which calls both services in process here: each
+	// service still decides access itself, on the full path (the first
+	// request of a document) and on the fast path (the second).
+	gatewayURL := "http://" + env["SPLITSTREAM_GATEWAY_ADDR"] + "/graphql"
+	carol, _ := auth.Mint([]byte(testJWTSecret), "carol", nil, time.Hour, time.Now())
+	for _, c := range []struct{ query, code string }{
+		{`{ productHistory(id: "p") { id } }`, "FORBIDDEN"},
+		{`mutation { createProduct(input: {name: "X", category: "c", priceCents: 1, currency: "EUR", stock: 1}) { id } }`, "FORBIDDEN"},
+	} {
+		for round := range 2 {
+			if _, body := post(gatewayURL, carol, c.query); !strings.Contains(body, c.code) {
+				t.Errorf("a customer through the gateway, round %d: %s: %s", round+1, c.query, body)
+			}
+		}
+		time.Sleep(2 * time.Second) // the rate limit's burst of 2 refills
 	}
 	other, _ := auth.Mint([]byte(testJWTSecret), "bob", nil, time.Hour, time.Now())
 	if status, body := post(queryURL, other, `{ orders { totalCount } }`); status != 200 || strings.Contains(body, "errors") {
