@@ -186,21 +186,42 @@ func (b *batch) admit(ctx context.Context) ([]item, error) {
 // be newer, and a review that holds an event means its product counted it
 // (products are written first), so an event is never counted twice by two
 // writers (a rebuild catching up beside the live projector, a replay).
+//
+// A document that its stream's first event creates is not read, but taken
+// for absent, unless its kind is counted (a review is read, after its
+// product, whatever its version): its write is a create, so if it exists
+// after all (the event is a redelivery) the create fails and the document
+// is read and its operations applied again, as after any lost guard. One
+// document of each such kind is still read, so the batch knows the index
+// it writes them to, as if it had read them all.
 func (b *batch) loadFor(ctx context.Context, kept []item) error {
-	var summaries, others []Ref
+	var summaries, others, absent []Ref
+	fresh := map[Ref]bool{}
+	pinned := map[Kind]bool{}
 	for _, it := range kept {
 		own, _ := ownRef(it.rec.Envelope)
-		if k, _ := query.KindNamed(own.Kind); k.Summary != nil {
+		k, _ := query.KindNamed(own.Kind)
+		switch {
+		case it.rec.Envelope.Version == 1 && !counted(k) && pinned[own.Kind]:
+			fresh[own] = true
+			absent = append(absent, own)
+		case k.Summary != nil:
 			summaries = append(summaries, own)
-		} else {
+		default:
 			others = append(others, own)
 		}
+		pinned[own.Kind] = true
 		summaries = append(summaries, summaryRefs(it.rec.Envelope, it.pl)...)
 	}
+	isFresh := func(r Ref) bool { return fresh[r] }
+	summaries, others = slices.DeleteFunc(summaries, isFresh), slices.DeleteFunc(others, isFresh)
 	if err := b.load(ctx, summaries); err != nil {
 		return err
 	}
 	if err := b.load(ctx, others); err != nil {
+		return err
+	}
+	if err := b.assumeAbsent(absent); err != nil {
 		return err
 	}
 	// Marks left by an attempt that wrote a summary and not what it
@@ -217,6 +238,26 @@ func (b *batch) loadFor(ctx context.Context, kept []item) error {
 	}
 	slices.SortFunc(marked, func(a, c Ref) int { return strings.Compare(a.ID, c.ID) })
 	return b.load(ctx, marked)
+}
+
+// assumeAbsent adds the documents of refs to the working set as not
+// found, in the index their kind was read from in this batch.
+func (b *batch) assumeAbsent(refs []Ref) error {
+	for _, r := range refs {
+		if _, ok := b.docs[r]; ok {
+			continue
+		}
+		d, err := newDoc(r)
+		if err != nil {
+			return err
+		}
+		if err := d.reset(Stored{Ref: r, Index: b.gen[r.Kind].index}); err != nil {
+			return err
+		}
+		b.docs[r] = d
+		b.order = append(b.order, d)
+	}
+	return nil
 }
 
 func firstParked(refs []Ref, parked map[Ref]bool) (Ref, bool) {

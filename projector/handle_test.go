@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,8 @@ type memStore struct {
 	// (nil entries are applied normally).
 	failWrite func(call int, ws []Write) ([]*WriteResult, error)
 	failGet   func() error
+	// reads is every Get's refs, in order.
+	reads [][]Ref
 	// beforeWrite runs before a write request is applied, to simulate a
 	// concurrent writer.
 	beforeWrite func(call int)
@@ -48,6 +51,7 @@ func (s *memStore) Get(_ context.Context, refs []Ref) ([]Stored, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reads = append(s.reads, slices.Clone(refs))
 	out := make([]Stored, len(refs))
 	for i, r := range refs {
 		d, ok := s.docs[r]
@@ -373,6 +377,37 @@ func TestHandleFillsGapsFromHistory(t *testing.T) {
 
 // A rename writes the product alone: reviews read the name from it when
 // they are read (query.FillProductNames), so no rename ever rewrites them.
+// A batch does not read the documents its streams' first events create,
+// but one per kind; a creation delivered again finds its document through
+// the failed create, and leaves it as it is.
+func TestHandleCreationsAreNotRead(t *testing.T) {
+	f := newFixture(t, nil)
+	l := f.log
+	first := []event.Record{l.add(t, "p1", created("Kettle")), l.add(t, "p2", created("Pot")), l.add(t, "p3", created("Pan"))}
+	acked(t, f.handle(t, first...))
+	var read []Ref
+	for _, refs := range f.store.reads {
+		for _, r := range refs {
+			if r.Kind == query.Products.Name {
+				read = append(read, r)
+			}
+		}
+	}
+	if len(read) != 1 {
+		t.Errorf("creating 3 products read %v, want one of them", read)
+	}
+	acked(t, f.handle(t, l.add(t, "p2", event.ProductRenamed{Name: "Steel pot"})))
+	acked(t, f.handle(t, first...)) // redelivered
+	for id, name := range map[string]string{"p1": "Kettle", "p2": "Steel pot", "p3": "Pan"} {
+		if p := f.store.product(t, id); p.Name != name || p.Version == 0 {
+			t.Errorf("product %s after its creation came again = %+v, want %q", id, p, name)
+		}
+	}
+	if p := f.store.product(t, "p2"); p.Version != 2 {
+		t.Errorf("p2 version %d after its creation came again, want 2", p.Version)
+	}
+}
+
 func TestHandleRenameRewritesNoReview(t *testing.T) {
 	f := newFixture(t, nil)
 	l := f.log
