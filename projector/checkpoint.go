@@ -38,6 +38,7 @@ func (p *Projector) resume(ctx context.Context) error {
 			}
 			p.mu.Lock()
 			p.wm = newWatermark(at)
+			p.resumeHole = p.lane != nil
 			p.mu.Unlock()
 			p.log.Info("projector resumed", "tx", cp.Tx, "position", cp.Position)
 			p.countDead(ctx)
@@ -76,11 +77,20 @@ func (p *Projector) saveCheckpoint(ctx context.Context) error {
 			err = res[0].Err
 		}
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if err != nil {
 		p.log.Warn("write projector checkpoint", "err", err)
-		p.mu.Lock()
 		p.cpDirty = true
-		p.mu.Unlock()
+		return nil
 	}
+	p.cpWritten = p.cfg.Now()
 	return nil
+}
+
+// Flush writes the checkpoint if the watermark moved past it: a lane
+// projector calls it when it stops, so that its lane's next holder starts
+// where it left off. Its one error is ErrDeposed.
+func (p *Projector) Flush(ctx context.Context) error {
+	return p.saveCheckpoint(ctx)
 }

@@ -29,6 +29,12 @@ type Config struct {
 	// HoleTimeout is how long records may wait behind a hole before the
 	// log is read (10s).
 	HoleTimeout time.Duration
+	// CheckpointEvery is how often a lane projector that can read the log
+	// (EventLog set) writes its checkpoint while batches keep coming (1s);
+	// it also writes it when its queue goes idle and when it stops. Its
+	// successor after a crash reads what the checkpoint lags from the log
+	// at once. Other projectors write it after every batch.
+	CheckpointEvery time.Duration
 	// Registerer takes the projector's metrics (a registry of its own for
 	// a rebuild beside a live projector).
 	Registerer prometheus.Registerer
@@ -75,6 +81,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HoleTimeout <= 0 {
 		c.HoleTimeout = 10 * time.Second
+	}
+	if c.CheckpointEvery <= 0 {
+		c.CheckpointEvery = time.Second
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3

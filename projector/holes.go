@@ -7,7 +7,9 @@ import (
 )
 
 // fillHole reads the log from the watermark when records have waited
-// behind a hole for longer than HoleTimeout, and applies what it finds
+// behind a hole for longer than HoleTimeout (at once for a lane projector's
+// first hole since it resumed: its predecessor's checkpoint lags what it
+// acked by up to CheckpointEvery), and applies what it finds
 // (mostly duplicates): a predecessor that was acked before a restart lost
 // its place in memory, or a message the broker never routed to the queue,
 // would otherwise hold the watermark back for good. It stops before a
@@ -24,9 +26,9 @@ func (p *Projector) fillHole(ctx context.Context) {
 			p.mu.Unlock()
 			return
 		}
-		at, held, since, catchingUp := p.wm.at, len(p.wm.held), p.holeSince, p.catchingUp
+		at, held, since, catchingUp, urgent := p.wm.at, len(p.wm.held), p.holeSince, p.catchingUp, p.resumeHole
 		p.mu.Unlock()
-		if !catchingUp && (held == 0 || since.IsZero() || p.cfg.Now().Sub(since) < p.cfg.HoleTimeout) {
+		if !catchingUp && (held == 0 || !urgent && (since.IsZero() || p.cfg.Now().Sub(since) < p.cfg.HoleTimeout)) {
 			return
 		}
 		if p.deposed() != nil {
@@ -118,8 +120,10 @@ func (p *Projector) caughtUp() {
 }
 
 // Idle is called by the consumer when no message has come for a while: it
-// retries a checkpoint write or a notice that failed after the last batch,
-// and fills a hole in the watermark that has lasted too long. A projector
+// writes the checkpoint the last batches moved past (a lane projector
+// writes it at most every CheckpointEvery while busy), retries a notice
+// that failed after the last batch, and fills a hole in the watermark that
+// has lasted too long. A projector
 // that has not resumed yet resumes now and reads the log from its
 // checkpoint to the head: a lane's previous holder may have applied and
 // acked records after the checkpoint it left (its checkpoint write failed,

@@ -23,6 +23,15 @@ type laneState struct {
 	// valid reports whether the lease is still safely held (renewed within
 	// its TTL less a safety margin, by the local clock).
 	valid func() bool
+	// wrote is the checkpoint as this holder last wrote it (ok false before
+	// the first write, and after a conflict): the next write is guarded by
+	// its version instead of reading the document again. Only the lane's
+	// consumer goroutine writes the checkpoint.
+	wrote struct {
+		ok        bool
+		at        event.Cursor
+		seq, term int64
+	}
 }
 
 // ForLane returns the projector of lane n (of lanes) under the lease epoch:
@@ -77,41 +86,67 @@ func (p *Projector) deposed() error {
 // the lane) cannot move the checkpoint back or over its successor's.
 func (p *Projector) writeLaneCheckpoint(ctx context.Context, at event.Cursor) error {
 	ref := p.checkpointRef()
+	last := &p.lane.wrote
 	for range 3 { // a conflict is a concurrent write: read it again, bounded
 		if err := p.deposed(); err != nil {
 			return err
 		}
-		stored, err := p.get(ctx, []Ref{ref})
-		if err != nil {
-			return err
-		}
-		w := Write{Ref: ref, Op: Create}
-		if s := stored[0]; s.Found {
-			var cp query.Checkpoint
-			if err := json.Unmarshal(s.Source, &cp); err != nil {
-				return fmt.Errorf("lane checkpoint: %w", err)
-			}
-			if cp.Epoch > p.lane.epoch {
-				return fmt.Errorf("lane %d: epoch %d holds the checkpoint, ours is %d: %w", p.lane.n, cp.Epoch, p.lane.epoch, ErrDeposed)
-			}
-			if cp.Epoch == p.lane.epoch && !(event.Cursor{Tx: cp.Tx, Position: cp.Position}).Less(at) {
+		var (
+			w   Write
+			err error
+		)
+		if last.ok {
+			// Our own write is the stored one unless someone wrote since,
+			// and then the guard fails and the loop reads it.
+			if !last.at.Less(at) {
 				return nil
 			}
-			w = Write{Ref: ref, Op: IfMatch, SeqNo: s.SeqNo, PrimaryTerm: s.PrimaryTerm}
+			w = Write{Ref: ref, Op: IfMatch, SeqNo: last.seq, PrimaryTerm: last.term}
+		} else if w, err = p.laneCheckpointGuard(ctx, ref, at); err != nil || w.Ref == (Ref{}) {
+			return err
 		}
 		w.Doc, _ = json.Marshal(query.Checkpoint{Tx: at.Tx, Position: at.Position, UpdatedAt: p.cfg.Now().UTC(), Epoch: p.lane.epoch})
 		res, err := p.write(ctx, []Write{w})
 		if err != nil {
+			last.ok = false
 			return err
 		}
 		if res[0].Err == nil {
+			last.ok, last.at, last.seq, last.term = true, at, res[0].SeqNo, res[0].PrimaryTerm
 			return nil
 		}
+		last.ok = false
 		if !errors.Is(res[0].Err, ErrConflict) {
 			return res[0].Err
 		}
 	}
 	return fmt.Errorf("lane %d checkpoint: %w after 3 tries", p.lane.n, ErrConflict)
+}
+
+// laneCheckpointGuard reads the lane's checkpoint and returns the write
+// that moves it to at: a create when there is none, else guarded by its
+// version. It returns ErrDeposed when a newer epoch holds it, and no write
+// (a zero Write) when it is already at or past at under our epoch.
+func (p *Projector) laneCheckpointGuard(ctx context.Context, ref Ref, at event.Cursor) (Write, error) {
+	stored, err := p.get(ctx, []Ref{ref})
+	if err != nil {
+		return Write{}, err
+	}
+	w := Write{Ref: ref, Op: Create}
+	if s := stored[0]; s.Found {
+		var cp query.Checkpoint
+		if err := json.Unmarshal(s.Source, &cp); err != nil {
+			return Write{}, fmt.Errorf("lane checkpoint: %w", err)
+		}
+		if cp.Epoch > p.lane.epoch {
+			return Write{}, fmt.Errorf("lane %d: epoch %d holds the checkpoint, ours is %d: %w", p.lane.n, cp.Epoch, p.lane.epoch, ErrDeposed)
+		}
+		if cp.Epoch == p.lane.epoch && !(event.Cursor{Tx: cp.Tx, Position: cp.Position}).Less(at) {
+			return Write{}, nil
+		}
+		w = Write{Ref: ref, Op: IfMatch, SeqNo: s.SeqNo, PrimaryTerm: s.PrimaryTerm}
+	}
+	return w, nil
 }
 
 // laneRecords keeps the records of recs in p's lane and chains each to the

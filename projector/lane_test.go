@@ -118,12 +118,14 @@ func TestLaneProjectorFillsItsHole(t *testing.T) {
 	}
 }
 
-// A lane claimed while its queue is empty catches up from the log: its
-// previous holder applied and acked records its checkpoint does not cover
-// (they waited behind a hole when it died), and no message will come to
-// show the new holder that its watermark is behind.
-func TestLaneClaimedIdleCatchesUpFromTheLog(t *testing.T) {
-	f := newFixture(t, nil)
+// lagFixture is a lane whose holder (epoch 1) applied and acked every
+// record of msgs[:acked] and then died with its checkpoint at msgs[0]: it
+// writes the checkpoint at most every CheckpointEvery while batches keep
+// coming, and the clock stands still.
+func lagFixture(t *testing.T, acked int) (*fixture, []Message, int, *Projector) {
+	t.Helper()
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := newFixture(t, func(c *Config) { c.Now = func() time.Time { return now } })
 	var recs []event.Record
 	for i := range 20 {
 		recs = append(recs, f.log.add(t, "p"+string(rune('a'+i)), created("x")))
@@ -132,23 +134,41 @@ func TestLaneClaimedIdleCatchesUpFromTheLog(t *testing.T) {
 	const lanes = 3
 	lane := query.LaneOfEnvelope(recs[0].Envelope, lanes)
 	msgs := laneMsgs(recs, lane, lanes)
-	if len(msgs) < 3 {
+	if len(msgs) < 4 || acked > len(msgs) {
 		t.Fatalf("only %d records in lane %d", len(msgs), lane)
+	}
+	if acked < 0 {
+		acked = len(msgs)
 	}
 	ctx := context.Background()
 	old, err := f.p.ForLane(lane, lanes, 1, func() bool { return true })
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The first record never reached the old holder: the rest wait behind
-	// it, applied and acked, and the checkpoint stays at the start.
-	if _, err := old.Handle(ctx, msgs[1:]); err != nil {
-		t.Fatal(err)
+	for _, batch := range [][]Message{msgs[:1], msgs[1:acked]} {
+		if _, err := old.Handle(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if old.Watermark() != (event.Cursor{}) {
-		t.Fatalf("old holder's watermark %v, want the start", old.Watermark())
+	if old.Watermark() != msgs[acked-1].Record.Cursor {
+		t.Fatalf("old holder's watermark %v, want %v", old.Watermark(), msgs[acked-1].Record.Cursor)
 	}
-	next, err := f.p.ForLane(lane, lanes, 2, func() bool { return true })
+	var cp query.Checkpoint
+	f.store.decode(t, Ref{query.Checkpoints.Name, query.LaneCheckpointID(lane)}, &cp)
+	if cp.Epoch != 1 || cp.Position != msgs[0].Record.Cursor.Position {
+		t.Fatalf("old holder's checkpoint %+v, want epoch 1 at %v (written once per CheckpointEvery)", cp, msgs[0].Record.Cursor)
+	}
+	return f, msgs, lane, old
+}
+
+// A lane claimed while its queue is empty catches up from the log: its
+// previous holder applied and acked records its checkpoint does not cover,
+// and no message will come to show the new holder that its watermark is
+// behind.
+func TestLaneClaimedIdleCatchesUpFromTheLog(t *testing.T) {
+	f, msgs, lane, _ := lagFixture(t, -1)
+	ctx := context.Background()
+	next, err := f.p.ForLane(lane, 3, 2, func() bool { return true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +182,50 @@ func TestLaneClaimedIdleCatchesUpFromTheLog(t *testing.T) {
 	if cp.Epoch != 2 || cp.Position != last.Position {
 		t.Fatalf("checkpoint %+v, want epoch 2 at %v", cp, last)
 	}
-	if p := f.store.product(t, msgs[0].Record.Envelope.StreamID); p.Version != 1 {
-		t.Fatalf("the record the old holder never had is not applied: %+v", p)
+}
+
+// A lane's next holder whose first batch starts past its checkpoint reads
+// the records between from the log at once, not after HoleTimeout: the
+// hole is what its predecessor acked past the checkpoint it left.
+func TestLaneSuccessorReadsWhatTheCheckpointLagsAtOnce(t *testing.T) {
+	f, msgs, lane, _ := lagFixture(t, 3)
+	next, err := f.p.ForLane(lane, 3, 2, func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := next.Handle(context.Background(), msgs[3:]); err != nil { // what the queue still holds
+		t.Fatal(err)
+	}
+	last := msgs[len(msgs)-1].Record.Cursor
+	if next.Watermark() != last {
+		t.Fatalf("new holder's watermark %v after its first batch, want %v", next.Watermark(), last)
+	}
+	for _, m := range msgs {
+		if p := f.store.product(t, m.Record.Envelope.StreamID); p.Version != 1 {
+			t.Fatalf("product %s: %+v, want version 1", m.Record.Envelope.StreamID, p)
+		}
+	}
+}
+
+// A lane projector that stops writes the checkpoint its last batches
+// moved past, so its lane's next holder starts there.
+func TestLaneFlushWritesTheLaggingCheckpoint(t *testing.T) {
+	f, msgs, lane, held := lagFixture(t, 3)
+	ctx := context.Background()
+	if _, err := held.Handle(ctx, msgs[3:]); err != nil {
+		t.Fatal(err)
+	}
+	var cp query.Checkpoint
+	f.store.decode(t, Ref{query.Checkpoints.Name, query.LaneCheckpointID(lane)}, &cp)
+	if cp.Position != msgs[0].Record.Cursor.Position {
+		t.Fatalf("checkpoint before Flush %+v, want it still at %v", cp, msgs[0].Record.Cursor)
+	}
+	if err := held.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.store.decode(t, Ref{query.Checkpoints.Name, query.LaneCheckpointID(lane)}, &cp)
+	if last := msgs[len(msgs)-1].Record.Cursor; cp.Position != last.Position {
+		t.Fatalf("checkpoint after Flush %+v, want %v", cp, last)
 	}
 }
 

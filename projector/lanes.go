@@ -284,6 +284,13 @@ func (l *Lanes) stop(n int) (epoch int64, ok bool) {
 	}
 	r.stop()
 	<-r.done
+	// What the last batches applied past the checkpoint is written now,
+	// while the lease is still ours (a lost lease writes nothing).
+	fctx, cancel := context.WithTimeout(context.Background(), l.cfg.TTL)
+	if err := r.child.Flush(fctx); err != nil {
+		l.log.Warn("projector lane: final checkpoint", "lane", n, "err", err)
+	}
+	cancel()
 	r.child.Close(l.p)
 	l.heldG.WithLabelValues(strconv.Itoa(n)).Set(0)
 	return r.epoch, true

@@ -91,8 +91,14 @@ type Projector struct {
 	consuming    bool
 	consumingAt  time.Time
 	notice       *Notice   // last notice, kept when publishing it failed
-	cpDirty      bool      // the watermark moved but the checkpoint write failed
-	holeSince    time.Time // since when records wait behind a hole, without progress
+	cpDirty      bool      // the watermark moved past the checkpoint written
+	cpWritten    time.Time // when the checkpoint was last written
+	// resumeHole says a lane projector resumed and has not yet seen its
+	// watermark without a hole: a hole then is what its predecessor
+	// applied and acked past the checkpoint it left, and is read from the
+	// log at once instead of after HoleTimeout.
+	resumeHole bool
+	holeSince  time.Time // since when records wait behind a hole, without progress
 	// catchingUp says the log past the watermark is to be read to its head
 	// while idle: set when the projector resumed with no message to
 	// handle (a lane claimed with its queue empty), whose checkpoint may
@@ -246,7 +252,7 @@ func (p *Projector) commit(ctx context.Context, b *batch, done []link) error {
 	}
 	switch {
 	case len(p.wm.held) == 0:
-		p.holeSince = time.Time{}
+		p.holeSince, p.resumeHole = time.Time{}, false
 	case moved || p.holeSince.IsZero():
 		p.holeSince = now
 	}
@@ -258,10 +264,13 @@ func (p *Projector) commit(ctx context.Context, b *batch, done []link) error {
 	if moved {
 		p.cpDirty = true
 	}
+	due := p.lane == nil || p.cfg.EventLog == nil || now.Sub(p.cpWritten) >= p.cfg.CheckpointEvery
 	p.mu.Unlock()
 
-	if err := p.saveCheckpoint(ctx); err != nil {
-		return err
+	if due {
+		if err := p.saveCheckpoint(ctx); err != nil {
+			return err
+		}
 	}
 	n := p.notify(Notice{Changes: b.changes(), Watermark: wm, At: now})
 	if len(n.Changes) > 0 || moved {
