@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -57,7 +58,25 @@ func subcommands() []subcommand {
 	}
 }
 
+// gcPercent is the garbage collector's target (GOGC) when the environment
+// sets none. Every role's live heap is small and bounded (batches, caches
+// and limits of fixed size), and its CPU goes to garbage made per request
+// or per event: at Go's default of 100 the collector's workers alone took
+// about a tenth of the CPU in profiles of the projector and the command
+// service, with more in allocation assists. 400 collects a quarter as
+// often for a heap up to five times the live one (README, "Garbage
+// collection"). GOGC and GOMEMLIMIT, when set, are the runtime's as usual.
+const gcPercent = 400
+
+// tuneGC sets gcPercent unless GOGC is set.
+func tuneGC(env func(string) string) {
+	if env("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+}
+
 func main() {
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
