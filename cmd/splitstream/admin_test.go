@@ -226,3 +226,50 @@ func TestReadyzDetailOnlyOnTheAdminListener(t *testing.T) {
 		t.Errorf("admin /readyz lacks the detail: %s", full)
 	}
 }
+
+// A command service running alone answers readiness on its own port and
+// has no admin listener, unless the profiler is on: then the admin
+// listener serves it, so that the process can be profiled.
+func TestCommandAloneOpensTheAdminListenerForTheProfiler(t *testing.T) {
+	dbURL, _ := testenv.Postgres(t)
+	for _, on := range []bool{false, true} {
+		env := map[string]string{"DATABASE_URL": dbURL, "SPLITSTREAM_COMMAND_ADDR": freeAddr(t), "SPLITSTREAM_ADMIN_ADDR": freeAddr(t),
+			"SPLITSTREAM_JWT_SECRET": testJWTSecret, "SPLITSTREAM_TOKEN_SECRET": testTokenSecret,
+			"SPLITSTREAM_PPROF": map[bool]string{false: "false", true: "true"}[on]}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		var stderr lockedBuffer
+		go func() { done <- run(ctx, []string{"command"}, func(k string) string { return env[k] }, io.Discard, &stderr) }()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			res, err := http.Get("http://" + env["SPLITSTREAM_COMMAND_ADDR"] + "/readyz")
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("pprof %v: command service not ready (%v): %s", on, err, stderr.tail(500))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		res, err := http.Get("http://" + env["SPLITSTREAM_ADMIN_ADDR"] + "/debug/pprof/cmdline")
+		switch {
+		case on && err != nil:
+			t.Errorf("pprof on: the admin listener does not answer: %v", err)
+		case on && res.StatusCode != http.StatusOK:
+			t.Errorf("pprof on: GET /debug/pprof/cmdline = %d, want 200", res.StatusCode)
+		case !on && err == nil:
+			t.Errorf("pprof off: a command service alone opened the admin listener (GET /debug/pprof/cmdline = %d)", res.StatusCode)
+		}
+		if err == nil {
+			res.Body.Close()
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("pprof %v: exit code %d: %s", on, code, stderr.tail(500))
+		}
+	}
+}

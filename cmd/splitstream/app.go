@@ -111,7 +111,8 @@ func (a *app) build(ctx context.Context, name string) (role, error) {
 }
 
 // runRoles builds the named roles, serves their listeners (the admin port
-// once, for every role without its own) and runs until ctx ends or one fails.
+// once, for every role without its own, or whenever the profiler is on)
+// and runs until ctx ends or one fails.
 func (a *app) runRoles(ctx context.Context, names ...string) error {
 	var (
 		roles      []role
@@ -161,7 +162,10 @@ func (a *app) runRoles(ctx context.Context, names ...string) error {
 			g.Go(func() error { return w(ctx) })
 		}
 	}
-	if needAdmin {
+	// The API roles answer readiness on their own port; they open the
+	// admin listener too when the profiler is on, so that a command or
+	// query process running alone can be profiled.
+	if needAdmin || a.cfg.PProf {
 		mux := a.adminMux(dedupe(adminCheck))
 		operations.mount(mux)
 		g.Go(func() error {

@@ -88,7 +88,7 @@ func settings() []setting {
 			str(func(c *Config) *string { return &c.QueryAddr })},
 		{"SPLITSTREAM_ADMIN_ADDR", "admin-addr", "127.0.0.1:8070", "relay/projector/saga admin listen address (loopback by default: full readiness reasons, pprof)",
 			str(func(c *Config) *string { return &c.AdminAddr })},
-		{"SPLITSTREAM_PPROF", "pprof", "false", "serve the Go profiler under /debug/pprof/ on the admin listener",
+		{"SPLITSTREAM_PPROF", "pprof", "false", "serve the Go profiler under /debug/pprof/ on the admin listener (which a command or query process running alone then opens too)",
 			func(c *Config, v string) (err error) { c.PProf, err = strconv.ParseBool(v); return }},
 		{"SPLITSTREAM_DEV", "dev", "false", "development mode (make run): the playgrounds prefill their headers with a token, for browsers on this machine",
 			func(c *Config, v string) (err error) { c.Dev, err = strconv.ParseBool(v); return }},
