@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -77,5 +79,50 @@ func TestIDsAreTimeOrdered(t *testing.T) {
 	}
 	if indexes != 0 {
 		t.Fatalf("%d indexes on events.event_id, want none", indexes)
+	}
+}
+
+// A create is one pipeline with no BEGIN or COMMIT: Postgres runs it as one
+// implicit transaction. Creates racing with the same commandId append one
+// stream between them: a loser's command record fails its primary key,
+// which takes its appended event with it, and it answers with the winner's
+// stored result.
+func TestRacingCreatesWithOneCommandIDAppendOnce(t *testing.T) {
+	w, pool := newWorld(t)
+	create := command.CreateProduct{Name: "Pan", Category: "kitchen", PriceCents: 100, Currency: "EUR", Stock: 1}
+	count := func() int {
+		var n int
+		if err := pool.QueryRow(w.ctx, `SELECT count(*) FROM events WHERE event_type = 'ProductCreated'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count()
+	const rounds, racers = 20, 8
+	for r := range rounds {
+		meta := command.Meta{CommandID: fmt.Sprintf("race-%d", r)}
+		answers := make([]command.Result, racers)
+		errs := make([]error, racers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range racers {
+			wg.Go(func() {
+				<-start
+				answers[i], errs[i] = w.svc.CreateProduct(w.ctx, meta, create)
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i := range racers {
+			if errs[i] != nil {
+				t.Fatalf("round %d racer %d: %v", r, i, errs[i])
+			}
+			if answers[i] != answers[0] {
+				t.Fatalf("round %d: racer %d answered %+v, racer 0 %+v", r, i, answers[i], answers[0])
+			}
+		}
+	}
+	if got := count() - before; got != rounds {
+		t.Fatalf("%d products created by %d rounds of %d racers sharing a commandId, want %d", got, rounds, racers, rounds)
 	}
 }
