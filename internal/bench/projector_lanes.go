@@ -77,8 +77,8 @@ func atOrBelow(cs []event.Cursor, at event.Cursor) int {
 // projector role runs them (leases in a scratch database, one consumer per
 // held lane, each member on a connection of its own). It returns events
 // per second from the moment every lane is held by its member of the
-// balanced assignment to the moment every lane's checkpoint reaches its
-// last record.
+// balanced assignment to the moment every lane's watermark, as its
+// notices announce it, reaches its last record.
 func (pb projectorBench) drainLanes(ctx context.Context, pool *pgxpool.Pool, records []event.Record, prefix string, members int) (float64, error) {
 	backlog := stampLanes(records, benchLanes)
 	vhost := fmt.Sprintf("splitstream-bench-%s-lanes%d", pb.tag, members)
@@ -109,7 +109,8 @@ func (pb projectorBench) drainLanes(ctx context.Context, pool *pgxpool.Pool, rec
 	if err := elastic.NewIndices(pb.env.ES, prefix, pb.st.Refresh).Ensure(ctx); err != nil {
 		return 0, err
 	}
-	runs, err := pb.laneMembers(ctx, pool, leasePool, vhost, prefix, members)
+	notices := newAnnounced(benchLanes)
+	runs, err := pb.laneMembers(ctx, pool, leasePool, vhost, prefix, members, notices)
 	if err != nil {
 		return 0, err
 	}
@@ -125,7 +126,7 @@ func (pb projectorBench) drainLanes(ctx context.Context, pool *pgxpool.Pool, rec
 			m.conn.Close()
 		}
 	}()
-	return pb.waitLanesDrained(ctx, runs, backlog, prefix)
+	return pb.waitLanesDrained(ctx, runs, backlog, prefix, notices)
 }
 
 func (pb projectorBench) publishLanes(ctx context.Context, conn *rabbitmq.Conn, records []event.Record) error {
@@ -150,10 +151,39 @@ type laneMember struct {
 	lanes *projector.Lanes
 }
 
+// announced keeps the newest watermark each lane's notices announced, as
+// a query instance sees them: a lane projector writes its checkpoint at
+// most once a second while busy, so the notices, not the checkpoints, say
+// when an event is applied.
+type announced struct {
+	mu    sync.Mutex
+	marks []event.Cursor // by lane
+}
+
+func newAnnounced(lanes int) *announced { return &announced{marks: make([]event.Cursor, lanes)} }
+
+// PublishNotice keeps n's watermark; it is the bench projectors' notice
+// publisher (they publish to no broker).
+func (a *announced) PublishNotice(_ context.Context, n projector.Notice) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n.Lanes == len(a.marks) && n.Lane >= 0 && n.Lane < len(a.marks) && a.marks[n.Lane].Less(n.Watermark) {
+		a.marks[n.Lane] = n.Watermark
+	}
+	return nil
+}
+
+// at is each lane's newest announced watermark.
+func (a *announced) at() []event.Cursor {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.marks)
+}
+
 // laneMembers builds the members, each with its own connection, projector,
 // leases and lane consumers, and has each say it is alive before any
 // starts, so that their first round already spreads the lanes.
-func (pb projectorBench) laneMembers(ctx context.Context, pool, leasePool *pgxpool.Pool, vhost, prefix string, n int) ([]laneMember, error) {
+func (pb projectorBench) laneMembers(ctx context.Context, pool, leasePool *pgxpool.Pool, vhost, prefix string, n int, notices projector.NoticePublisher) ([]laneMember, error) {
 	history, err := postgres.NewEventStore(pool)
 	if err != nil {
 		return nil, err
@@ -182,7 +212,7 @@ func (pb projectorBench) laneMembers(ctx context.Context, pool, leasePool *pgxpo
 		out = append(out, m)
 		reg := prometheus.NewRegistry()
 		p, err := projector.New(projector.Config{Store: elastic.NewDocStore(pb.env.ES, prefix), History: history, EventLog: source,
-			Log: pb.st.Log, DeadLetters: projector.NewMemoryDeadLetters(), Registerer: reg})
+			Notices: notices, Log: pb.st.Log, DeadLetters: projector.NewMemoryDeadLetters(), Registerer: reg})
 		if err != nil {
 			return fail(err)
 		}
@@ -238,16 +268,20 @@ func balanced(runs []laneMember) bool {
 
 // waitLanesDrained times the drain from the balanced assignment to the
 // last record of every lane.
-func (pb projectorBench) waitLanesDrained(ctx context.Context, runs []laneMember, backlog laneBacklog, prefix string) (float64, error) {
+func (pb projectorBench) waitLanesDrained(ctx context.Context, runs []laneMember, backlog laneBacklog, prefix string, notices *announced) (float64, error) {
 	searcher := elastic.NewSearcher(pb.env.ES, prefix)
+	// A lane is as far as its checkpoint (what an earlier run left) or its
+	// notices say, whichever is further.
 	checkpoints := func() ([]event.Cursor, error) {
-		cps := make([]event.Cursor, benchLanes)
+		cps := notices.at()
 		for l := range cps {
 			cp, err := searcher.LaneCheckpoint(ctx, l)
 			if err != nil {
 				return nil, err
 			}
-			cps[l] = cp
+			if cps[l].Less(cp) {
+				cps[l] = cp
+			}
 		}
 		return cps, nil
 	}
