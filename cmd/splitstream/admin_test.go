@@ -239,7 +239,9 @@ func TestCommandAloneOpensTheAdminListenerForTheProfiler(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan int, 1)
 		var stderr lockedBuffer
-		go func() { done <- run(ctx, []string{"command"}, func(k string) string { return env[k] }, io.Discard, &stderr) }()
+		go func() {
+			done <- run(ctx, []string{"command"}, func(k string) string { return env[k] }, io.Discard, &stderr)
+		}()
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			res, err := http.Get("http://" + env["SPLITSTREAM_COMMAND_ADDR"] + "/readyz")
