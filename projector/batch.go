@@ -197,20 +197,25 @@ func (b *batch) admit(ctx context.Context) ([]item, error) {
 func (b *batch) loadFor(ctx context.Context, kept []item) error {
 	var summaries, others, absent []Ref
 	fresh := map[Ref]bool{}
-	pinned := map[Kind]bool{}
+	pin := map[Kind]Ref{} // the document of each kind read to know its index
 	for _, it := range kept {
 		own, _ := ownRef(it.rec.Envelope)
 		k, _ := query.KindNamed(own.Kind)
+		p, pinned := pin[own.Kind]
 		switch {
-		case it.rec.Envelope.Version == 1 && !counted(k) && pinned[own.Kind]:
-			fresh[own] = true
-			absent = append(absent, own)
+		case it.rec.Envelope.Version == 1 && !counted(k) && pinned && p != own:
+			if !fresh[own] {
+				fresh[own] = true
+				absent = append(absent, own)
+			}
 		case k.Summary != nil:
 			summaries = append(summaries, own)
 		default:
 			others = append(others, own)
 		}
-		pinned[own.Kind] = true
+		if !pinned {
+			pin[own.Kind] = own
+		}
 		summaries = append(summaries, summaryRefs(it.rec.Envelope, it.pl)...)
 	}
 	isFresh := func(r Ref) bool { return fresh[r] }

@@ -385,16 +385,15 @@ func TestHandleCreationsAreNotRead(t *testing.T) {
 	l := f.log
 	first := []event.Record{l.add(t, "p1", created("Kettle")), l.add(t, "p2", created("Pot")), l.add(t, "p3", created("Pan"))}
 	acked(t, f.handle(t, first...))
-	var read []Ref
-	for _, refs := range f.store.reads {
-		for _, r := range refs {
-			if r.Kind == query.Products.Name {
-				read = append(read, r)
-			}
-		}
-	}
-	if len(read) != 1 {
+	if read := productReads(f.store.reads); len(read) != 1 {
 		t.Errorf("creating 3 products read %v, want one of them", read)
+	}
+	// The one read stays read when its creation comes twice in the batch.
+	f.store.reads = nil
+	more := []event.Record{l.add(t, "p4", created("Wok")), l.add(t, "p5", created("Lid"))}
+	acked(t, f.handle(t, more[0], more[0], more[1]))
+	if got := productReads(f.store.reads); len(got) != 1 || got[0].ID != "p4" {
+		t.Errorf("creating p4 (delivered twice) and p5 read %v, want p4 alone", got)
 	}
 	acked(t, f.handle(t, l.add(t, "p2", event.ProductRenamed{Name: "Steel pot"})))
 	acked(t, f.handle(t, first...)) // redelivered
@@ -406,6 +405,19 @@ func TestHandleCreationsAreNotRead(t *testing.T) {
 	if p := f.store.product(t, "p2"); p.Version != 2 {
 		t.Errorf("p2 version %d after its creation came again, want 2", p.Version)
 	}
+}
+
+// productReads are the product documents among reads.
+func productReads(reads [][]Ref) []Ref {
+	var out []Ref
+	for _, refs := range reads {
+		for _, r := range refs {
+			if r.Kind == query.Products.Name {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 func TestHandleRenameRewritesNoReview(t *testing.T) {
