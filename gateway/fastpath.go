@@ -49,8 +49,8 @@ type fastParams struct {
 // is sent upstream as the caller sent it and a 200 answer comes back byte
 // for byte, so the gateway neither parses the document nor decodes and
 // re-encodes the result (and a service in this process is handed the
-// request decoded, so it does not decode the body again). What may differ from one request of the same
-// document to the next is checked again: the variables must coerce and the
+// request decoded, so it does not decode the body again). What may differ
+// from one request of the same document to the next is checked again: the variables must coerce and the
 // complexity (which page sizes in variables change) must be within the
 // limit. Anything else (a new document, a persisted query, variables that
 // do not coerce, an SSE stream, a WebSocket) takes the full path, which

@@ -2,13 +2,14 @@ package gateway
 
 import (
 	"encoding/json"
-	"github.com/99designs/gqlgen/graphql"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/splitstream/splitstream/graph"
 	"github.com/splitstream/splitstream/internal/testenv"

@@ -217,9 +217,10 @@ func (s *EventStore) change(ctx context.Context, c command.Change) (res command.
 	if c.Fresh {
 		// Nobody else knows the stream yet: look the command id up (unless
 		// the service just made it), decide, then the appends and the
-		// command record go in one round trip, one implicit transaction. A concurrent
-		// request with the same command id fails the record's primary key,
-		// which rolls the appends back; Change then replays the stored result.
+		// command record go in one round trip, one implicit transaction. A
+		// concurrent request with the same command id fails the record's
+		// primary key, which rolls the appends back; Change then replays the
+		// stored result.
 		if c.Lookup {
 			if stored, found, err := s.storedResult(ctx, c); err != nil || found {
 				return stored, err

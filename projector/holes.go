@@ -123,8 +123,8 @@ func (p *Projector) caughtUp() {
 // writes the checkpoint the last batches moved past (a lane projector
 // writes it at most every CheckpointEvery while busy), retries a notice
 // that failed after the last batch, and fills a hole in the watermark that
-// has lasted too long. A projector
-// that has not resumed yet resumes now and reads the log from its
+// has lasted too long. A projector that has not resumed yet resumes now
+// and reads the log from its
 // checkpoint to the head: a lane's previous holder may have applied and
 // acked records after the checkpoint it left (its checkpoint write failed,
 // or they waited behind a hole), and with nothing in the queue no record

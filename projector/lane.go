@@ -25,8 +25,9 @@ type laneState struct {
 	valid func() bool
 	// wrote is the checkpoint as this holder last wrote it (ok false before
 	// the first write, and after a conflict): the next write is guarded by
-	// its version instead of reading the document again. Only the lane's
-	// consumer goroutine writes the checkpoint.
+	// its version instead of reading the document again. The checkpoint is
+	// written by the lane's consumer goroutine only, and by Lanes.stop once
+	// that goroutine has ended.
 	wrote struct {
 		ok        bool
 		at        event.Cursor
