@@ -31,8 +31,10 @@ generate: ## regenerate gqlgen code
 check-generated: ## fail if generated code differs from what go generate makes
 	@scripts/check-generated
 
-vet:
+vet: ## go vet, and gofmt over every tracked Go file
 	$(GO) vet ./...
+	@unformatted="$$(git ls-files -z '*.go' | xargs -0 gofmt -l)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
 staticcheck:
 	$(GO) tool staticcheck ./...
