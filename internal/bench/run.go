@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -65,7 +66,7 @@ type Stack struct {
 // Flags are splitstream bench's options.
 type Flags struct {
 	jsonOut, commandURL, queryURL, gatewayURL, mgmtURL *string
-	queryMetrics                                       *string
+	queryMetrics, cpuProfile                           *string
 	relayBacklog, subscribers                          *int
 	isQuick, traced                                    *bool
 }
@@ -82,6 +83,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 		traced:       fs.Bool("tracing", false, "write and projector also run with tracing on (a no-op exporter behind the batch span processor) beside off"),
 		relayBacklog: fs.Int("relay-backlog", 100_000, "events in the relay suite's backlog (1000 to 10000000)"),
 		queryMetrics: fs.String("query-metrics-url", "http://127.0.0.1:8070/metrics", "the query instance's /metrics (admin listener): the subscriptions suite reads its resident memory and goroutines before and after opening the subscribers; empty or unreachable: not measured"),
+		cpuProfile:   fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (the projector and relay suites run those roles inside it)"),
 		subscribers:  fs.Int("subscribers", 1000, "WebSocket subscribers the subscriptions suite opens on the query instance, one connection each (100 to 50000; above about 4000 start the stack with SPLITSTREAM_HTTP_MAX_CONNS raised)"),
 	}
 }
@@ -100,6 +102,17 @@ func Run(ctx context.Context, f *Flags, suites []string, st Stack, out io.Writer
 	env, err := newEnv(ctx, f, suites, st)
 	if err != nil {
 		return err
+	}
+	if *f.cpuProfile != "" {
+		pf, err := os.Create(*f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	results, err := runSuites(ctx, f, suites, st, env)
