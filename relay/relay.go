@@ -114,6 +114,15 @@ type Config struct {
 	// PollInterval is the wait after finding nothing new (25ms), cut short
 	// by a commit notice when the Source is a Listener.
 	PollInterval time.Duration
+	// BatchWindow is the least time between the start of a read that found
+	// some records, but less than a full batch, and the start of the next
+	// read (10ms; negative for none). Under a steady stream of commits the
+	// relay then publishes what came in a window at once instead of one or
+	// two events per read, publish and save, and the broker, the projector
+	// and Elasticsearch see batches of that size too. A backlog (full
+	// batches) drains without a pause, and a commit after a read that found
+	// nothing goes out at once.
+	BatchWindow time.Duration
 	// MaxBackoff caps the wait between retries after an error (5s).
 	MaxBackoff time.Duration
 	// PublishTimeout bounds one batch's publish and confirms (30s).
@@ -146,6 +155,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.BatchSize = 500
 	}
 	def(&c.PollInterval, 25*time.Millisecond)
+	def(&c.BatchWindow, 10*time.Millisecond)
 	def(&c.MaxBackoff, 5*time.Second)
 	def(&c.PublishTimeout, 30*time.Second)
 	def(&c.BacklogInterval, 2*time.Second)
@@ -345,6 +355,21 @@ func (r *Relay) lead(ctx context.Context) {
 			<-ahead
 		}
 	}()
+	// When the last read began and how many records it found, for
+	// BatchWindow.
+	var (
+		readAt   time.Time
+		found    int
+		readNext = func() ([]event.Record, error) {
+			if !r.wait(ctx, r.windowLeft(readAt, found, time.Now())) {
+				return nil, ctx.Err()
+			}
+			readAt = time.Now()
+			recs, err := r.src.Next(ctx, cur, r.cfg.BatchSize)
+			found = len(recs)
+			return recs, err
+		}
+	)
 	for ctx.Err() == nil {
 		// A published batch is saved before the next is published: after a
 		// crash at most one batch is published twice. If saving fails, the
@@ -367,13 +392,15 @@ func (r *Relay) lead(ctx context.Context) {
 			got := <-ahead
 			ahead = nil
 			recs, err = got.recs, got.err
+			found = len(recs)
 			if err == nil && len(recs) == 0 {
 				// Read before the last publish ended: look again now
-				// rather than after a poll interval.
-				recs, err = r.src.Next(ctx, cur, r.cfg.BatchSize)
+				// (or once the window is over) rather than after a
+				// poll interval.
+				recs, err = readNext()
 			}
 		} else {
-			recs, err = r.src.Next(ctx, cur, r.cfg.BatchSize)
+			recs, err = readNext()
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -388,7 +415,9 @@ func (r *Relay) lead(ctx context.Context) {
 			r.idle(ctx)
 			continue
 		}
-		ahead = r.readAhead(ctx, recs[len(recs)-1].Cursor)
+		delay := r.windowLeft(readAt, found, time.Now())
+		readAt = time.Now().Add(delay)
+		ahead = r.readAhead(ctx, recs[len(recs)-1].Cursor, delay)
 		after := r.stamp(recs, lanes)
 		if err := r.publish(ctx, recs); err != nil {
 			<-ahead // it starts after a batch that was not published
@@ -461,13 +490,28 @@ type batch struct {
 
 // readAhead reads the batch after the cursor in the background; the
 // channel holds its one answer.
-func (r *Relay) readAhead(ctx context.Context, after event.Cursor) <-chan batch {
+func (r *Relay) readAhead(ctx context.Context, after event.Cursor, delay time.Duration) <-chan batch {
 	out := make(chan batch, 1)
 	go func() {
+		if !r.wait(ctx, delay) {
+			out <- batch{nil, ctx.Err()}
+			return
+		}
 		recs, err := r.src.Next(ctx, after, r.cfg.BatchSize)
 		out <- batch{recs, err}
 	}()
 	return out
+}
+
+// windowLeft is how long the next read waits: what is left of BatchWindow
+// since the last read began at readAt, if that read found some records
+// but not a full batch. After a full batch (a backlog) or none at all (the
+// next commit is the first after a quiet spell) it reads at once.
+func (r *Relay) windowLeft(readAt time.Time, found int, now time.Time) time.Duration {
+	if found == 0 || found >= r.cfg.BatchSize || r.cfg.BatchWindow <= 0 {
+		return 0
+	}
+	return max(0, readAt.Add(r.cfg.BatchWindow).Sub(now))
 }
 
 func (r *Relay) publish(ctx context.Context, recs []event.Record) error {
@@ -593,7 +637,11 @@ func (r *Relay) sleep(ctx context.Context, b *backoff.ExponentialBackOff) bool {
 	return r.wait(ctx, min(b.NextBackOff(), r.cfg.MaxBackoff))
 }
 
+// wait waits d, and says false if ctx ended first.
 func (r *Relay) wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

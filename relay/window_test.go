@@ -1,0 +1,128 @@
+package relay
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/splitstream/splitstream/event"
+)
+
+// timedSource records when each Next began and how many records it found.
+type timedSource struct {
+	*memSource
+	mu    sync.Mutex
+	reads []timedRead
+}
+
+type timedRead struct {
+	at    time.Time
+	found int
+}
+
+func (s *timedSource) Next(ctx context.Context, after event.Cursor, limit int) ([]event.Record, error) {
+	at := time.Now()
+	recs, err := s.memSource.Next(ctx, after, limit)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads = append(s.reads, timedRead{at: at, found: len(recs)})
+	return recs, err
+}
+
+func newTimedFixture(t *testing.T, cfg Config) (*fixture, *timedSource) {
+	t.Helper()
+	pub := &memPublisher{count: map[event.Cursor]int{}}
+	src := &timedSource{memSource: &memSource{published: pub.published}}
+	cfg.PollInterval, cfg.MaxBackoff, cfg.BacklogInterval = time.Millisecond, 5*time.Millisecond, time.Hour
+	r, err := New(src, pub, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{src: src.memSource, pub: pub, r: r}, src
+}
+
+// TestRelayWindowsASteadyStream: under a stream of one commit a
+// millisecond, a read that found some records but not a full batch is
+// followed by the next read no sooner than BatchWindow after it began, so
+// the stream goes out in batches of what came in a window; every event is
+// still published once, in order.
+func TestRelayWindowsASteadyStream(t *testing.T) {
+	const window = 20 * time.Millisecond
+	f, src := newTimedFixture(t, Config{BatchSize: 1000, BatchWindow: window})
+	f.src.append(1)
+	f.run(t)
+	for range 150 {
+		time.Sleep(time.Millisecond)
+		f.src.append(1)
+	}
+	f.allPublishedOnce(t)
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	windowed := 0
+	for i := 1; i < len(src.reads); i++ {
+		prev, r := src.reads[i-1], src.reads[i]
+		if prev.found == 0 || prev.found == 1000 {
+			continue
+		}
+		windowed++
+		// The relay starts its clock just before it calls Next, so the
+		// gap seen here may be short of the window by a scheduling delay.
+		if gap := r.at.Sub(prev.at); gap < window*3/4 {
+			t.Errorf("read %d began %v after read %d, which found %d records: want at least the window %v", i, gap, i-1, prev.found, window)
+		}
+	}
+	if windowed == 0 {
+		t.Fatalf("no read found part of a batch in %d reads", len(src.reads))
+	}
+	f.pub.mu.Lock()
+	defer f.pub.mu.Unlock()
+	var prev event.Cursor
+	for _, b := range f.pub.batches {
+		for _, rec := range b {
+			if rec.Prev != prev {
+				t.Errorf("%v published after %v, its Prev is %v", rec.Cursor, prev, rec.Prev)
+			}
+			prev = rec.Cursor
+		}
+	}
+}
+
+// TestRelayDrainsABacklogPastTheWindow: full batches and a commit after a
+// read that found nothing are read at once, even with a window of an hour.
+func TestRelayDrainsABacklogPastTheWindow(t *testing.T) {
+	f, _ := newTimedFixture(t, Config{BatchSize: 10, BatchWindow: time.Hour})
+	f.src.append(100)
+	f.run(t)
+	f.allPublishedOnce(t)
+	f.src.append(1) // read by the next poll: the read before found nothing
+	f.allPublishedOnce(t)
+}
+
+func TestWindowLeft(t *testing.T) {
+	r := &Relay{cfg: Config{BatchSize: 10, BatchWindow: 10 * time.Millisecond}}
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		found int
+		after time.Duration
+		want  time.Duration
+	}{
+		{found: 0, after: 0, want: 0},                                          // nothing found: at once
+		{found: 10, after: time.Millisecond, want: 0},                          // a full batch: at once
+		{found: 3, after: 4 * time.Millisecond, want: 6 * time.Millisecond},    // the rest of the window
+		{found: 9, after: 0, want: 10 * time.Millisecond},                      // all of it
+		{found: 1, after: 12 * time.Millisecond, want: 0},                      // window over
+		{found: 1, after: -time.Millisecond, want: 11 * time.Millisecond},      // a clock behind the read
+	} {
+		if got := r.windowLeft(at, c.found, at.Add(c.after)); got != c.want {
+			t.Errorf("windowLeft(found %d, %v after) = %v, want %v", c.found, c.after, got, c.want)
+		}
+	}
+	r.cfg.BatchWindow = -1
+	if got := r.windowLeft(at, 3, at); got != 0 {
+		t.Errorf("no window: %v, want 0", got)
+	}
+}
