@@ -40,6 +40,8 @@ type Conn struct {
 	lastErr error
 	changed chan struct{} // closed and replaced on every (re)connect or loss
 	done    chan struct{}
+
+	declaring sync.Mutex // one Declare at a time
 }
 
 // Dial connects to url and keeps the connection up until Close. The first
@@ -134,6 +136,21 @@ func (c *Conn) keep(conn *amqp.Connection) {
 
 // ErrDisconnected means the broker is not reachable right now.
 var ErrDisconnected = errors.New("rabbitmq: not connected")
+
+// Declare runs declare (a topology's idempotent declarations) on ch, one
+// declaration at a time on this connection. RabbitMQ answers a second
+// declaration of a quorum queue that another channel is still declaring as
+// soon as the queue is recorded, before its Raft member runs, and a consume
+// right after it then fails with noproc, which the broker turns into a
+// connection error (541 INTERNAL_ERROR, seen on 3.10 when every lane
+// consumer of a process subscribed at once on a fresh vhost): every channel
+// of the connection is lost and subscribes again. One at a time, a
+// declaration that finds the queue comes after the one that started it.
+func (c *Conn) Declare(ch *amqp.Channel, declare func(*amqp.Channel) error) error {
+	c.declaring.Lock()
+	defer c.declaring.Unlock()
+	return declare(ch)
+}
 
 // Channel opens a channel on the current connection.
 func (c *Conn) Channel() (*amqp.Channel, error) {

@@ -53,13 +53,15 @@ func NewPublisher(conn *Conn, opts ...PublisherOption) (*Publisher, error) {
 		}
 		// setup runs inside get, under p.mu.
 		p.returns = ch.NotifyReturn(make(chan amqp.Return, publishChunk))
-		if p.lanes > 0 {
-			if err := DeclareLanes(ch, p.lanes); err != nil {
-				return err
+		return conn.Declare(ch, func(ch *amqp.Channel) error {
+			if p.lanes > 0 {
+				if err := DeclareLanes(ch, p.lanes); err != nil {
+					return err
+				}
+				return DeclareSaga(ch)
 			}
-			return DeclareSaga(ch)
-		}
-		return DeclareTopology(ch)
+			return DeclareTopology(ch)
+		})
 	}}
 	return p, nil
 }

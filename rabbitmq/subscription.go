@@ -75,7 +75,7 @@ func (s *subscription) open(conn *Conn) (*session, func(), error) {
 	if sess.ch, err = conn.Channel(); err != nil {
 		return fail(err)
 	}
-	if err := s.declare(sess.ch); err != nil {
+	if err := conn.Declare(sess.ch, s.declare); err != nil {
 		return fail(err)
 	}
 	if err := sess.ch.Qos(s.prefetch, 0, false); err != nil {
