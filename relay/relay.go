@@ -346,30 +346,8 @@ func (r *Relay) lead(ctx context.Context) {
 	r.log.Debug("relay resuming", "tx", cur.Tx, "position", cur.Position)
 	defer r.startListening(ctx)()
 	saved := cur
-	// ahead is the batch after the one being published, read meanwhile: in
-	// a backlog the read then costs the drain nothing. Reading has no
-	// effect, so a batch read ahead of a failed publish is just dropped.
-	var ahead <-chan batch
-	defer func() {
-		if ahead != nil {
-			<-ahead
-		}
-	}()
-	// When the last read began and how many records it found, for
-	// BatchWindow.
-	var (
-		readAt   time.Time
-		found    int
-		readNext = func() ([]event.Record, error) {
-			if !r.wait(ctx, r.windowLeft(readAt, found, time.Now())) {
-				return nil, ctx.Err()
-			}
-			readAt = time.Now()
-			recs, err := r.src.Next(ctx, cur, r.cfg.BatchSize)
-			found = len(recs)
-			return recs, err
-		}
-	)
+	rd := &reader{r: r}
+	defer rd.drop()
 	for ctx.Err() == nil {
 		// A published batch is saved before the next is published: after a
 		// crash at most one batch is published twice. If saving fails, the
@@ -384,24 +362,7 @@ func (r *Relay) lead(ctx context.Context) {
 			}
 			saved = cur
 		}
-		var (
-			recs []event.Record
-			err  error
-		)
-		if ahead != nil {
-			got := <-ahead
-			ahead = nil
-			recs, err = got.recs, got.err
-			found = len(recs)
-			if err == nil && len(recs) == 0 {
-				// Read before the last publish ended: look again now
-				// (or once the window is over) rather than after a
-				// poll interval.
-				recs, err = readNext()
-			}
-		} else {
-			recs, err = readNext()
-		}
+		recs, err := rd.next(ctx, cur)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.fail("read", err)
@@ -415,13 +376,10 @@ func (r *Relay) lead(ctx context.Context) {
 			r.idle(ctx)
 			continue
 		}
-		delay := r.windowLeft(readAt, found, time.Now())
-		readAt = time.Now().Add(delay)
-		ahead = r.readAhead(ctx, recs[len(recs)-1].Cursor, delay)
+		rd.readAhead(ctx, recs[len(recs)-1].Cursor)
 		after := r.stamp(recs, lanes)
 		if err := r.publish(ctx, recs); err != nil {
-			<-ahead // it starts after a batch that was not published
-			ahead = nil
+			rd.drop() // it starts after a batch that was not published
 			if ctx.Err() == nil {
 				r.fail("publish", err)
 				r.sleep(ctx, b)
@@ -431,6 +389,64 @@ func (r *Relay) lead(ctx context.Context) {
 		cur, lanes = recs[len(recs)-1].Cursor, after
 		r.ok()
 		b.Reset()
+	}
+}
+
+// reader reads the log for lead. Each batch's successor is read while the
+// batch is published: in a backlog the read then costs the drain nothing,
+// and since reading has no effect, a batch read ahead of a failed publish
+// is just dropped. A read after one that found part of a batch waits out
+// BatchWindow.
+type reader struct {
+	r      *Relay
+	ahead  <-chan batch // the read ahead, if one is on its way
+	readAt time.Time    // when the last read began (or, read ahead, begins)
+	found  int          // how many records it found
+}
+
+// next returns the batch after cur: the one read ahead if there is one,
+// else (or when that came back empty, read before the last publish ended)
+// a fresh read, once the window allows it, rather than after a poll
+// interval.
+func (rd *reader) next(ctx context.Context, cur event.Cursor) ([]event.Record, error) {
+	if rd.ahead != nil {
+		got := <-rd.ahead
+		rd.ahead, rd.found = nil, len(got.recs)
+		if got.err != nil || len(got.recs) > 0 {
+			return got.recs, got.err
+		}
+	}
+	if !rd.r.wait(ctx, rd.r.windowLeft(rd.readAt, rd.found, time.Now())) {
+		return nil, ctx.Err()
+	}
+	rd.readAt = time.Now()
+	recs, err := rd.r.src.Next(ctx, cur, rd.r.cfg.BatchSize)
+	rd.found = len(recs)
+	return recs, err
+}
+
+// readAhead starts reading the batch after the cursor in the background,
+// once the window after the last read allows it.
+func (rd *reader) readAhead(ctx context.Context, after event.Cursor) {
+	delay := rd.r.windowLeft(rd.readAt, rd.found, time.Now())
+	rd.readAt = time.Now().Add(delay)
+	out := make(chan batch, 1)
+	go func() {
+		if !rd.r.wait(ctx, delay) {
+			out <- batch{nil, ctx.Err()}
+			return
+		}
+		recs, err := rd.r.src.Next(ctx, after, rd.r.cfg.BatchSize)
+		out <- batch{recs, err}
+	}()
+	rd.ahead = out
+}
+
+// drop waits for the read ahead, if any, and forgets it.
+func (rd *reader) drop() {
+	if rd.ahead != nil {
+		<-rd.ahead
+		rd.ahead = nil
 	}
 }
 
@@ -486,21 +502,6 @@ func (r *Relay) listen(ctx context.Context, l Listener) {
 type batch struct {
 	recs []event.Record
 	err  error
-}
-
-// readAhead reads the batch after the cursor in the background; the
-// channel holds its one answer.
-func (r *Relay) readAhead(ctx context.Context, after event.Cursor, delay time.Duration) <-chan batch {
-	out := make(chan batch, 1)
-	go func() {
-		if !r.wait(ctx, delay) {
-			out <- batch{nil, ctx.Err()}
-			return
-		}
-		recs, err := r.src.Next(ctx, after, r.cfg.BatchSize)
-		out <- batch{recs, err}
-	}()
-	return out
 }
 
 // windowLeft is how long the next read waits: what is left of BatchWindow
