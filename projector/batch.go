@@ -149,8 +149,10 @@ func (b *batch) run(ctx context.Context) error {
 // declares, or one that touches a parked document, becomes a dead letter
 // with the reason instead.
 func (b *batch) admit(ctx context.Context) ([]item, error) {
-	var live []item
-	var check []Ref
+	// Sized for the whole batch: an item is a few hundred bytes, and a
+	// batch of a backlog is a thousand of them.
+	live := make([]item, 0, len(b.items))
+	check := make([]Ref, 0, len(b.items))
 	for _, it := range b.items {
 		e := it.rec.Envelope
 		own, ok := ownRef(e)
@@ -169,7 +171,7 @@ func (b *batch) admit(ctx context.Context) ([]item, error) {
 	if err != nil {
 		return nil, err
 	}
-	kept := live[:0:0]
+	kept := live[:0] // filtered in place: nothing else holds live
 	for _, it := range live {
 		own, _ := ownRef(it.rec.Envelope)
 		if r, ok := firstParked(refsOf(it, own), parked); ok {

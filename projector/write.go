@@ -15,6 +15,11 @@ type pending struct {
 	evIdx   []int  // item idx of each event document, -1 for documents
 }
 
+// newPending has room for n writes.
+func newPending(n int) pending {
+	return pending{writes: make([]Write, 0, n), targets: make([]*doc, 0, n), evIdx: make([]int, 0, n)}
+}
+
 func (w *pending) add(x Write, d *doc, idx int) {
 	w.writes, w.targets, w.evIdx = append(w.writes, x), append(w.targets, d), append(w.evIdx, idx)
 }
@@ -56,9 +61,16 @@ func (b *batch) write(ctx context.Context, items []item, which func(*doc) bool) 
 // collect lists the writes of the changed documents which selects and of
 // the event documents of items that are neither poisoned nor dead.
 func (b *batch) collect(items []item, which func(*doc) bool) (pending, error) {
-	var todo pending
+	selected := func(d *doc) bool { return d.changed && d.refused == "" && which(d) }
+	n := len(items)
 	for _, d := range b.order {
-		if !d.changed || d.refused != "" || !which(d) {
+		if selected(d) {
+			n++
+		}
+	}
+	todo := newPending(n)
+	for _, d := range b.order {
+		if !selected(d) {
 			continue
 		}
 		w, err := d.write()
@@ -67,7 +79,7 @@ func (b *batch) collect(items []item, which func(*doc) bool) (pending, error) {
 		}
 		todo.add(w, d, -1)
 	}
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(items))
 	for _, it := range items {
 		id := it.rec.Envelope.ID
 		_, bad := b.poisoned[it.idx]
