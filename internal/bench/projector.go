@@ -56,7 +56,7 @@ func Projector(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, e
 	if err != nil {
 		return nil, err
 	}
-	rawA, err := pb.rawBulk(ctx, projPrefix, n, "a")
+	rawA, err := pb.ceiling(ctx, projPrefix, n, "a")
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func Projector(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, e
 	if err != nil {
 		return nil, err
 	}
-	rawB, err := pb.rawBulk(ctx, projPrefix, n, "b")
+	rawB, err := pb.ceiling(ctx, projPrefix, n, "b")
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func Projector(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, e
 	// writes: took also holds the indices' creation, refreshes and swap.
 	replay := time.Duration(float64(events) / max(rebuildRate, 1e-9) * float64(time.Second))
 	pb.say("rebuilt %d events in %s, %s of it replaying: %.0f events/s", events, took.Round(time.Millisecond), replay.Round(time.Millisecond), rebuildRate)
-	rawC, err := pb.rawBulk(ctx, projPrefix, n, "c")
+	rawC, err := pb.ceiling(ctx, projPrefix, n, "c")
 	if err != nil {
 		return nil, err
 	}
@@ -175,11 +175,11 @@ func (pb projectorBench) waitDrained(ctx context.Context, p *projector.Projector
 	return nil
 }
 
-// rawBulk is the ceiling: it copies every document under from (what the
+// ceiling is the raw bulk: it copies every document under from (what the
 // n events produced) into fresh indices of their own with plain bulk index
 // requests, times the writing alone, drops those indices again and returns
 // events per second.
-func (pb projectorBench) rawBulk(ctx context.Context, from string, n int, name string) (float64, error) {
+func (pb projectorBench) ceiling(ctx context.Context, from string, n int, name string) (float64, error) {
 	to := pb.st.IndexPrefix + "-bench-raw-" + name + "-" + pb.tag
 	defer deleteIndices(pb.env, to)
 	took, docs, err := rawBulk(ctx, pb.env, from, to, pb.st.Refresh)
