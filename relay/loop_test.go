@@ -148,11 +148,26 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
+	return newFixtureReading(t, cfg, nil)
+}
+
+// newFixtureReading is newFixture with the relay reading the log through
+// through(src) when through is set. A BacklogInterval set in cfg is kept
+// (else 5ms).
+func newFixtureReading(t *testing.T, cfg Config, through func(*memSource) Source) *fixture {
+	t.Helper()
 	pub := &memPublisher{count: map[event.Cursor]int{}}
 	src := &memSource{published: pub.published}
+	var read Source = src
+	if through != nil {
+		read = through(src)
+	}
 	reg := prometheus.NewRegistry()
-	cfg.PollInterval, cfg.MaxBackoff, cfg.BacklogInterval = time.Millisecond, 5*time.Millisecond, 5*time.Millisecond
-	r, err := New(src, pub, cfg, slog.New(slog.DiscardHandler), reg)
+	cfg.PollInterval, cfg.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	if cfg.BacklogInterval == 0 {
+		cfg.BacklogInterval = 5 * time.Millisecond
+	}
+	r, err := New(read, pub, cfg, slog.New(slog.DiscardHandler), reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,9 @@ package relay
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/splitstream/splitstream/event"
 )
@@ -33,16 +30,17 @@ func (s *timedSource) Next(ctx context.Context, after event.Cursor, limit int) (
 	return recs, err
 }
 
+// newTimedFixture is a fixture whose relay reads through a timedSource.
+// The backlog gauge's reads are kept out of it (an interval of an hour).
 func newTimedFixture(t *testing.T, cfg Config) (*fixture, *timedSource) {
 	t.Helper()
-	pub := &memPublisher{count: map[event.Cursor]int{}}
-	src := &timedSource{memSource: &memSource{published: pub.published}}
-	cfg.PollInterval, cfg.MaxBackoff, cfg.BacklogInterval = time.Millisecond, 5*time.Millisecond, time.Hour
-	r, err := New(src, pub, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{src: src.memSource, pub: pub, r: r}, src
+	var src *timedSource
+	cfg.BacklogInterval = time.Hour
+	f := newFixtureReading(t, cfg, func(m *memSource) Source {
+		src = &timedSource{memSource: m}
+		return src
+	})
+	return f, src
 }
 
 // TestRelayWindowsASteadyStream: under a stream of one commit a
