@@ -241,7 +241,7 @@ func (p *Projector) Handle(ctx context.Context, msgs []Message) ([]Verdict, erro
 type link struct{ cur, prev event.Cursor }
 
 // commit records a durable batch: the watermark passes the records done,
-// the checkpoint follows it, and a notice announces the batch. Its one
+// a notice announces the batch, and the checkpoint follows. Its one
 // error is ErrDeposed: a lane projector that lost its lease.
 func (p *Projector) commit(ctx context.Context, b *batch, done []link) error {
 	now := p.cfg.Now()
@@ -267,14 +267,17 @@ func (p *Projector) commit(ctx context.Context, b *batch, done []link) error {
 	due := p.lane == nil || p.cfg.EventLog == nil || now.Sub(p.cpWritten) >= p.cfg.CheckpointEvery
 	p.mu.Unlock()
 
-	if due {
-		if err := p.saveCheckpoint(ctx); err != nil {
-			return err
-		}
-	}
+	// The notice goes first: what it announces is durable already, and
+	// readers (consistentWith, subscriptions, the read cache) need not wait
+	// for the checkpoint's write, which is the projector's own restart
+	// point. A lane projector announces under the lease it checked before
+	// the batch; its checkpoint write is fenced by the epoch.
 	n := p.notify(Notice{Changes: b.changes(), Watermark: wm, At: now})
 	if len(n.Changes) > 0 || moved {
 		p.publish(ctx, n)
+	}
+	if due {
+		return p.saveCheckpoint(ctx)
 	}
 	return nil
 }
