@@ -192,37 +192,14 @@ func (slowHandler) Consuming(bool)       {}
 // the mean batch size: handing a batch over once nothing is ready must
 // still fill batches while a backlog streams in.
 func BenchmarkBacklogDrain(b *testing.B) {
-	amqpURL := testenv.RabbitMQ(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := testenv.Logger(b)
-	conn, err := rabbitmq.Dial(ctx, amqpURL, "bench-drain", log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := rabbitmq.DeclareProjector(ch); err != nil {
-		b.Fatal(err)
-	}
-	_ = ch.Close()
-	pub, err := rabbitmq.NewPublisher(conn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pub.Close()
 	records := make([]event.Record, b.N)
 	for i := range records {
 		records[i] = orderRecord(i+1, "o-1", event.OrderPlaced{}.EventType(), i+1)
 	}
-	for i := 0; i < b.N; i += 1000 {
-		if err := pub.Publish(ctx, records[i:min(i+1000, b.N)]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	conn := publishedBacklog(ctx, b, "bench-drain", rabbitmq.DeclareProjector, records)
 	h := slowHandler{cost: 5 * time.Millisecond, handled: make(chan int, 1024)}
 	c, err := rabbitmq.NewProjectorConsumer(conn, h, rabbitmq.ConsumerConfig{Log: log})
 	if err != nil {
@@ -241,4 +218,36 @@ func BenchmarkBacklogDrain(b *testing.B) {
 	stop()
 	<-done
 	b.ReportMetric(float64(got)/float64(batches), "msgs/batch")
+}
+
+// publishedBacklog connects to a fresh vhost, declares its topology with
+// declare and publishes records there, a thousand at a time, with
+// confirms: the backlog a drain benchmark then consumes on the connection
+// it returns (closed when b ends).
+func publishedBacklog(ctx context.Context, b *testing.B, name string, declare func(*amqp.Channel) error, records []event.Record) *rabbitmq.Conn {
+	b.Helper()
+	conn, err := rabbitmq.Dial(ctx, testenv.RabbitMQ(b), name, testenv.Logger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(conn.Close)
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := declare(ch); err != nil {
+		b.Fatal(err)
+	}
+	_ = ch.Close()
+	pub, err := rabbitmq.NewPublisher(conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	for i := 0; i < len(records); i += 1000 {
+		if err := pub.Publish(ctx, records[i:min(i+1000, len(records))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return conn
 }
