@@ -275,3 +275,38 @@ func TestLaneProgressShowsOnTheParentsMetrics(t *testing.T) {
 		t.Errorf("parent's lag in positions %v, want > 0 while the lane's records wait", lag)
 	}
 }
+
+// A batch's notice goes out before its checkpoint is written, with and
+// without lanes: readers waiting for the batch do not wait for the write
+// of the projector's restart point.
+func TestNoticeGoesOutBeforeTheCheckpointWrite(t *testing.T) {
+	for _, lanes := range []int{0, 2} {
+		f := newFixture(t, nil)
+		rec := f.log.add(t, "p1", created("p1"))
+		var before []int // notices out when each checkpoint write began
+		f.store.failWrite = func(_ int, ws []Write) ([]*WriteResult, error) {
+			if len(ws) == 1 && ws[0].Ref.Kind == query.Checkpoints.Name {
+				f.notices.mu.Lock()
+				before = append(before, len(f.notices.got))
+				f.notices.mu.Unlock()
+			}
+			return nil, nil
+		}
+		h, msgs := f.p, []Message{{Record: rec, Chained: true}}
+		if lanes > 0 {
+			lane := query.LaneOfEnvelope(rec.Envelope, lanes)
+			msgs = laneMsgs([]event.Record{rec}, lane, lanes)
+			var err error
+			if h, err = f.p.ForLane(lane, lanes, 1, func() bool { return true }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := h.Handle(context.Background(), msgs); err != nil {
+			t.Fatal(err)
+		}
+		// A lane's first write of its checkpoint is the claim, on resuming.
+		if len(before) == 0 || before[len(before)-1] != 1 {
+			t.Fatalf("%d lanes: notices out at each checkpoint write %v, want the batch's one after its notice", lanes, before)
+		}
+	}
+}
