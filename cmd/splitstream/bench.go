@@ -32,7 +32,7 @@ func benchFlags(fs *flag.FlagSet) func(context.Context, *app) error {
 // benchStack is the process's servers and its rebuild, for the bench.
 func (a *app) benchStack() bench.Stack {
 	return bench.Stack{
-		DatabaseURL: a.cfg.DatabaseURL, AMQPURL: a.cfg.AMQPURL, JWTSecret: a.cfg.JWTSecret,
+		DatabaseURL: a.cfg.DatabaseURL, AMQPURL: a.cfg.AMQPURL, ElasticsearchURL: a.cfg.ElasticsearchURL, JWTSecret: a.cfg.JWTSecret,
 		IndexPrefix: a.cfg.IndexPrefix, Refresh: a.cfg.RefreshInterval, Log: a.log,
 		Postgres: a.postgres, Elasticsearch: a.elasticsearch,
 		Rebuild: func(ctx context.Context, pool *pgxpool.Pool, es *elasticsearch.Client, prefix string, progress io.Writer) (int64, time.Duration, float64, error) {

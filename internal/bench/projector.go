@@ -44,12 +44,11 @@ func Projector(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, e
 		return nil, err
 	}
 	n = len(records)
-	// The drain as the projector role runs it: lanes, one member, then two.
-	// Each of them and the rebuild is compared with the plain bulks of the
-	// same documents measured just before and after it (after, for the
-	// first drain, whose documents the bulks copy), not with one bulk
-	// further away: on a shared VM the same work costs up to a third more
-	// from one minute to the next.
+	// The drain as the projector role runs it (lanes; one member, then two,
+	// in this process; then projector processes), and the rebuild, each
+	// beside the plain bulks of the same documents just before and after it
+	// (after, for the first drain, whose documents the bulks copy): on a
+	// shared VM the same work costs up to a third more a minute later.
 	projPrefix := st.IndexPrefix + "-bench-proj-" + pb.tag
 	defer deleteIndices(env, projPrefix)
 	drainRate, err := pb.drainLanes(ctx, pool, records, projPrefix, 1)
@@ -70,6 +69,10 @@ func Projector(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, e
 	if err != nil {
 		return nil, err
 	}
+	procRates, rawD, err := pb.processDrains(ctx, records, projPrefix, rawB)
+	if err != nil {
+		return nil, err
+	}
 
 	// The rebuild, from Postgres, into a scratch prefix.
 	rebPrefix := st.IndexPrefix + "-bench-rebuild-" + pb.tag
@@ -87,12 +90,44 @@ func Projector(ctx context.Context, st Stack, env Env, mgmt string) ([]Result, e
 	if err != nil {
 		return nil, err
 	}
-	pb.say("ceilings: %.0f after one member, %.0f after two, %.0f after the rebuild (events/s)", rawA, rawB, rawC)
-	return []Result{
+	if env.Quick {
+		pb.say("ceilings: %.0f after one member, %.0f after two, %.0f after the rebuild (events/s); projector processes: full bench only", rawA, rawB, rawC)
+	} else {
+		pb.say("ceilings: %.0f after one member, %.0f after two, %.0f after the processes, %.0f after the rebuild (events/s)", rawA, rawB, rawD, rawC)
+	}
+	out := []Result{
 		Rate("projector.drain.members1", drainRate, rawA, "events/s", 0.8),
 		Rate("projector.drain.members2", drain2Rate, (rawA+rawB)/2, "events/s", 0.8),
-		Rate("projector.rebuild", rebuildRate, (rawB+rawC)/2, "events/s", 0.8),
-	}, nil
+	}
+	if len(procRates) == 2 {
+		out = append(out,
+			Rate("projector.drain.processes1", procRates[0], (rawB+rawD)/2, "events/s", 0.8),
+			Rate("projector.drain.processes2", procRates[1], rawD, "events/s", 0.8))
+	}
+	return append(out, Rate("projector.rebuild", rebuildRate, (rawD+rawC)/2, "events/s", 0.8)), nil
+}
+
+// processDrains drains the backlog with projector processes of this
+// binary, one and then two, and times the raw bulk after them (rawB, the
+// one before, stands in with --quick). Not with --quick: its backlog is
+// drained before a second process has its share of the lanes (a member
+// that joins takes a lease round or two, 1-2 s).
+func (pb projectorBench) processDrains(ctx context.Context, records []event.Record, projPrefix string, rawB float64) ([]float64, float64, error) {
+	if pb.env.Quick {
+		return nil, rawB, nil
+	}
+	var rates []float64
+	for procs := 1; procs <= 2; procs++ {
+		prefix := fmt.Sprintf("%s-bench-procs%d-%s", pb.st.IndexPrefix, procs, pb.tag)
+		rate, err := pb.drainProcesses(ctx, records, prefix, procs)
+		deleteIndices(pb.env, prefix)
+		if err != nil {
+			return nil, 0, err
+		}
+		rates = append(rates, rate)
+	}
+	rawD, err := pb.ceiling(ctx, projPrefix, len(records), "d")
+	return rates, rawD, err
 }
 
 // projectorBench holds what the steps of the projector suite share.

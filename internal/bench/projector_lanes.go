@@ -75,42 +75,18 @@ func atOrBelow(cs []event.Cursor, at event.Cursor) int {
 // drainLanes publishes records, stamped for benchLanes lanes, as a backlog
 // on a scratch vhost and drains it with members projector members as the
 // projector role runs them (leases in a scratch database, one consumer per
-// held lane, each member on a connection of its own). It returns events
-// per second from the moment every lane is held by its member of the
-// balanced assignment to the moment every lane's watermark, as its
-// notices announce it, reaches its last record.
+// held lane, each member on a connection of its own), in this process. It
+// returns events per second from the moment every lane is held by its
+// member of the balanced assignment to the moment every lane's watermark,
+// as its notices announce it, reaches its last record.
 func (pb projectorBench) drainLanes(ctx context.Context, pool *pgxpool.Pool, records []event.Record, prefix string, members int) (float64, error) {
-	backlog := stampLanes(records, benchLanes)
-	vhost := fmt.Sprintf("splitstream-bench-%s-lanes%d", pb.tag, members)
-	conn, drop, err := scratchVhost(ctx, pb.st, pb.mgmt, vhost, "splitstream-bench")
+	st, err := pb.stage(ctx, records, prefix, fmt.Sprintf("lanes%d", members))
 	if err != nil {
 		return 0, err
 	}
-	defer drop()
-	if err := pb.publishLanes(ctx, conn, backlog.records); err != nil {
-		return 0, err
-	}
-	dbURL, dropDB, err := scratchDatabase(ctx, pb.st.DatabaseURL, fmt.Sprintf("splitstream_bench_%s_lanes%d", pb.tag, members))
-	if err != nil {
-		return 0, err
-	}
-	defer dropDB()
-	leasePool, err := postgres.Open(ctx, dbURL, 4)
-	if err != nil {
-		return 0, err
-	}
-	defer leasePool.Close()
-	if err := postgres.Migrate(ctx, leasePool, pb.st.Log); err != nil {
-		return 0, err
-	}
-	if err := postgres.CheckLanes(ctx, leasePool, benchLanes); err != nil {
-		return 0, err
-	}
-	if err := elastic.NewIndices(pb.env.ES, prefix, pb.st.Refresh).Ensure(ctx); err != nil {
-		return 0, err
-	}
+	defer st.close()
 	notices := newAnnounced(benchLanes)
-	runs, err := pb.laneMembers(ctx, pool, leasePool, vhost, prefix, members, notices)
+	runs, err := pb.laneMembers(ctx, pool, st.leasePool, st.vhost, prefix, members, notices)
 	if err != nil {
 		return 0, err
 	}
@@ -126,7 +102,63 @@ func (pb projectorBench) drainLanes(ctx context.Context, pool *pgxpool.Pool, rec
 			m.conn.Close()
 		}
 	}()
-	return pb.waitLanesDrained(ctx, runs, backlog, prefix, notices)
+	label := fmt.Sprintf("%d members", len(runs))
+	return pb.waitLanesDrained(ctx, label, func() (bool, error) { return balanced(runs), nil }, st.backlog, prefix, notices)
+}
+
+// laneStage is what a drain runs on: a scratch vhost holding the backlog
+// in its lane queues, a scratch database for the leases, fresh indices.
+type laneStage struct {
+	vhost     string
+	conn      *rabbitmq.Conn // on vhost
+	dbURL     string
+	leasePool *pgxpool.Pool
+	backlog   laneBacklog
+	undo      []func()
+}
+
+// stage sets a drain's scratch resources up, named by name, and publishes
+// records there stamped for benchLanes lanes.
+func (pb projectorBench) stage(ctx context.Context, records []event.Record, prefix, name string) (*laneStage, error) {
+	st := &laneStage{backlog: stampLanes(records, benchLanes), vhost: fmt.Sprintf("splitstream-bench-%s-%s", pb.tag, name)}
+	fail := func(err error) (*laneStage, error) {
+		st.close()
+		return nil, err
+	}
+	conn, drop, err := scratchVhost(ctx, pb.st, pb.mgmt, st.vhost, "splitstream-bench")
+	if err != nil {
+		return nil, err
+	}
+	st.conn, st.undo = conn, append(st.undo, drop)
+	if err := pb.publishLanes(ctx, conn, st.backlog.records); err != nil {
+		return fail(err)
+	}
+	dbURL, dropDB, err := scratchDatabase(ctx, pb.st.DatabaseURL, fmt.Sprintf("splitstream_bench_%s_%s", pb.tag, name))
+	if err != nil {
+		return fail(err)
+	}
+	st.dbURL, st.undo = dbURL, append(st.undo, dropDB)
+	if st.leasePool, err = postgres.Open(ctx, dbURL, 4); err != nil {
+		return fail(err)
+	}
+	st.undo = append(st.undo, st.leasePool.Close)
+	if err := postgres.Migrate(ctx, st.leasePool, pb.st.Log); err != nil {
+		return fail(err)
+	}
+	if err := postgres.CheckLanes(ctx, st.leasePool, benchLanes); err != nil {
+		return fail(err)
+	}
+	if err := elastic.NewIndices(pb.env.ES, prefix, pb.st.Refresh).Ensure(ctx); err != nil {
+		return fail(err)
+	}
+	return st, nil
+}
+
+// close undoes stage, last step first.
+func (st *laneStage) close() {
+	for i := len(st.undo) - 1; i >= 0; i-- {
+		st.undo[i]()
+	}
 }
 
 func (pb projectorBench) publishLanes(ctx context.Context, conn *rabbitmq.Conn, records []event.Record) error {
@@ -266,9 +298,10 @@ func balanced(runs []laneMember) bool {
 	return true
 }
 
-// waitLanesDrained times the drain from the balanced assignment to the
-// last record of every lane.
-func (pb projectorBench) waitLanesDrained(ctx context.Context, runs []laneMember, backlog laneBacklog, prefix string, notices *announced) (float64, error) {
+// waitLanesDrained times the drain from the moment isBalanced first says
+// every lane is held as the balanced assignment wants to the last record
+// of every lane; who drains is named by label ("2 members").
+func (pb projectorBench) waitLanesDrained(ctx context.Context, label string, isBalanced func() (bool, error), backlog laneBacklog, prefix string, notices *announced) (float64, error) {
 	searcher := elastic.NewSearcher(pb.env.ES, prefix)
 	// A lane is as far as its checkpoint (what an earlier run left) or its
 	// notices say, whichever is further.
@@ -295,9 +328,15 @@ func (pb projectorBench) waitLanesDrained(ctx context.Context, runs []laneMember
 			return 0, err
 		}
 		done := backlog.done(cps)
-		if start.IsZero() && balanced(runs) {
-			start, startDone = time.Now(), done
-			pb.say("%d members hold their lanes after %s, %d of %d events already applied", len(runs), start.Sub(begin).Round(time.Millisecond), done, n)
+		if start.IsZero() {
+			ok, err := isBalanced()
+			if err != nil {
+				return 0, err
+			}
+			if ok {
+				start, startDone = time.Now(), done
+				pb.say("%s hold their lanes after %s, %d of %d events already applied", label, start.Sub(begin).Round(time.Millisecond), done, n)
+			}
 		}
 		if done == n {
 			if start.IsZero() || n-startDone < n/2 {
@@ -305,12 +344,12 @@ func (pb projectorBench) waitLanesDrained(ctx context.Context, runs []laneMember
 			}
 			took := time.Since(start)
 			rate := float64(n-startDone) / took.Seconds()
-			pb.say("%d members drained %d events in %s: %.0f events/s", len(runs), n-startDone, took.Round(time.Millisecond), rate)
+			pb.say("%s drained %d events in %s: %.0f events/s", label, n-startDone, took.Round(time.Millisecond), rate)
 			return rate, nil
 		}
 		if time.Since(lastSay) > 2*time.Second {
 			lastSay = time.Now()
-			pb.say("draining with %d members: %d of %d events", len(runs), done, n)
+			pb.say("draining with %s: %d of %d events", label, done, n)
 		}
 		if time.Since(begin) > 15*time.Minute {
 			return 0, fmt.Errorf("backlog not drained in 15 minutes (%d of %d)", done, n)

@@ -42,10 +42,13 @@ var standalone = []string{"command-history"}
 type Stack struct {
 	DatabaseURL string // scratch databases are made on this server
 	AMQPURL     string // scratch vhosts are made on this broker, for this user
-	JWTSecret   string // the bench mints itself an admin token from it; "" goes anonymous
-	IndexPrefix string
-	Refresh     time.Duration
-	Log         *slog.Logger
+	// ElasticsearchURL is handed to the projector processes the projector
+	// suite starts (projector_procs.go).
+	ElasticsearchURL string
+	JWTSecret        string // the bench mints itself an admin token from it; "" goes anonymous
+	IndexPrefix      string
+	Refresh          time.Duration
+	Log              *slog.Logger
 
 	Postgres      func(context.Context) (*pgxpool.Pool, error)
 	Elasticsearch func(context.Context) (*elasticsearch.Client, error)
@@ -83,7 +86,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 		traced:       fs.Bool("tracing", false, "write and projector also run with tracing on (a no-op exporter behind the batch span processor) beside off"),
 		relayBacklog: fs.Int("relay-backlog", 100_000, "events in the relay suite's backlog (1000 to 10000000)"),
 		queryMetrics: fs.String("query-metrics-url", "http://127.0.0.1:8070/metrics", "the query instance's /metrics (admin listener): the subscriptions suite reads its resident memory and goroutines before and after opening the subscribers; empty or unreachable: not measured"),
-		cpuProfile:   fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (the projector and relay suites run those roles inside it)"),
+		cpuProfile:   fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (the projector suite's member drains and the relay suite run those roles inside it; its projector processes are apart)"),
 		subscribers:  fs.Int("subscribers", 1000, "WebSocket subscribers the subscriptions suite opens on the query instance, one connection each (100 to 50000; above about 4000 start the stack with SPLITSTREAM_HTTP_MAX_CONNS raised)"),
 	}
 }
