@@ -64,6 +64,9 @@ func (pb projectorBench) drainProcesses(ctx context.Context, records []event.Rec
 	env := append(os.Environ(), "DATABASE_URL="+st.dbURL, "AMQP_URL="+amqpURL.String(),
 		"ELASTICSEARCH_URL="+pb.st.ElasticsearchURL, "SPLITSTREAM_INDEX_PREFIX="+prefix,
 		"SPLITSTREAM_PROJECTOR_LANES="+strconv.Itoa(benchLanes), "SPLITSTREAM_ADMIN_ADDR=127.0.0.1:0")
+	// A process that ends before it is stopped ends the drain at once.
+	dctx, died := context.WithCancelCause(ctx)
+	defer died(nil)
 	var logs []string
 	for i := range procs {
 		logPath := filepath.Join(os.TempDir(), fmt.Sprintf("splitstream-bench-%s-projector-%d-of-%d.log", pb.tag, i+1, procs))
@@ -78,14 +81,23 @@ func (pb projectorBench) drainProcesses(ctx context.Context, records []event.Rec
 			return 0, fmt.Errorf("start projector process: %w", err)
 		}
 		logs = append(logs, logPath)
-		defer stopProcess(cmd)
+		exited := make(chan struct{})
+		go func() {
+			err := cmd.Wait()
+			close(exited)
+			died(fmt.Errorf("projector process %d of %d ended: %v", i+1, procs, err))
+		}()
+		defer stopProcess(cmd, exited)
 	}
 	label := "1 projector process"
 	if procs > 1 {
 		label = fmt.Sprintf("%d projector processes", procs)
 	}
-	rate, err := pb.waitLanesDrained(ctx, label, func() (bool, error) { return leasesBalanced(ctx, st.leasePool, procs) }, st.backlog, prefix, notices)
+	rate, err := pb.waitLanesDrained(dctx, label, func() (bool, error) { return leasesBalanced(dctx, st.leasePool, procs) }, st.backlog, prefix, notices)
 	if err != nil {
+		if cause := context.Cause(dctx); cause != nil && ctx.Err() == nil {
+			err = cause
+		}
 		return 0, fmt.Errorf("%w (the processes' logs: %v)", err, logs)
 	}
 	for _, l := range logs {
@@ -110,15 +122,13 @@ func leasesBalanced(ctx context.Context, pool *pgxpool.Pool, procs int) (bool, e
 }
 
 // stopProcess ends a projector process as an orchestrator would (SIGTERM,
-// then SIGKILL after 10 s) and waits for it.
-func stopProcess(cmd *exec.Cmd) {
+// then SIGKILL after 10 s) and waits until exited is closed.
+func stopProcess(cmd *exec.Cmd, exited <-chan struct{}) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-exited:
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
-		<-done
+		<-exited
 	}
 }
