@@ -86,7 +86,7 @@ func (pb projectorBench) drainLanes(ctx context.Context, pool *pgxpool.Pool, rec
 	}
 	defer st.close()
 	notices := newAnnounced(benchLanes)
-	runs, err := pb.laneMembers(ctx, pool, st.leasePool, st.vhost, prefix, members, notices)
+	runs, err := pb.laneMembers(ctx, pool, st.leasePool, st.amqpURL, prefix, members, notices)
 	if err != nil {
 		return 0, err
 	}
@@ -110,6 +110,7 @@ func (pb projectorBench) drainLanes(ctx context.Context, pool *pgxpool.Pool, rec
 // in its lane queues, a scratch database for the leases, fresh indices.
 type laneStage struct {
 	vhost     string
+	amqpURL   string         // the broker's URL on vhost
 	conn      *rabbitmq.Conn // on vhost
 	dbURL     string
 	leasePool *pgxpool.Pool
@@ -130,6 +131,11 @@ func (pb projectorBench) stage(ctx context.Context, records []event.Record, pref
 		return nil, err
 	}
 	st.conn, st.undo = conn, append(st.undo, drop)
+	u, err := url.Parse(pb.st.AMQPURL)
+	if err != nil {
+		return fail(err)
+	}
+	st.amqpURL = onVhost(u, st.vhost)
 	if err := pb.publishLanes(ctx, conn, st.backlog.records); err != nil {
 		return fail(err)
 	}
@@ -215,7 +221,7 @@ func (a *announced) at() []event.Cursor {
 // laneMembers builds the members, each with its own connection, projector,
 // leases and lane consumers, and has each say it is alive before any
 // starts, so that their first round already spreads the lanes.
-func (pb projectorBench) laneMembers(ctx context.Context, pool, leasePool *pgxpool.Pool, vhost, prefix string, n int, notices projector.NoticePublisher) ([]laneMember, error) {
+func (pb projectorBench) laneMembers(ctx context.Context, pool, leasePool *pgxpool.Pool, amqpURL, prefix string, n int, notices projector.NoticePublisher) ([]laneMember, error) {
 	history, err := postgres.NewEventStore(pool)
 	if err != nil {
 		return nil, err
@@ -224,11 +230,6 @@ func (pb projectorBench) laneMembers(ctx context.Context, pool, leasePool *pgxpo
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(pb.st.AMQPURL)
-	if err != nil {
-		return nil, err
-	}
-	u.Path = "/" + vhost
 	var out []laneMember
 	fail := func(err error) ([]laneMember, error) {
 		for _, m := range out {
@@ -238,7 +239,7 @@ func (pb projectorBench) laneMembers(ctx context.Context, pool, leasePool *pgxpo
 	}
 	for i := range n {
 		m := laneMember{name: fmt.Sprintf("bench-member-%d", i)}
-		if m.conn, err = rabbitmq.Dial(ctx, u.String(), m.name, pb.st.Log); err != nil {
+		if m.conn, err = rabbitmq.Dial(ctx, amqpURL, m.name, pb.st.Log); err != nil {
 			return fail(err)
 		}
 		out = append(out, m)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,31 +37,24 @@ func (pb projectorBench) drainProcesses(ctx context.Context, records []event.Rec
 	defer st.close()
 	notices := newAnnounced(benchLanes)
 	nctx, stopNotices := context.WithCancel(ctx)
-	defer stopNotices()
-	bound := make(chan struct{})
+	bound, consumed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	go func() {
+		defer close(consumed)
 		_ = rabbitmq.ConsumeNotices(nctx, st.conn, pb.st.Log, func(ctx context.Context, n projector.Notice) { _ = notices.PublishNotice(ctx, n) },
 			rabbitmq.OnNoticeStream(func(up bool) {
 				if up {
-					select {
-					case <-bound:
-					default:
-						close(bound)
-					}
+					once.Do(func() { close(bound) })
 				}
 			}))
 	}()
+	defer func() { stopNotices(); <-consumed }()
 	select {
 	case <-bound:
 	case <-time.After(30 * time.Second):
 		return 0, errors.New("the notice queue was not bound within 30s")
 	}
-	amqpURL, err := url.Parse(pb.st.AMQPURL)
-	if err != nil {
-		return 0, err
-	}
-	amqpURL.Path = "/" + st.vhost
-	env := append(os.Environ(), "DATABASE_URL="+st.dbURL, "AMQP_URL="+amqpURL.String(),
+	env := append(os.Environ(), "DATABASE_URL="+st.dbURL, "AMQP_URL="+st.amqpURL,
 		"ELASTICSEARCH_URL="+pb.st.ElasticsearchURL, "SPLITSTREAM_INDEX_PREFIX="+prefix,
 		"SPLITSTREAM_PROJECTOR_LANES="+strconv.Itoa(benchLanes), "SPLITSTREAM_ADMIN_ADDR=127.0.0.1:0")
 	// A process that ends before it is stopped ends the drain at once.

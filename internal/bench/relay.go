@@ -176,14 +176,20 @@ func scratchVhost(ctx context.Context, st Stack, mgmt, vhost, client string) (*r
 		drop()
 		return nil, nil, err
 	}
-	u.Path = "/" + vhost
-	conn, err := rabbitmq.Dial(ctx, u.String(), client, st.Log)
+	conn, err := rabbitmq.Dial(ctx, onVhost(u, vhost), client, st.Log)
 	if err != nil {
 		drop()
 		return nil, nil, err
 	}
 	var once sync.Once
 	return conn, func() { once.Do(func() { conn.Close(); drop() }) }, nil
+}
+
+// onVhost is the broker URL u with its vhost set to vhost.
+func onVhost(u *url.URL, vhost string) string {
+	v := *u
+	v.Path = "/" + vhost
+	return v.String()
 }
 
 // ceiling publishes msgs on a confirm-mode channel into the relay's
