@@ -152,7 +152,8 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 }
 
 // newFixtureReading is newFixture with the relay reading the log through
-// through(src) when through is set. A BacklogInterval set in cfg is kept
+// the Source that through returns for the fixture's memSource, when
+// through is set. A BacklogInterval set in cfg is kept
 // (else 5ms).
 func newFixtureReading(t *testing.T, cfg Config, through func(*memSource) Source) *fixture {
 	t.Helper()

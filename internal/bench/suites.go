@@ -528,8 +528,8 @@ func settle(ctx context.Context, e Env) error {
 	}
 }
 
-// quiet waits, up to a minute, until Elasticsearch has indexed nothing and
-// merged nothing for a second: the marker is in one lane, and the other
+// quiet waits, up to a minute, until Elasticsearch (every node of it) has
+// indexed nothing and merged nothing for a second: the marker is in one lane, and the other
 // lanes may still be writing what an earlier suite left, or the node still
 // merging its segments, and a latency "at low load" should not be theirs.
 func quiet(ctx context.Context, e Env) error {
@@ -552,7 +552,7 @@ func quiet(ctx context.Context, e Env) error {
 				} `json:"indices"`
 			} `json:"nodes"`
 		}
-		if err := elastic.Do(ctx, e.ES, http.MethodGet, "/_nodes/_local/stats/indices/indexing,merge", "", &res); err != nil {
+		if err := elastic.Do(ctx, e.ES, http.MethodGet, "/_nodes/stats/indices/indexing,merge", "", &res); err != nil {
 			return err
 		}
 		total, merging := int64(0), int64(0)
